@@ -1,0 +1,35 @@
+// Management::Agent::API: controller <-> agent events, published on the agent's own
+// topic `zeek/management/agent/<name>` in both directions.
+
+import * as S from "../broker/schema.js";
+import { ConfigurationCodec, NodeCodec, ResultCodec, ResultVecCodec, StateCodec } from "../management/records.js";
+
+export const AGENT_API_VERSION = 1;
+export const AGENT_TOPIC_PREFIX = "zeek/management/agent";
+export const DEFAULT_AGENT_PORT = 2151;
+export const DEFAULT_AGENT_REQUEST_TIMEOUT_MS = 5_000;
+
+export function agentTopic(instance: string): string {
+  return `${AGENT_TOPIC_PREFIX}/${instance}`;
+}
+
+const P = "Management::Agent::API::";
+
+export const AgentApi = {
+  deploy_request: S.defineEvent(`${P}deploy_request`, S.string, ConfigurationCodec, S.optional(S.bool)),
+  deploy_response: S.defineEvent(`${P}deploy_response`, S.string, ResultVecCodec),
+  get_nodes_request: S.defineEvent(`${P}get_nodes_request`, S.string),
+  get_nodes_response: S.defineEvent(`${P}get_nodes_response`, S.string, ResultCodec),
+  node_dispatch_request: S.defineEvent(`${P}node_dispatch_request`, S.string, S.vector(S.string), S.optional(S.set(S.string))),
+  node_dispatch_response: S.defineEvent(`${P}node_dispatch_response`, S.string, ResultVecCodec),
+  restart_request: S.defineEvent(`${P}restart_request`, S.string, S.optional(S.set(S.string))),
+  restart_response: S.defineEvent(`${P}restart_response`, S.string, ResultVecCodec),
+  agent_welcome_request: S.defineEvent(`${P}agent_welcome_request`, S.string),
+  agent_welcome_response: S.defineEvent(`${P}agent_welcome_response`, S.string, ResultCodec),
+  agent_standby_request: S.defineEvent(`${P}agent_standby_request`, S.string),
+  agent_standby_response: S.defineEvent(`${P}agent_standby_response`, S.string, ResultCodec),
+  notify_agent_hello: S.defineEvent(`${P}notify_agent_hello`, S.string, S.string, S.bool, S.count),
+  notify_change: S.defineEvent(`${P}notify_change`, S.string, NodeCodec, StateCodec, StateCodec),
+  notify_error: S.defineEvent(`${P}notify_error`, S.string, S.string, S.optional(S.string)),
+  notify_log: S.defineEvent(`${P}notify_log`, S.string, S.string, S.optional(S.string)),
+} as const;

@@ -1,0 +1,173 @@
+// The frames of Broker's WebSocket JSON API v1: the subscription handshake, the ack,
+// data messages (a value flattened into the envelope) and error messages, plus Zeek
+// events, which travel as a data message holding `[1, 1, [name, args, metadata?]]`.
+
+import { Type, type Static } from "@sinclair/typebox";
+import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { B, type BrokerData } from "./data.js";
+import { decodeTyped, encodeDataPayload, MAX_NESTING_DEPTH } from "./codec.js";
+import { ProtocolError } from "./errors.js";
+
+export const WEBSOCKET_PATH = "/v1/messages/json";
+/** Zeek's event message format (`broker::zeek::ProtocolVersion`) and the Event kind. */
+export const EVENT_FORMAT_VERSION = 1;
+export const EVENT_KIND = 1;
+
+const HandshakeSchema = Type.Array(Type.String());
+const AckSchema = Type.Object({ type: Type.Literal("ack"), endpoint: Type.String(), version: Type.Unknown() });
+const ErrorSchema = Type.Object({ type: Type.Literal("error"), code: Type.String(), context: Type.String() });
+const DataMessageSchema = Type.Object({
+  topic: Type.String(),
+  "@data-type": Type.String(),
+  data: Type.Unknown(),
+});
+
+const isHandshake = TypeCompiler.Compile(HandshakeSchema);
+const isAck = TypeCompiler.Compile(AckSchema);
+const isError = TypeCompiler.Compile(ErrorSchema);
+const isDataMessage = TypeCompiler.Compile(DataMessageSchema);
+
+export type Ack = Static<typeof AckSchema>;
+export type ErrorMessage = Static<typeof ErrorSchema>;
+
+export interface DataMessage {
+  topic: string;
+  data: BrokerData;
+}
+
+export interface ZeekEvent {
+  name: string;
+  args: BrokerData[];
+  /** `[key, value]` pairs; key 1 is the network timestamp. Absent on most events. */
+  metadata?: Array<[number, BrokerData]>;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ProtocolError("deserialization_failed", "failed to decode JSON object");
+  }
+}
+
+/** Nesting check done before validation so a hostile frame cannot exhaust the stack. */
+function checkDepth(value: unknown, limit: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    if (d > limit) return false;
+    if (typeof v === "object" && v !== null) {
+      for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, d + 1]);
+    }
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------
+// Handshake and ack.
+
+export function encodeHandshake(topics: string[]): string {
+  return JSON.stringify(topics);
+}
+
+export function decodeHandshake(text: string): string[] {
+  const json = parseJson(text);
+  if (!Array.isArray(json)) throw new ProtocolError("deserialization_failed", "subscriptions not an array");
+  if (!isHandshake.Check(json)) {
+    throw new ProtocolError("deserialization_failed", "individual subscription not a string");
+  }
+  return json;
+}
+
+export function encodeAck(endpoint: string, version: string): string {
+  return JSON.stringify({ type: "ack", endpoint, version });
+}
+
+/** Any server frame, as a client sees it. */
+export type ServerFrame =
+  | { kind: "ack"; endpoint: string; version: string }
+  | { kind: "error"; code: string; context: string }
+  | { kind: "data"; message: DataMessage };
+
+export function decodeServerFrame(text: string): ServerFrame {
+  const json = parseJson(text);
+  if (isAck.Check(json)) return { kind: "ack", endpoint: json.endpoint, version: String(json.version) };
+  if (isError.Check(json)) return { kind: "error", code: json.code, context: json.context };
+  return { kind: "data", message: decodeDataMessageJson(json) };
+}
+
+// ---------------------------------------------------------------------------------------
+// Data and error messages.
+
+export function encodeDataMessage(topic: string, data: BrokerData): string {
+  return `{"type":"data-message","topic":${JSON.stringify(topic)},"@data-type":${JSON.stringify(
+    data.type,
+  )},"data":${encodeDataPayload(data)}}`;
+}
+
+export function decodeDataMessage(text: string): DataMessage {
+  return decodeDataMessageJson(parseJson(text));
+}
+
+function decodeDataMessageJson(json: unknown): DataMessage {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw new ProtocolError("deserialization_failed", "failed to decode JSON object");
+  }
+  if (typeof (json as Record<string, unknown>)["topic"] !== "string") {
+    throw new ProtocolError("deserialization_failed", "no topic in top-level JSON object");
+  }
+  if (!isDataMessage.Check(json) || !checkDepth(json.data, MAX_NESTING_DEPTH * 2 + 2)) {
+    throw new ProtocolError("deserialization_failed", "failed to decode JSON object");
+  }
+  try {
+    return { topic: json.topic, data: decodeTyped(json["@data-type"], json.data) };
+  } catch (err) {
+    // Broker's server answers every undecodable value with the same context text; the
+    // detailed reason is kept in `cause` for our own logs.
+    const e = new ProtocolError("deserialization_failed", "failed to decode JSON object");
+    (e as Error).cause = err;
+    throw e;
+  }
+}
+
+export function encodeError(code: string, context: string): string {
+  return JSON.stringify({ type: "error", code, context });
+}
+
+// ---------------------------------------------------------------------------------------
+// Zeek events.
+
+export function eventToData(event: ZeekEvent): BrokerData {
+  const body: BrokerData[] = [B.str(event.name), B.vec(event.args)];
+  if (event.metadata) body.push(B.vec(event.metadata.map(([k, v]) => B.vec([B.count(k), v]))));
+  return B.vec([B.count(EVENT_FORMAT_VERSION), B.count(EVENT_KIND), B.vec(body)]);
+}
+
+const NOT_AN_EVENT = "failed to create Zeek event";
+
+/** Interprets a data value as a Zeek event; anything else is a ProtocolError. */
+export function dataToEvent(data: BrokerData): ZeekEvent {
+  const bad = (): never => {
+    throw new ProtocolError("invalid_event", NOT_AN_EVENT);
+  };
+  if (data.type !== "vector" || data.value.length !== 3) return bad();
+  const [format, kind, body] = data.value as [BrokerData, BrokerData, BrokerData];
+  if (format.type !== "count" || format.value !== EVENT_FORMAT_VERSION) return bad();
+  if (kind.type !== "count" || kind.value !== EVENT_KIND) return bad();
+  if (body.type !== "vector" || body.value.length < 2 || body.value.length > 3) return bad();
+  const [name, args, meta] = body.value as [BrokerData, BrokerData, BrokerData | undefined];
+  if (name.type !== "string" || name.value === "" || args.type !== "vector") return bad();
+  const event: ZeekEvent = { name: name.value, args: args.value };
+  if (meta !== undefined) {
+    if (meta.type !== "vector") return bad();
+    event.metadata = meta.value.map((entry) => {
+      if (entry.type !== "vector" || entry.value.length !== 2 || entry.value[0]!.type !== "count") return bad();
+      return [(entry.value[0] as { value: number }).value, entry.value[1]!];
+    });
+  }
+  return event;
+}
+
+export function encodeEventMessage(topic: string, event: ZeekEvent): string {
+  return encodeDataMessage(topic, eventToData(event));
+}

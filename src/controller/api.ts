@@ -1,0 +1,35 @@
+// Management::Controller::API: the events the controller and its clients exchange on
+// the controller topic. This is the contract zeek-client speaks.
+
+import * as S from "../broker/schema.js";
+import { ConfigurationCodec, ResultCodec, ResultVecCodec } from "../management/records.js";
+
+export const CONTROLLER_API_VERSION = 1;
+export const CONTROLLER_TOPIC = "zeek/management/controller";
+export const DEFAULT_CONTROLLER_WEBSOCKET_PORT = 2149;
+/** Upstream's Broker port for agents; we serve agents on the WebSocket port as well. */
+export const DEFAULT_CONTROLLER_PORT = 2150;
+export const DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS = 10_000;
+
+const P = "Management::Controller::API::";
+
+export const ControllerApi = {
+  get_instances_request: S.defineEvent(`${P}get_instances_request`, S.string),
+  get_instances_response: S.defineEvent(`${P}get_instances_response`, S.string, ResultCodec),
+  stage_configuration_request: S.defineEvent(`${P}stage_configuration_request`, S.string, ConfigurationCodec),
+  stage_configuration_response: S.defineEvent(`${P}stage_configuration_response`, S.string, ResultVecCodec),
+  get_configuration_request: S.defineEvent(`${P}get_configuration_request`, S.string, S.bool),
+  get_configuration_response: S.defineEvent(`${P}get_configuration_response`, S.string, ResultCodec),
+  deploy_request: S.defineEvent(`${P}deploy_request`, S.string),
+  deploy_response: S.defineEvent(`${P}deploy_response`, S.string, ResultVecCodec),
+  get_nodes_request: S.defineEvent(`${P}get_nodes_request`, S.string),
+  get_nodes_response: S.defineEvent(`${P}get_nodes_response`, S.string, ResultVecCodec),
+  get_id_value_request: S.defineEvent(`${P}get_id_value_request`, S.string, S.string, S.set(S.string)),
+  get_id_value_response: S.defineEvent(`${P}get_id_value_response`, S.string, ResultVecCodec),
+  restart_request: S.defineEvent(`${P}restart_request`, S.string, S.set(S.string)),
+  restart_response: S.defineEvent(`${P}restart_response`, S.string, ResultVecCodec),
+  test_timeout_request: S.defineEvent(`${P}test_timeout_request`, S.string, S.bool),
+  test_timeout_response: S.defineEvent(`${P}test_timeout_response`, S.string, ResultCodec),
+} as const;
+
+export type ControllerEventName = (typeof ControllerApi)[keyof typeof ControllerApi]["name"];
