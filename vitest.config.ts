@@ -8,6 +8,7 @@ export default defineConfig({
     // Tests spawn real process trees; running too many files at once on a small
     // machine turns scheduling delays into spurious timeouts.
     maxWorkers: 2,
-    fileParallelism: true,
+    // The JSON report feeds the CI summary line (.ci/summary.mjs).
+    reporters: ["default", ["json", { outputFile: "test-results.json" }]],
   },
 });

@@ -226,7 +226,12 @@ export class ConfigStore {
    */
   setMany(changes: Partial<Record<ConfigState, Configuration | null>>): Promise<void> {
     // Snapshot now, so later mutation of the caller's objects cannot leak into the write.
-    const snapshot = structuredClone(changes);
+    let snapshot: Partial<Record<ConfigState, Configuration | null>>;
+    try {
+      snapshot = structuredClone(changes);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const run = this.queue.then(async () => {
       const next = new Map(this.configs);
       for (const state of CONFIG_STATES) {
@@ -236,7 +241,10 @@ export class ConfigStore {
         else next.set(state, value);
       }
       await this.write(next);
+      // The rename is what makes the change visible to a restart, so memory follows it
+      // even if syncing the directory afterwards fails.
       this.configs = next;
+      await this.syncDir();
     });
     // A failed write must not wedge every later one.
     this.queue = run.catch(() => undefined);
@@ -265,7 +273,6 @@ export class ConfigStore {
       await unlink(temp).catch(() => undefined);
       throw err;
     }
-    await this.syncDir();
   }
 
   /** Makes the rename itself durable. */
