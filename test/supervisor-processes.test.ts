@@ -36,7 +36,30 @@ function isAlive(pid: number): boolean {
   }
 }
 
+// A killed orphan may stay a zombie for a while if nobody reaps it; that counts as gone.
+function isRunning(pid: number): boolean {
+  if (process.platform !== "linux") return isAlive(pid);
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function within<T>(p: Promise<T>, what: string, timeoutMs = 5000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -72,7 +95,8 @@ function expectGaps(actual: number[], expected: number[], slack: number): void {
   expect(actual.length).toBeGreaterThanOrEqual(expected.length);
   expected.forEach((want, i) => {
     const got = actual[i]!;
-    if (got < want - 10 || got > want + slack) {
+    // Gaps are measured between spawn events, so a slow spawn() can shorten the next gap a little.
+    if (got < want - 30 || got > want + slack) {
       throw new Error(`gap ${i}: ${got.toFixed(0)} ms, want ${want} (all: ${actual.map((g) => g.toFixed(0)).join(", ")})`);
     }
   });
@@ -120,7 +144,7 @@ describe("ProcessManager", () => {
     const stopped = nextEvent(pm, "stopped");
     expect(pm.destroy("a")).toBe(true);
     expect(pm.status()).toEqual([]);
-    await pm.settled();
+    await within(pm.settled(), "the stop");
     expect(isAlive(s.pid)).toBe(false);
     expect(await stopped).toMatchObject({ name: "a", pid: s.pid, reason: "destroy", signal: "SIGTERM", killed: false, signalsSent: 1 });
   });
@@ -234,7 +258,7 @@ describe("ProcessManager", () => {
     expect(exits[2]!.uptimeMs).toBeGreaterThanOrEqual(450);
     // With the reset the wait before run 5 is 200 ms; without it, 800 ms.
     const g = gaps(times);
-    expect(g[3]).toBeGreaterThanOrEqual(190);
+    expect(g[3]).toBeGreaterThanOrEqual(170);
     expect(g[3]).toBeLessThan(450);
     expect(pm.status("u")[0]).toMatchObject({ state: "running", revivalAttempts: 2, revivalDelayMs: 400 });
 
@@ -312,6 +336,25 @@ describe("ProcessManager", () => {
     expect(isAlive(pid)).toBe(false);
   });
 
+  it("stops the children a node started too", async () => {
+    const pm = manager();
+    pm.create({ name: "w", command: ["sh", "-c", "sleep 30 & echo $!; wait"], directory: path.join(tmp, "w") });
+    await waitFor(() => pm.outputs("w")!.stdout !== "", "the grandchild's pid");
+    const grandchild = Number(pm.outputs("w")!.stdout);
+    try {
+      expect(isRunning(grandchild)).toBe(true);
+      pm.destroy("w");
+      await within(pm.settled(), "the stop");
+      await waitFor(() => !isRunning(grandchild), "the grandchild to go", 2000);
+    } finally {
+      try {
+        process.kill(grandchild, "SIGKILL");
+      } catch {
+        // already gone, as it should be
+      }
+    }
+  });
+
   it("keeps sending SIGTERM when SIGKILL is disabled", async () => {
     const pm = manager({ termIntervalMs: 100, maxTermAttempts: 2, sigkill: false });
     pm.create({ name: "k", command: IGNORES_TERM, directory: path.join(tmp, "k") });
@@ -345,7 +388,7 @@ describe("ProcessManager", () => {
     expect(s.previous).toBeUndefined();
     expect(isAlive(oldPid)).toBe(true);
 
-    await pm.settled();
+    await within(pm.settled(), "the stop");
     expect(isAlive(oldPid)).toBe(false);
     expect(pm.status("d")[0]).toMatchObject({ state: "running", pid: s.pid });
     expect(isAlive(s.pid)).toBe(true);
@@ -360,7 +403,7 @@ describe("ProcessManager", () => {
     await waitFor(() => pm.outputs("s1")!.stdout === "ready" && pm.outputs("s2")!.stdout === "ready", "readiness");
     const pids = pm.status().map((s) => s.pid!);
 
-    await pm.shutdown();
+    await within(pm.shutdown(), "shutdown");
     expect(pids.map(isAlive)).toEqual([false, false]);
     expect(stopped.sort()).toEqual(["s1:shutdown:false", "s2:shutdown:true"]);
     expect(pm.status()).toEqual([]);

@@ -36,6 +36,8 @@ export interface Origin {
   kind: "remote" | "local";
   remoteAddress?: string;
   remotePort?: number;
+  /** Who the transport authenticated this peer as (a token or certificate), if anyone. */
+  principal?: string;
 }
 
 export interface Delivery {
@@ -56,6 +58,7 @@ export interface RemoteConnectionIo {
   close(code: number, reason: string): void;
   remoteAddress?: string;
   remotePort?: number;
+  principal?: string;
 }
 
 /** A remote peer's session on the hub: handshake first, then data messages. */
@@ -75,6 +78,7 @@ export class HubConnection {
       kind: "remote",
       ...(io.remoteAddress !== undefined ? { remoteAddress: io.remoteAddress } : {}),
       ...(io.remotePort !== undefined ? { remotePort: io.remotePort } : {}),
+      ...(io.principal !== undefined ? { principal: io.principal } : {}),
     };
   }
 
@@ -240,7 +244,7 @@ export class Hub extends EventEmitter {
 
   register(conn: HubConnection): void {
     this.connections.set(conn.origin.id, conn);
-    this.emit("connect", conn.origin);
+    this.emit("connect", conn.origin, conn.subscribed ?? []);
   }
 
   unregister(conn: HubConnection): void {

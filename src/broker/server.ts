@@ -23,8 +23,11 @@ export interface HubServerOptions {
   /** 0 picks a free port; read it back from `port`. */
   port: number;
   tls?: TlsServerOptions;
-  /** Checked before the upgrade; a refusal answers HTTP 401 and no WebSocket is opened. */
-  authorize?: (req: IncomingMessage) => boolean;
+  /**
+   * Checked before the upgrade. false answers HTTP 401 and no WebSocket is opened; a
+   * string admits the peer under that principal name (see Origin.principal).
+   */
+  authorize?: (req: IncomingMessage) => boolean | string;
   /** Ping interval; peers that miss two pongs in a row are dropped. 0 disables. */
   pingIntervalMs?: number;
   /** A peer whose unsent backlog exceeds this is disconnected rather than buffered forever. */
@@ -70,10 +73,12 @@ export class HubServer {
 
     http.on("upgrade", (req, socket: Socket, head) => {
       socket.on("error", () => socket.destroy());
-      if (options.authorize && !options.authorize(req)) {
+      const verdict = options.authorize ? options.authorize(req) : true;
+      if (verdict === false) {
         socket.end("HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
         return;
       }
+      const principal = typeof verdict === "string" ? verdict : undefined;
       wss.handleUpgrade(req, socket, head, (ws) => {
         const path = (req.url ?? "").split("?")[0];
         if (path !== WEBSOCKET_PATH) {
@@ -81,7 +86,7 @@ export class HubServer {
           ws.close(1008, "invalid URI");
           return;
         }
-        attach(hub, ws, req, alive, maxBuffered);
+        attach(hub, ws, req, alive, maxBuffered, principal);
       });
     });
 
@@ -134,7 +139,14 @@ export class HubServer {
   }
 }
 
-function attach(hub: Hub, ws: WebSocket, req: IncomingMessage, alive: WeakMap<WebSocket, number>, maxBuffered: number): void {
+function attach(
+  hub: Hub,
+  ws: WebSocket,
+  req: IncomingMessage,
+  alive: WeakMap<WebSocket, number>,
+  maxBuffered: number,
+  principal: string | undefined,
+): void {
   let conn: HubConnection | undefined = undefined;
   conn = hub.accept({
     send(text) {
@@ -150,6 +162,7 @@ function attach(hub: Hub, ws: WebSocket, req: IncomingMessage, alive: WeakMap<We
     },
     ...(req.socket.remoteAddress !== undefined ? { remoteAddress: normalizeAddress(req.socket.remoteAddress) } : {}),
     ...(req.socket.remotePort !== undefined ? { remotePort: req.socket.remotePort } : {}),
+    ...(principal !== undefined ? { principal } : {}),
   });
   alive.set(ws, 0);
   ws.on("pong", () => alive.set(ws, 0));

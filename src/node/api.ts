@@ -11,7 +11,11 @@ const P = "Management::Node::API::";
 export const NodeApi = {
   node_dispatch_request: S.defineEvent(`${P}node_dispatch_request`, S.string, S.vector(S.string), S.optional(S.set(S.string))),
   node_dispatch_response: S.defineEvent(`${P}node_dispatch_response`, S.string, ResultCodec),
-  notify_node_hello: S.defineEvent(`${P}notify_node_hello`, S.string),
+  /**
+   * Upstream carries only the name. Our nodes add their pid, so the agent can tell a
+   * check-in of the current process from a late one of a process it already replaced.
+   */
+  notify_node_hello: S.defineEvent(`${P}notify_node_hello`, S.string, S.optional(S.int)),
 } as const;
 
 /**
@@ -26,8 +30,10 @@ export const NodeEnv = {
   port: "ZMGMT_NODE_PORT",
   metricsPort: "ZMGMT_NODE_METRICS_PORT",
   interface: "ZMGMT_NODE_INTERFACE",
-  /** Space-separated script list. */
+  /** Newline-separated script list (paths may contain spaces). */
   scripts: "ZMGMT_NODE_SCRIPTS",
+  /** JSON: this node's Management::Node record (env, options, scripts, ...). */
+  config: "ZMGMT_NODE_CONFIG",
   /** JSON: the whole cluster layout, name -> { role, host, port?, interface?, metricsPort? }. */
   cluster: "ZMGMT_CLUSTER",
   /** WebSocket URL of the agent's endpoint. */
@@ -39,3 +45,14 @@ export const NodeEnv = {
   agentAddr: "ZEEK_AGENT_ADDR",
   agentPort: "ZEEK_AGENT_PORT",
 } as const;
+
+/** One entry of the cluster layout every node receives (upstream's ClusterEndpoint). */
+export interface ClusterEndpoint {
+  role: string;
+  host: string;
+  port?: number;
+  interface?: string;
+  metricsPort?: number;
+}
+
+export type ClusterLayout = Record<string, ClusterEndpoint>;

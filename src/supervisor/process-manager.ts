@@ -521,6 +521,10 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
       }
     }
 
+    // Taken once spawn() has returned: forking a large supervisor can take a while under load,
+    // and the revival delay is meant to separate the runs, not the fork calls.
+    run.startMono = performance.now();
+    run.startedAt = Date.now();
     const ev: SpawnEvent = { name, pid: run.pid, revived: reason === "revival", reason };
     if (previous) ev.previous = previous;
     if (reason === "revival" && run.pid !== 0) {
@@ -604,7 +608,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
   private onCrash(rec: NodeRecord, run: Run, exit: ExitInfo, outputs: NodeOutputs): void {
     const name = rec.spec.name;
     const uptimeMs = (run.exitMono ?? performance.now()) - run.startMono;
-    
+    if (uptimeMs > this.resetAfterMs) this.resetRevival(rec);
     const base: Omit<ExitEvent, "willRevive"> = {
       ...exit,
       name,

@@ -1,0 +1,149 @@
+// The agent process: started by its supervisor, it connects back to it, re-learns the nodes
+// the supervisor runs, then listens for nodes and controllers and (optionally) dials the
+// controller.
+
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { Hub } from "../broker/hub.js";
+import { Peer } from "../broker/peer.js";
+import { HubServer, type TlsServerOptions } from "../broker/server.js";
+import type { PeerTlsOptions } from "../broker/peer.js";
+import { WEBSOCKET_PATH } from "../broker/messages.js";
+import { createLogger, type LogLevel } from "../management/log.js";
+import { SUPERVISOR_TOKEN_HEADER, SupervisorEnv } from "../supervisor/api.js";
+import { zmgmtCommand } from "../cli/paths.js";
+import { Agent } from "./agent.js";
+import { DEFAULT_AGENT_PORT, DEFAULT_AGENT_REQUEST_TIMEOUT_MS, agentTopic } from "./api.js";
+import { SupervisorLink } from "./supervisor-link.js";
+import { webSocketUrl } from "../broker/url.js";
+import { VERSION } from "../version.js";
+
+export interface AgentProcessOptions {
+  name: string;
+  stateDir: string;
+  listenHost: string;
+  listenPort: number;
+  /** ws(s)://host:port of the controller to dial (a2c); absent means wait for it (c2a). */
+  controllerUrl?: string;
+  requestTimeoutMs: number;
+  nodeCommand?: string[];
+  logLevel?: LogLevel;
+  logToStderr?: boolean;
+  tls?: TlsServerOptions;
+  controllerTls?: PeerTlsOptions;
+}
+
+/** Env variable carrying AgentProcessOptions (JSON) from the supervisor to the agent. */
+export const AGENT_OPTIONS_ENV = "ZMGMT_AGENT_OPTIONS";
+/** Env variable carrying the secret the agent's own nodes present. */
+export const NODE_TOKEN_ENV = "ZMGMT_NODE_TOKEN";
+
+export function defaultAgentName(): string {
+  return process.env["ZEEK_AGENT_NAME"] || `agent-${hostname()}`;
+}
+
+export function defaultAgentOptions(partial: Partial<AgentProcessOptions> = {}): AgentProcessOptions {
+  return {
+    name: defaultAgentName(),
+    stateDir: process.env["ZEEK_MANAGEMENT_STATE_DIR"] || ".zmgmt",
+    listenHost: "127.0.0.1",
+    listenPort: DEFAULT_AGENT_PORT,
+    requestTimeoutMs: DEFAULT_AGENT_REQUEST_TIMEOUT_MS,
+    ...partial,
+  };
+}
+
+async function listenWithRetry(hub: Hub, options: AgentProcessOptions, nodeToken: string, deadlineMs: number): Promise<HubServer> {
+  // A previous agent process may still hold the port for a moment while it exits.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await HubServer.listen(hub, {
+        host: options.listenHost,
+        port: options.listenPort,
+        ...(options.tls ? { tls: options.tls } : {}),
+        authorize: (req) => (req.headers[SUPERVISOR_TOKEN_HEADER] === nodeToken ? "node" : true),
+      });
+    } catch (err) {
+      if (Date.now() > deadlineMs) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 1000)));
+    }
+  }
+}
+
+export interface RunningAgent {
+  agent: Agent;
+  server: HubServer;
+  close(): Promise<void>;
+}
+
+export async function runAgentProcess(options: AgentProcessOptions, env: NodeJS.ProcessEnv = process.env): Promise<RunningAgent> {
+  const supervisorUrl = env[SupervisorEnv.url];
+  const supervisorToken = env[SupervisorEnv.token];
+  const nodeToken = env[NODE_TOKEN_ENV];
+  if (!supervisorUrl || !supervisorToken || !nodeToken) {
+    throw new Error("the agent process must be started by its supervisor (zmgmt agent)");
+  }
+  const directory = join(options.stateDir, "nodes", options.name);
+  const log = createLogger({
+    node: options.name,
+    role: "AGENT",
+    directory,
+    level: options.logLevel ?? "INFO",
+    stderr: options.logToStderr ?? false,
+  });
+
+  const supervisor = new SupervisorLink(supervisorUrl, supervisorToken, options.requestTimeoutMs).start();
+  await supervisor.waitReady(30_000);
+
+  const hub = new Hub({ version: VERSION });
+  const nodeHost = options.listenHost === "0.0.0.0" || options.listenHost === "::" ? "127.0.0.1" : options.listenHost;
+  const scheme = options.tls ? "wss" : "ws";
+  const hostPart = nodeHost.includes(":") ? `[${nodeHost}]` : nodeHost;
+  const controllerPeer = options.controllerUrl
+    ? new Peer({
+        url: webSocketUrl(options.controllerUrl, options.controllerTls !== undefined),
+        topics: [agentTopic(options.name)],
+        initialDelayMs: 250,
+        maxDelayMs: 2000,
+        ...(options.controllerTls ? { tls: options.controllerTls } : {}),
+      })
+    : undefined;
+
+  // The port must be known before the agent hands it to nodes.
+  const server = await listenWithRetry(hub, options, nodeToken, Date.now() + 15_000);
+  const agent = new Agent(
+    {
+      name: options.name,
+      stateDir: options.stateDir,
+      directory,
+      requestTimeoutMs: options.requestTimeoutMs,
+      nodeCommand: options.nodeCommand ?? zmgmtCommand("node"),
+      nodeUrl: `${scheme}://${hostPart}:${server.port}${WEBSOCKET_PATH}`,
+      nodeToken,
+      listenPort: server.port,
+      connectsToController: controllerPeer !== undefined,
+      nodeBaseEnv: env[SupervisorEnv.supervisorPid] ? { [SupervisorEnv.supervisorPid]: env[SupervisorEnv.supervisorPid]! } : {},
+    },
+    hub,
+    supervisor,
+    controllerPeer,
+    log,
+  );
+  await agent.recover();
+  controllerPeer?.start();
+  log.info(`agent is live, Broker ID ${hub.endpointId}, listening on ${options.listenHost}:${server.port}`);
+
+  supervisor.on("down", (why) => log.warning(`lost the supervisor: ${why}`));
+
+  return {
+    agent,
+    server,
+    async close() {
+      agent.close();
+      await controllerPeer?.close();
+      await server.close();
+      await supervisor.close();
+      log.flush();
+    },
+  };
+}

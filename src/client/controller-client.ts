@@ -1,0 +1,169 @@
+// A client of the controller's API over the WebSocket JSON protocol: what zeek-client does,
+// as a library (used by the CLI, `zmgmt up`, tests and benchmarks).
+
+import { newReqId, Peer, awaitResponse, type PeerTlsOptions } from "../broker/peer.js";
+import { ProtocolError } from "../broker/errors.js";
+import type { Codec, EventSpec } from "../broker/schema.js";
+import type { ZeekEvent } from "../broker/messages.js";
+import { webSocketUrl } from "../broker/url.js";
+import { CONTROLLER_TOPIC, ControllerApi } from "../controller/api.js";
+import {
+  ConfigurationCodec,
+  InstanceVecCodec,
+  NodeOutputsCodec,
+  NodeStatusVecCodec,
+} from "../management/records.js";
+import type { Configuration, Instance, NodeOutputs, NodeStatus, Result } from "../management/types.js";
+
+export interface ControllerClientOptions {
+  /** ws://host:port[/path] or host:port. */
+  url: string;
+  requestTimeoutMs?: number;
+  /** Bound on connecting and the handshake. */
+  connectTimeoutMs?: number;
+  tls?: PeerTlsOptions;
+}
+
+export class ControllerClient {
+  private constructor(
+    private readonly peer: Peer,
+    private readonly requestTimeoutMs: number,
+  ) {}
+
+  static async connect(options: ControllerClientOptions): Promise<ControllerClient> {
+    const peer = new Peer({
+      url: webSocketUrl(options.url, options.tls !== undefined),
+      topics: [CONTROLLER_TOPIC],
+      initialDelayMs: 200,
+      maxDelayMs: 1000,
+      ...(options.tls ? { tls: options.tls } : {}),
+    }).start();
+    try {
+      await peer.waitReady(options.connectTimeoutMs ?? 10_000);
+    } catch (err) {
+      await peer.close();
+      throw err;
+    }
+    return new ControllerClient(peer, options.requestTimeoutMs ?? 20_000);
+  }
+
+  get events(): Peer {
+    return this.peer;
+  }
+
+  async close(): Promise<void> {
+    await this.peer.close();
+  }
+
+  /** Publishes a request event and waits for the response with the same reqid. */
+  async transact<A extends readonly Codec<unknown>[]>(
+    event: ZeekEvent,
+    response: EventSpec<A>,
+    timeoutMs = this.requestTimeoutMs,
+  ): Promise<ReturnType<EventSpec<A>["parse"]>> {
+    const first = event.args[0];
+    if (!first || first.type !== "string") throw new ProtocolError("invalid_event", "a request's first argument is its reqid");
+    const pending = awaitResponse(this.peer, response, first.value, timeoutMs);
+    if (!this.peer.publishEvent(CONTROLLER_TOPIC, event)) {
+      pending.catch(() => undefined);
+      throw new ProtocolError("disconnected", `not connected to the controller at ${this.peer.url}`);
+    }
+    return pending;
+  }
+
+  async getInstances(): Promise<Result> {
+    const [, result] = await this.transact(ControllerApi.get_instances_request.make(newReqId()), ControllerApi.get_instances_response);
+    return result;
+  }
+
+  async stageConfiguration(config: Configuration): Promise<Result[]> {
+    const [, results] = await this.transact(
+      ControllerApi.stage_configuration_request.make(newReqId(), config),
+      ControllerApi.stage_configuration_response,
+    );
+    return results;
+  }
+
+  async getConfiguration(deployed: boolean): Promise<Result> {
+    const [, result] = await this.transact(
+      ControllerApi.get_configuration_request.make(newReqId(), deployed),
+      ControllerApi.get_configuration_response,
+    );
+    return result;
+  }
+
+  async deploy(timeoutMs?: number): Promise<Result[]> {
+    const [, results] = await this.transact(ControllerApi.deploy_request.make(newReqId()), ControllerApi.deploy_response, timeoutMs);
+    return results;
+  }
+
+  async getNodes(): Promise<Result[]> {
+    const [, results] = await this.transact(ControllerApi.get_nodes_request.make(newReqId()), ControllerApi.get_nodes_response);
+    return results;
+  }
+
+  async getIdValue(id: string, nodes: string[] = []): Promise<Result[]> {
+    const [, results] = await this.transact(
+      ControllerApi.get_id_value_request.make(newReqId(), id, nodes),
+      ControllerApi.get_id_value_response,
+    );
+    return results;
+  }
+
+  async restart(nodes: string[] = [], timeoutMs?: number): Promise<Result[]> {
+    const [, results] = await this.transact(ControllerApi.restart_request.make(newReqId(), nodes), ControllerApi.restart_response, timeoutMs);
+    return results;
+  }
+
+  async testTimeout(withState: boolean, timeoutMs?: number): Promise<Result> {
+    const [, result] = await this.transact(
+      ControllerApi.test_timeout_request.make(newReqId(), withState),
+      ControllerApi.test_timeout_response,
+      timeoutMs,
+    );
+    return result;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Typed views of Result.data.
+
+export function resultNodeStatuses(result: Result): NodeStatus[] | undefined {
+  if (!result.data) return undefined;
+  try {
+    return NodeStatusVecCodec.decode(result.data, "data");
+  } catch {
+    return undefined;
+  }
+}
+
+export function resultInstances(result: Result): Instance[] | undefined {
+  if (!result.data) return undefined;
+  try {
+    return InstanceVecCodec.decode(result.data, "data");
+  } catch {
+    return undefined;
+  }
+}
+
+export function resultConfiguration(result: Result): Configuration | undefined {
+  if (!result.data) return undefined;
+  try {
+    return ConfigurationCodec.decode(result.data, "data");
+  } catch {
+    return undefined;
+  }
+}
+
+export function resultNodeOutputs(result: Result): NodeOutputs | undefined {
+  if (!result.data) return undefined;
+  try {
+    return NodeOutputsCodec.decode(result.data, "data");
+  } catch {
+    return undefined;
+  }
+}
+
+export function resultString(result: Result): string | undefined {
+  return result.data?.type === "string" ? result.data.value : undefined;
+}

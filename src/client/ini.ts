@@ -1,0 +1,624 @@
+// INI reading and writing with the semantics of Python's configparser.ConfigParser, because
+// zeek-client reads both its own settings and cluster configurations through it and users'
+// files must mean the same thing to us as to zeek-client.
+//
+// Why not the npm `ini` package: it cuts values at `;`/`#` (inline comments), knows only `=`
+// (not `:`), has no indented continuation lines, keeps key case, turns `[a.b]` into nested
+// objects and `k[]` into arrays, coerces true/false/null, and never reports duplicates.
+
+export type IniErrorCode =
+  | "missing-section-header"
+  | "duplicate-section"
+  | "duplicate-option"
+  | "parsing"
+  | "continuation-without-value"
+  | "interpolation-syntax"
+  | "interpolation-missing-option"
+  | "interpolation-depth"
+  | "interpolation-no-value"
+  | "invalid-section-name"
+  | "no-section"
+  | "no-option"
+  | "invalid-value";
+
+export interface IniErrorDetails {
+  source?: string;
+  /** 1-based line numbers; a parsing error collects every bad line of the input. */
+  lines?: number[];
+  section?: string;
+  option?: string;
+}
+
+export class IniError extends Error {
+  readonly code: IniErrorCode;
+  readonly source: string | undefined;
+  /** First offending line (1-based), when the error comes from reading text. */
+  readonly line: number | undefined;
+  readonly lines: number[];
+  readonly section: string | undefined;
+  readonly option: string | undefined;
+
+  constructor(code: IniErrorCode, message: string, details: IniErrorDetails = {}) {
+    super(message);
+    this.name = "IniError";
+    this.code = code;
+    this.source = details.source;
+    this.lines = details.lines ?? [];
+    this.line = this.lines[0];
+    this.section = details.section;
+    this.option = details.option;
+  }
+}
+
+export const DEFAULT_SECTION = "DEFAULT";
+
+/** A value as stored: `null` is an option written without a value (allow_no_value). */
+export type IniValue = string | null;
+
+// ---------------------------------------------------------------------------------------------
+// Python string helpers. configparser relies on str.strip()/str.isspace(), whose whitespace set
+// differs from JavaScript's (\x1c-\x1f and \x85 count, \ufeff does not).
+
+const PY_WS = "\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+const PY_WS_CHAR = new RegExp(`[${PY_WS}]`);
+const PY_LEADING_WS = new RegExp(`^[${PY_WS}]+`);
+const PY_TRAILING_WS = new RegExp(`[${PY_WS}]+$`);
+const PY_NON_WS = new RegExp(`[^${PY_WS}]`);
+const PY_WS_RUN = new RegExp(`[${PY_WS}]+`);
+
+export function isPySpace(ch: string): boolean {
+  return ch.length > 0 && PY_WS_CHAR.test(ch);
+}
+
+export function pyStrip(s: string): string {
+  return s.replace(PY_LEADING_WS, "").replace(PY_TRAILING_WS, "");
+}
+
+export function pyRstrip(s: string): string {
+  return s.replace(PY_TRAILING_WS, "");
+}
+
+/** Python's str.split() without arguments: runs of whitespace separate, empty parts vanish. */
+export function pySplitWhitespace(s: string): string[] {
+  return s.split(PY_WS_RUN).filter((part) => part.length > 0);
+}
+
+/** configparser's optionxform. */
+export function optionxform(name: string): string {
+  return name.toLowerCase();
+}
+
+const NON_PRINTABLE = /[\p{C}\p{Z}]/u;
+
+/** Python's repr() of a str, which configparser uses in its error messages. */
+export function pyRepr(s: string): string {
+  const quote = s.includes("'") && !s.includes('"') ? '"' : "'";
+  let out = quote;
+  for (const ch of s) {
+    if (ch === quote || ch === "\\") out += "\\" + ch;
+    else if (ch === "\t") out += "\\t";
+    else if (ch === "\n") out += "\\n";
+    else if (ch === "\r") out += "\\r";
+    else if (ch !== " " && NON_PRINTABLE.test(ch)) {
+      const cp = ch.codePointAt(0)!;
+      if (cp < 0x100) out += "\\x" + cp.toString(16).padStart(2, "0");
+      else if (cp < 0x10000) out += "\\u" + cp.toString(16).padStart(4, "0");
+      else out += "\\U" + cp.toString(16).padStart(8, "0");
+    } else out += ch;
+  }
+  return out + quote;
+}
+
+/** Python's `"%2d" % n`. */
+function pad2(n: number): string {
+  return String(n).padStart(2, " ");
+}
+
+const DECIMAL_DIGIT = /\p{Nd}/u;
+
+// Python's int()/float() accept any Unicode decimal digit. Unicode guarantees that each
+// script's digits form a contiguous 0..9 run, so a digit's value is its distance from the
+// start of its run, modulo 10 for adjacent runs.
+function asciiDigits(s: string): string {
+  let out = "";
+  for (const ch of s) {
+    if (ch >= "0" && ch <= "9") {
+      out += ch;
+      continue;
+    }
+    if (!DECIMAL_DIGIT.test(ch)) {
+      out += ch;
+      continue;
+    }
+    let start = ch.codePointAt(0)!;
+    while (DECIMAL_DIGIT.test(String.fromCodePoint(start - 1))) start--;
+    out += String((ch.codePointAt(0)! - start) % 10);
+  }
+  return out;
+}
+
+const PY_INT = /^[+-]?[0-9](?:_?[0-9])*$/;
+
+/** Python's int(text) for base 10, or undefined where Python raises ValueError. */
+export function parsePyInt(text: string): bigint | undefined {
+  const s = asciiDigits(pyStrip(text));
+  if (!PY_INT.test(s)) return undefined;
+  return BigInt(s.replace(/_/g, ""));
+}
+
+const PY_DIGITPART = "[0-9](?:_?[0-9])*";
+const PY_FLOAT = new RegExp(
+  `^[+-]?(?:(?:${PY_DIGITPART}(?:\\.(?:${PY_DIGITPART})?)?|\\.${PY_DIGITPART})(?:[eE][+-]?${PY_DIGITPART})?|inf|infinity|nan)$`,
+  "i",
+);
+
+/** Python's float(text), or undefined where Python raises ValueError. */
+export function parsePyFloat(text: string): number | undefined {
+  const s = asciiDigits(pyStrip(text));
+  if (!PY_FLOAT.test(s)) return undefined;
+  const lower = s.toLowerCase().replace(/_/g, "");
+  const body = lower.replace(/^[+-]/, "");
+  const negative = lower.startsWith("-");
+  if (body === "nan") return NaN;
+  if (body === "inf" || body === "infinity") return negative ? -Infinity : Infinity;
+  return Number(lower);
+}
+
+const BOOLEAN_STATES: Record<string, boolean> = {
+  "1": true,
+  yes: true,
+  true: true,
+  on: true,
+  "0": false,
+  no: false,
+  false: false,
+  off: false,
+};
+
+/** configparser's getboolean() word list, or undefined for anything else. */
+export function parsePyBoolean(text: string): boolean | undefined {
+  const key = text.toLowerCase();
+  return Object.prototype.hasOwnProperty.call(BOOLEAN_STATES, key) ? BOOLEAN_STATES[key] : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Splits like a Python text-mode file: `\n`, `\r\n` and `\r` end lines, each reported as `\n`. */
+function universalLines(text: string): string[] {
+  const lines: string[] = [];
+  const re = /\r\n|\r|\n/g;
+  let start = 0;
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+    lines.push(text.slice(start, m.index) + "\n");
+    start = m.index + m[0].length;
+  }
+  if (start < text.length) lines.push(text.slice(start));
+  return lines;
+}
+
+const SECTION_HEADER = /^\[([\s\S]+)\]/;
+const INTERPOLATION_KEY = /^%\(([^)]+)\)s/;
+const INTERPOLATION_KEY_GLOBAL = /%\(([^)]+)\)s/g;
+const MAX_INTERPOLATION_DEPTH = 10;
+
+/** While a read is in progress, values being built from several lines are arrays. */
+type StoredValue = IniValue | string[];
+type SectionData = Map<string, StoredValue>;
+
+export interface ConfigParserOptions {
+  /** Options without a delimiter become valueless (`null`) instead of a parsing error. */
+  allowNoValue?: boolean;
+  /** `%(name)s` / `%%` expansion on get (BasicInterpolation). On by default, as in Python. */
+  interpolation?: boolean;
+}
+
+export class ConfigParser {
+  readonly allowNoValue: boolean;
+  readonly interpolation: boolean;
+  private readonly defaultsData: SectionData = new Map();
+  private readonly sectionsData = new Map<string, SectionData>();
+
+  constructor(options: ConfigParserOptions = {}) {
+    this.allowNoValue = options.allowNoValue ?? false;
+    this.interpolation = options.interpolation ?? true;
+  }
+
+  /**
+   * Reads INI text into this parser, like read_file()/read_string(). Sections that already
+   * exist (from earlier reads or set()) are extended rather than rejected; repeats within this
+   * one text are errors. `source` is the name quoted in error messages.
+   */
+  readString(text: string, source = "<string>"): void {
+    const sectionsSeen = new Set<string>();
+    const optionsSeen = new Map<string, Set<string>>();
+    let cursect: SectionData | null = null;
+    let sectname: string | null = null;
+    let optname: string | null = null;
+    let indentLevel = 0;
+    let parseError: { lines: number[]; message: string } | null = null;
+
+    const noteBadLine = (lineno: number, line: string): void => {
+      if (parseError === null) {
+        parseError = { lines: [], message: `Source contains parsing errors: ${pyRepr(source)}` };
+      }
+      parseError.lines.push(lineno);
+      parseError.message += `\n\t[line ${pad2(lineno)}]: ${pyRepr(line)}`;
+    };
+
+    try {
+      const lines = universalLines(text);
+      for (let i = 0; i < lines.length; i++) {
+        const line = lines[i]!;
+        const lineno = i + 1;
+        const stripped = pyStrip(line);
+        const isComment = stripped.startsWith("#") || stripped.startsWith(";");
+        const value = isComment ? "" : stripped;
+
+        if (value === "") {
+          // A blank line may belong to a multi-line value; a comment line never does.
+          if (!isComment && cursect !== null && optname) {
+            const current = cursect.get(optname);
+            if (Array.isArray(current)) current.push("");
+          }
+          continue;
+        }
+
+        const firstNonSpace = line.search(PY_NON_WS);
+        const curIndent = firstNonSpace >= 0 ? firstNonSpace : 0;
+
+        if (cursect !== null && optname && curIndent > indentLevel) {
+          const current = cursect.get(optname);
+          if (!Array.isArray(current)) {
+            // Python fails here with an AttributeError; give the same situation a real message.
+            throw new IniError(
+              "continuation-without-value",
+              `While reading from ${pyRepr(source)} [line ${pad2(lineno)}]: continuation line for option ${pyRepr(optname)}, which has no value`,
+              { source, lines: [lineno], section: sectname ?? undefined, option: optname },
+            );
+          }
+          current.push(value);
+          continue;
+        }
+
+        indentLevel = curIndent;
+        const header = SECTION_HEADER.exec(value);
+        if (header) {
+          sectname = header[1]!;
+          const existing = this.sectionsData.get(sectname);
+          if (existing !== undefined) {
+            if (sectionsSeen.has(sectname)) {
+              throw new IniError(
+                "duplicate-section",
+                `While reading from ${pyRepr(source)} [line ${pad2(lineno)}]: section ${pyRepr(sectname)} already exists`,
+                { source, lines: [lineno], section: sectname },
+              );
+            }
+            cursect = existing;
+            sectionsSeen.add(sectname);
+          } else if (sectname === DEFAULT_SECTION) {
+            // DEFAULT may be opened repeatedly; only its options are checked for repeats.
+            cursect = this.defaultsData;
+          } else {
+            cursect = new Map();
+            this.sectionsData.set(sectname, cursect);
+            sectionsSeen.add(sectname);
+          }
+          optname = null;
+          continue;
+        }
+
+        if (cursect === null || sectname === null) {
+          throw new IniError(
+            "missing-section-header",
+            `File contains no section headers.\nfile: ${pyRepr(source)}, line: ${lineno}\n${pyRepr(line)}`,
+            { source, lines: [lineno] },
+          );
+        }
+
+        const delim = value.search(/[=:]/);
+        if (delim < 0 && !this.allowNoValue) {
+          noteBadLine(lineno, line);
+          continue;
+        }
+        const rawName = delim < 0 ? value : value.slice(0, delim);
+        // configparser records an empty option name as a parsing error but still stores it.
+        if (delim === 0) noteBadLine(lineno, line);
+        optname = optionxform(pyRstrip(rawName));
+        let seen = optionsSeen.get(sectname);
+        if (seen === undefined) {
+          seen = new Set();
+          optionsSeen.set(sectname, seen);
+        }
+        if (seen.has(optname)) {
+          throw new IniError(
+            "duplicate-option",
+            `While reading from ${pyRepr(source)} [line ${pad2(lineno)}]: option ${pyRepr(optname)} in section ${pyRepr(sectname)} already exists`,
+            { source, lines: [lineno], section: sectname, option: optname },
+          );
+        }
+        seen.add(optname);
+        cursect.set(optname, delim < 0 ? null : [pyStrip(value.slice(delim + 1))]);
+      }
+    } finally {
+      this.joinMultilineValues();
+    }
+
+    const pending = parseError as { lines: number[]; message: string } | null;
+    if (pending !== null) {
+      throw new IniError("parsing", pending.message, { source, lines: pending.lines });
+    }
+  }
+
+  private joinMultilineValues(): void {
+    for (const data of [this.defaultsData, ...this.sectionsData.values()]) {
+      for (const [name, value] of data) {
+        if (Array.isArray(value)) data.set(name, pyRstrip(value.join("\n")));
+      }
+    }
+  }
+
+  /** Section names in order of appearance, without DEFAULT. */
+  sections(): string[] {
+    return [...this.sectionsData.keys()];
+  }
+
+  hasSection(section: string): boolean {
+    return this.sectionsData.has(section);
+  }
+
+  addSection(section: string): void {
+    if (section === DEFAULT_SECTION) {
+      throw new IniError("invalid-section-name", `Invalid section name: ${pyRepr(section)}`, { section });
+    }
+    if (this.sectionsData.has(section)) {
+      throw new IniError("duplicate-section", `Section ${pyRepr(section)} already exists`, { section });
+    }
+    this.sectionsData.set(section, new Map());
+  }
+
+  removeSection(section: string): boolean {
+    return this.sectionsData.delete(section);
+  }
+
+  /** The DEFAULT section's options and raw values. */
+  defaults(): Map<string, IniValue> {
+    return new Map(this.defaultsData as Map<string, IniValue>);
+  }
+
+  /** Option names of a section: its own first, then inherited DEFAULT ones. */
+  options(section: string): string[] {
+    const data = this.sectionsData.get(section);
+    if (data === undefined) throw noSection(section);
+    const names = [...data.keys()];
+    for (const name of this.defaultsData.keys()) if (!data.has(name)) names.push(name);
+    return names;
+  }
+
+  hasOption(section: string, option: string): boolean {
+    const name = optionxform(option);
+    if (!section || section === DEFAULT_SECTION) return this.defaultsData.has(name);
+    const data = this.sectionsData.get(section);
+    if (data === undefined) return false;
+    return data.has(name) || this.defaultsData.has(name);
+  }
+
+  /** Section values over DEFAULT values, the lookup map interpolation uses. */
+  private unified(section: string): Map<string, IniValue> | undefined {
+    const merged = new Map(this.defaultsData as Map<string, IniValue>);
+    if (section === DEFAULT_SECTION) return merged;
+    const data = this.sectionsData.get(section);
+    if (data === undefined) return undefined;
+    for (const [k, v] of data as Map<string, IniValue>) merged.set(k, v);
+    return merged;
+  }
+
+  /**
+   * The value of an option, looked up in the section and then in DEFAULT, with interpolation
+   * unless `raw`. Valueless options give `null`. Throws IniError "no-section"/"no-option".
+   */
+  get(section: string, option: string, opts: { raw?: boolean } = {}): IniValue {
+    const found = this.getOptional(section, option, opts);
+    if (found === undefined) {
+      if (this.unified(section) === undefined) throw noSection(section);
+      const name = optionxform(option);
+      throw new IniError("no-option", `No option ${pyRepr(name)} in section: ${pyRepr(section)}`, {
+        section,
+        option: name,
+      });
+    }
+    return found;
+  }
+
+  /** Like get() with `fallback=None`: undefined when the section or option is missing. */
+  getOptional(section: string, option: string, opts: { raw?: boolean } = {}): IniValue | undefined {
+    const map = this.unified(section);
+    if (map === undefined) return undefined;
+    const name = optionxform(option);
+    if (!map.has(name)) return undefined;
+    const value = map.get(name)!;
+    if (opts.raw || value === null || !this.interpolation) return value;
+    return this.interpolate(section, name, value, map);
+  }
+
+  /**
+   * (name, value) pairs of a section including inherited DEFAULT options, DEFAULT's first.
+   * Without `raw`, values are interpolated and valueless options come back as "" (as in Python).
+   */
+  items(section: string, opts: { raw?: boolean } = {}): Array<[string, IniValue]> {
+    const map = this.unified(section);
+    if (map === undefined) throw noSection(section);
+    const out: Array<[string, IniValue]> = [];
+    for (const [name, value] of map) {
+      if (opts.raw || !this.interpolation) out.push([name, value]);
+      else out.push([name, value === null ? "" : this.interpolate(section, name, value, map)]);
+    }
+    return out;
+  }
+
+  private interpolate(section: string, option: string, value: string, map: Map<string, IniValue>): string {
+    const rawval = map.get(option) ?? value;
+    const parts: string[] = [];
+    const expand = (rest: string, depth: number): void => {
+      if (depth > MAX_INTERPOLATION_DEPTH) {
+        throw new IniError(
+          "interpolation-depth",
+          `Recursion limit exceeded in value substitution: option ${pyRepr(option)} in section ${pyRepr(section)} contains an interpolation key which cannot be substituted in ${MAX_INTERPOLATION_DEPTH} steps. Raw value: ${pyRepr(rawval)}`,
+          { section, option },
+        );
+      }
+      while (rest) {
+        const p = rest.indexOf("%");
+        if (p < 0) {
+          parts.push(rest);
+          return;
+        }
+        if (p > 0) {
+          parts.push(rest.slice(0, p));
+          rest = rest.slice(p);
+        }
+        const c = rest.slice(1, 2);
+        if (c === "%") {
+          parts.push("%");
+          rest = rest.slice(2);
+        } else if (c === "(") {
+          const m = INTERPOLATION_KEY.exec(rest);
+          if (m === null) {
+            throw new IniError("interpolation-syntax", `bad interpolation variable reference ${pyRepr(rest)}`, {
+              section,
+              option,
+            });
+          }
+          const ref = optionxform(m[1]!);
+          rest = rest.slice(m[0].length);
+          if (!map.has(ref)) {
+            throw new IniError(
+              "interpolation-missing-option",
+              `Bad value substitution: option ${pyRepr(option)} in section ${pyRepr(section)} contains an interpolation key ${pyRepr(ref)} which is not a valid option name. Raw value: ${pyRepr(rawval)}`,
+              { section, option },
+            );
+          }
+          const v = map.get(ref)!;
+          if (v === null) {
+            // Python fails with a TypeError here.
+            throw new IniError(
+              "interpolation-no-value",
+              `option ${pyRepr(option)} in section ${pyRepr(section)} refers to ${pyRepr(ref)}, which has no value`,
+              { section, option },
+            );
+          }
+          if (v.includes("%")) expand(v, depth + 1);
+          else parts.push(v);
+        } else {
+          throw new IniError(
+            "interpolation-syntax",
+            `'%' must be followed by '%' or '(', found: ${pyRepr(rest)}`,
+            { section, option },
+          );
+        }
+      }
+    };
+    expand(value, 1);
+    return parts.join("");
+  }
+
+  /**
+   * Stores a value (`null` = valueless). An empty or DEFAULT section name targets DEFAULT.
+   * With interpolation on, a value that could never be expanded is rejected up front.
+   */
+  set(section: string, option: string, value: IniValue): void {
+    if (value && this.interpolation) {
+      const residue = value.replace(/%%/g, "").replace(INTERPOLATION_KEY_GLOBAL, "");
+      const at = residue.indexOf("%");
+      if (at >= 0) {
+        throw new IniError(
+          "interpolation-syntax",
+          `invalid interpolation syntax in ${pyRepr(value)} at position ${at}`,
+          { section, option },
+        );
+      }
+    }
+    let data: SectionData | undefined;
+    if (!section || section === DEFAULT_SECTION) data = this.defaultsData;
+    else data = this.sectionsData.get(section);
+    if (data === undefined) throw noSection(section);
+    data.set(optionxform(option), value);
+  }
+
+  removeOption(section: string, option: string): boolean {
+    let data: SectionData | undefined;
+    if (!section || section === DEFAULT_SECTION) data = this.defaultsData;
+    else data = this.sectionsData.get(section);
+    if (data === undefined) throw noSection(section);
+    return data.delete(optionxform(option));
+  }
+
+  getInt(section: string, option: string): number {
+    const value = this.get(section, option);
+    const n = value === null ? undefined : parsePyInt(value);
+    if (n === undefined) throw conversionError(section, option, value, "int");
+    return Number(n);
+  }
+
+  getFloat(section: string, option: string): number {
+    const value = this.get(section, option);
+    const n = value === null ? undefined : parsePyFloat(value);
+    if (n === undefined) throw conversionError(section, option, value, "float");
+    return n;
+  }
+
+  getBoolean(section: string, option: string): boolean {
+    const value = this.get(section, option);
+    const b = value === null ? undefined : parsePyBoolean(value);
+    if (b === undefined) throw conversionError(section, option, value, "boolean");
+    return b;
+  }
+
+  /** configparser's write(): DEFAULT first if it has options, each section followed by a blank line. */
+  write(): string {
+    let out = "";
+    const writeSection = (name: string, data: SectionData): void => {
+      out += `[${name}]\n`;
+      for (const [key, stored] of data) {
+        const value = Array.isArray(stored) ? stored.join("\n") : stored;
+        if (value !== null) out += `${key} = ${value.replace(/\n/g, "\n\t")}\n`;
+        else if (this.allowNoValue) out += `${key}\n`;
+        else out += `${key} = None\n`;
+      }
+      out += "\n";
+    };
+    if (this.defaultsData.size > 0) writeSection(DEFAULT_SECTION, this.defaultsData);
+    for (const [name, data] of this.sectionsData) writeSection(name, data);
+    return out;
+  }
+}
+
+function noSection(section: string): IniError {
+  return new IniError("no-section", `No section: ${pyRepr(section)}`, { section });
+}
+
+function conversionError(section: string, option: string, value: IniValue, kind: "int" | "float" | "boolean"): IniError {
+  const details = { section, option: optionxform(option) };
+  if (value === null) {
+    const what =
+      kind === "boolean"
+        ? "'NoneType' object has no attribute 'lower'"
+        : kind === "int"
+          ? "int() argument must be a string, a bytes-like object or a real number, not 'NoneType'"
+          : "float() argument must be a string or a real number, not 'NoneType'";
+    return new IniError("invalid-value", what, details);
+  }
+  if (kind === "int") return new IniError("invalid-value", `invalid literal for int() with base 10: ${pyRepr(value)}`, details);
+  if (kind === "float") return new IniError("invalid-value", `could not convert string to float: ${pyRepr(value)}`, details);
+  return new IniError("invalid-value", `Not a boolean: ${value}`, details);
+}
+
+export interface ParseIniOptions extends ConfigParserOptions {
+  source?: string;
+}
+
+/** A fresh parser holding `text`. Throws IniError on syntax errors. */
+export function parseIni(text: string, options: ParseIniOptions = {}): ConfigParser {
+  const parser = new ConfigParser(options);
+  parser.readString(text, options.source ?? "<string>");
+  return parser;
+}

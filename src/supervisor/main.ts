@@ -1,0 +1,109 @@
+// The supervisor process (`zmgmt agent`, `zmgmt up`): owns a loopback control socket that
+// only its agent can use, starts the agent (and optionally a controller) as revivable
+// children, and on SIGTERM/SIGINT stops everything it runs.
+
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { Hub } from "../broker/hub.js";
+import { HubServer } from "../broker/server.js";
+import { createLogger, type LogLevel } from "../management/log.js";
+import { zmgmtCommand } from "../cli/paths.js";
+import { VERSION } from "../version.js";
+import { SUPERVISOR_TOKEN_HEADER, SupervisorEnv } from "./api.js";
+import { ProcessManager, type ProcessManagerOptions } from "./process-manager.js";
+import { AGENT_PRINCIPAL, Supervisor } from "./supervisor.js";
+
+/** Env variables the supervisor hands to the agent process. */
+const AGENT_OPTIONS_ENV = "ZMGMT_AGENT_OPTIONS";
+const NODE_TOKEN_ENV = "ZMGMT_NODE_TOKEN";
+const CONTROLLER_OPTIONS_ENV = "ZMGMT_CONTROLLER_OPTIONS";
+
+export interface ManagedChild {
+  name: string;
+  /** Options handed to the child as JSON; the child's subcommand reads them. */
+  options: Record<string, unknown>;
+  /** Reported in get_nodes for a controller. */
+  port?: number;
+}
+
+export interface SupervisorProcessOptions {
+  stateDir: string;
+  agent: ManagedChild;
+  controller?: ManagedChild;
+  processOptions?: ProcessManagerOptions;
+  logLevel?: LogLevel;
+  logToStderr?: boolean;
+}
+
+export interface RunningSupervisor {
+  supervisor: Supervisor;
+  processes: ProcessManager;
+  /** Stops every child (nodes included) and the control socket. */
+  close(): Promise<void>;
+}
+
+export async function startSupervisor(options: SupervisorProcessOptions): Promise<RunningSupervisor> {
+  const log = createLogger({
+    node: "supervisor",
+    role: "SUPERVISOR",
+    directory: join(options.stateDir, "nodes", "supervisor"),
+    level: options.logLevel ?? "INFO",
+    stderr: options.logToStderr ?? false,
+  });
+  const agentToken = randomBytes(24).toString("hex");
+  const nodeToken = randomBytes(24).toString("hex");
+  const hub = new Hub({ version: VERSION });
+  const server = await HubServer.listen(hub, {
+    host: "127.0.0.1",
+    port: 0,
+    authorize: (req) => (req.headers[SUPERVISOR_TOKEN_HEADER] === agentToken ? AGENT_PRINCIPAL : false),
+  });
+  const processes = new ProcessManager(options.processOptions ?? {});
+  const supervisor = new Supervisor(hub, processes, log);
+
+  const baseEnv: Record<string, string> = {
+    [SupervisorEnv.url]: server.url,
+    [SupervisorEnv.token]: agentToken,
+    [NODE_TOKEN_ENV]: nodeToken,
+    [SupervisorEnv.supervisorPid]: String(process.pid),
+  };
+
+  if (options.controller) {
+    const c = options.controller;
+    const error = supervisor.create({
+      name: c.name,
+      command: zmgmtCommand("controller", "--from-env"),
+      directory: join(options.stateDir, "nodes", c.name),
+      env: { [SupervisorEnv.managementNode]: "CONTROLLER", [CONTROLLER_OPTIONS_ENV]: JSON.stringify(c.options) },
+      managementRole: "CONTROLLER",
+      meta: JSON.stringify({ port: c.port }),
+    });
+    if (error) throw new Error(`supervisor could not create controller node: ${error}`);
+  }
+
+  const error = supervisor.create({
+    name: options.agent.name,
+    command: zmgmtCommand("agent-process"),
+    directory: join(options.stateDir, "nodes", options.agent.name),
+    env: { ...baseEnv, [SupervisorEnv.managementNode]: "AGENT", [AGENT_OPTIONS_ENV]: JSON.stringify(options.agent.options) },
+    managementRole: "AGENT",
+    meta: "{}",
+  });
+  if (error) throw new Error(`supervisor could not create agent node: ${error}`);
+  log.info(`supervisor is live, pid ${process.pid}, control socket ${server.url}`);
+
+  let closing: Promise<void> | undefined;
+  return {
+    supervisor,
+    processes,
+    close() {
+      closing ??= (async () => {
+        await processes.shutdown();
+        supervisor.close();
+        await server.close();
+        log.flush();
+      })();
+      return closing;
+    },
+  };
+}
