@@ -338,9 +338,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     }
     const rec = this.nodes.get(name);
     if (!rec) return false;
-    this.nodes.delete(name);
-    this.retire(rec);
-    if (rec.run && !rec.run.finalized) this.track(this.stopRun(rec.run, "destroy"));
+    this.drop(rec, "destroy");
     return true;
   }
 
@@ -405,11 +403,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
   /** Stops every node with the usual escalation; resolves once all processes are gone. */
   async shutdown(): Promise<void> {
     this.closed = true;
-    for (const rec of [...this.nodes.values()]) {
-      this.nodes.delete(rec.spec.name);
-      this.retire(rec);
-      if (rec.run && !rec.run.finalized) this.track(this.stopRun(rec.run, "shutdown"));
-    }
+    for (const rec of [...this.nodes.values()]) this.drop(rec, "shutdown");
     await this.settled();
   }
 
@@ -418,7 +412,10 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     while (this.backgroundStops.size > 0) await Promise.all([...this.backgroundStops]);
   }
 
-  /** Sends a signal to every live child at once, without waiting; meant for emergencies. */
+  /**
+   * Sends a signal to every live child (and its process group) at once, without waiting; meant
+   * for emergencies. Deaths caused this way count as crashes unless a stop was already under way.
+   */
   killAll(signal: NodeJS.Signals = "SIGKILL"): void {
     for (const run of this.liveRuns.keys()) signalRun(run, signal);
   }
@@ -466,8 +463,8 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     const run: Run = {
       pid: 0,
       alive: false,
-      startMono: performance.now(),
-      startedAt: Date.now(),
+      startMono: 0,
+      startedAt: 0,
       stdout: new LineCapture(this.outputMaxLines, this.openOutputFile(name, directory, "stdout"), warn("stdout")),
       stderr: new LineCapture(this.outputMaxLines, this.openOutputFile(name, directory, "stderr"), warn("stderr")),
       pipesClosed: false,
@@ -501,13 +498,16 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
         run.child = child;
         child.stdout?.on("data", (chunk: Buffer) => run.stdout.push(chunk));
         child.stderr?.on("data", (chunk: Buffer) => run.stderr.push(chunk));
+        // A read error on a pipe only ends the capture; unhandled it would take the supervisor down.
+        child.stdout?.on("error", () => {});
+        child.stderr?.on("error", () => {});
         child.once("exit", (code, signal) => this.onExit(rec, run, code, signal));
         child.once("close", () => {
           run.pipesClosed = true;
           if (!run.alive && run.exit) this.finalize(rec, run);
         });
         child.on("error", (err: NodeJS.ErrnoException) => {
-          // After a successful spawn this only reports failed kill() calls, which stopRun retries.
+          // Signals go through process.kill(), so once there is a pid nothing else reports here.
           if (run.pid === 0 && !run.exit) this.failRun(rec, run, describeSpawnError(err, spec.command[0]!));
         });
         if (child.pid !== undefined) {
@@ -556,7 +556,6 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     run.stderr.push(message + "\n");
     run.exit = { code: null, signal: null, error: message, at: Date.now() };
     run.exitMono = performance.now();
-    run.pipesClosed = true;
     this.finalize(rec, run);
   }
 
@@ -657,17 +656,18 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     return run.done;
   }
 
-  private track(p: Promise<void>): void {
-    this.backgroundStops.add(p);
-    void p.finally(() => this.backgroundStops.delete(p));
-  }
-
-  /** Detaches a record from the table's future: no more spawns or revivals. */
-  private retire(rec: NodeRecord): void {
+  /** Takes a node out of the table at once and stops its process in the background. */
+  private drop(rec: NodeRecord, reason: StopReason): void {
+    this.nodes.delete(rec.spec.name);
     rec.removed = true;
     if (rec.pendingSpawn) clearImmediate(rec.pendingSpawn);
     rec.pendingSpawn = undefined;
     this.clearRevival(rec);
+    if (rec.run && !rec.run.finalized) {
+      const stop = this.stopRun(rec.run, reason);
+      this.backgroundStops.add(stop);
+      void stop.finally(() => this.backgroundStops.delete(stop));
+    }
   }
 
   private clearRevival(rec: NodeRecord): void {

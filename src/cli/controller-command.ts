@@ -1,0 +1,29 @@
+// Starts the controller for `zmgmt controller` (and for a supervisor's co-located one).
+
+import { join } from "node:path";
+import type { LogLevel } from "../management/log.js";
+import { startController } from "../controller/main.js";
+
+export const CONTROLLER_OPTIONS_ENV = "ZMGMT_CONTROLLER_OPTIONS";
+
+export interface ControllerCliOptions {
+  name: string;
+  stateDir: string;
+  listenHost: string;
+  listenPort: number;
+  requestTimeoutMs: number;
+  logLevel?: LogLevel;
+  logToStderr?: boolean;
+}
+
+export async function startControllerFromCli(options: ControllerCliOptions): Promise<{ close(): Promise<void> }> {
+  return startController({
+    name: options.name,
+    listenHost: options.listenHost,
+    listenPort: options.listenPort,
+    directory: join(options.stateDir, "nodes", options.name),
+    requestTimeoutMs: options.requestTimeoutMs,
+    ...(options.logLevel ? { logLevel: options.logLevel } : {}),
+    ...(options.logToStderr ? { logToStderr: options.logToStderr } : {}),
+  });
+}

@@ -1,0 +1,171 @@
+// The long-running commands: `zmgmt agent` (supervisor + agent), `zmgmt controller`,
+// `zmgmt node` (the default node program) and the internal `agent-process`.
+
+import { Command, Option } from "commander";
+import { hostname } from "node:os";
+import { AGENT_OPTIONS_ENV, defaultAgentOptions, runAgentProcess, type AgentProcessOptions } from "../agent/main.js";
+import { DEFAULT_AGENT_PORT, DEFAULT_AGENT_REQUEST_TIMEOUT_MS } from "../agent/api.js";
+import { DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS, DEFAULT_CONTROLLER_WEBSOCKET_PORT } from "../controller/api.js";
+import { runNode } from "../node/main.js";
+import { startSupervisor } from "../supervisor/main.js";
+import type { ProcessManagerOptions } from "../supervisor/process-manager.js";
+import { startControllerFromCli, CONTROLLER_OPTIONS_ENV, type ControllerCliOptions } from "./controller-command.js";
+
+export function parseHostPort(text: string, defaultPort: number): { host: string; port: number } {
+  const m = /^\[([^\]]+)\](?::(\d*))?$/.exec(text) ?? /^([^:]*)(?::(\d*))?$/.exec(text);
+  if (!m) throw new Error(`invalid address "${text}": use HOST:PORT`);
+  const host = m[1] || "127.0.0.1";
+  const port = m[2] ? Number(m[2]) : defaultPort;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid port in "${text}"`);
+  return { host, port };
+}
+
+function intOption(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got "${v}"`);
+    return n;
+  };
+}
+
+/** Exits cleanly on SIGTERM/SIGINT after `close` finishes (bounded). */
+export function closeOnSignals(close: () => Promise<void>, graceMs = 60_000): void {
+  let stopping = false;
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    const force = setTimeout(() => process.exit(1), graceMs);
+    force.unref();
+    close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+}
+
+export interface SupervisionFlags {
+  restartDelay: number;
+  restartMaxDelay: number;
+  restartMaxAttempts?: number;
+  stopTimeout: number;
+}
+
+export function processOptions(flags: SupervisionFlags): ProcessManagerOptions {
+  return {
+    initialDelayMs: flags.restartDelay * 1000,
+    maxDelayMs: flags.restartMaxDelay * 1000,
+    ...(flags.restartMaxAttempts !== undefined ? { maxAttempts: flags.restartMaxAttempts } : {}),
+    // Upstream re-sends SIGTERM every 2 s and escalates after 13 tries; --stop-timeout
+    // bounds the whole stop instead.
+    termIntervalMs: Math.min(2000, Math.max(100, (flags.stopTimeout * 1000) / 5)),
+    maxTermAttempts: Math.max(1, Math.round((flags.stopTimeout * 1000) / Math.min(2000, Math.max(100, (flags.stopTimeout * 1000) / 5)))),
+  };
+}
+
+export function addSupervisionOptions(cmd: Command): Command {
+  return cmd
+    .option("--restart-delay <seconds>", "first delay before reviving a crashed node", intOption("--restart-delay"), 1)
+    .option("--restart-max-delay <seconds>", "cap on the revival delay (it doubles every third attempt)", intOption("--restart-max-delay"), 60)
+    .option("--restart-max-attempts <n>", "give up on a node after this many revivals (default: never)", intOption("--restart-max-attempts"))
+    .option("--stop-timeout <seconds>", "SIGKILL a node that has not exited this long after SIGTERM", intOption("--stop-timeout"), 26);
+}
+
+export function registerDaemonCommands(program: Command): void {
+  addSupervisionOptions(
+    program
+      .command("agent")
+      .description("run a supervisor and its agent on this host; the agent manages this instance's cluster nodes")
+      .option("--name <name>", "instance (agent) name", process.env["ZEEK_AGENT_NAME"] || `agent-${hostname()}`)
+      .option("--state-dir <dir>", "state directory (node directories, logs)", process.env["ZEEK_MANAGEMENT_STATE_DIR"] || ".zmgmt")
+      .option("--listen <host:port>", "where the agent listens for its nodes and for controllers that dial in", `127.0.0.1:${DEFAULT_AGENT_PORT}`)
+      .option("--controller <host:port>", "controller to connect to", `127.0.0.1:${DEFAULT_CONTROLLER_WEBSOCKET_PORT}`)
+      .option("--no-controller", "do not dial a controller; wait for it to connect (the instance has a listen port in the config)")
+      .option("--request-timeout <seconds>", "timeout of agent-side requests", intOption("--request-timeout"), DEFAULT_AGENT_REQUEST_TIMEOUT_MS / 1000)
+      .option("--node-command <argv...>", "program to run for each node (default: zmgmt node)")
+      .addOption(new Option("--log-level <level>", "management log level").choices(["DEBUG", "INFO", "WARNING", "ERROR"]).default("INFO"))
+      .option("--log-stderr", "also print management log lines to stderr"),
+  ).action(async (opts) => {
+    const listen = parseHostPort(opts.listen, DEFAULT_AGENT_PORT);
+    const agentOptions: AgentProcessOptions = defaultAgentOptions({
+      name: opts.name,
+      stateDir: opts.stateDir,
+      listenHost: listen.host,
+      listenPort: listen.port,
+      requestTimeoutMs: opts.requestTimeout * 1000,
+      logLevel: opts.logLevel,
+      logToStderr: opts.logStderr === true,
+      ...(opts.controller ? { controllerUrl: opts.controller } : {}),
+      ...(opts.nodeCommand ? { nodeCommand: opts.nodeCommand } : {}),
+    });
+    if (listen.port === 0) agentOptions.listenPort = await pickFreePort(listen.host);
+    const running = await startSupervisor({
+      stateDir: opts.stateDir,
+      agent: { name: opts.name, options: agentOptions as unknown as Record<string, unknown> },
+      processOptions: processOptions(opts),
+      logLevel: opts.logLevel,
+      logToStderr: opts.logStderr === true,
+    });
+    closeOnSignals(() => running.close());
+  });
+
+  program
+    .command("agent-process", { hidden: true })
+    .description("the agent itself; started by `zmgmt agent`")
+    .action(async () => {
+      const text = process.env[AGENT_OPTIONS_ENV];
+      if (!text) throw new Error("agent-process is started by `zmgmt agent`");
+      const running = await runAgentProcess({ ...defaultAgentOptions(), ...(JSON.parse(text) as Partial<AgentProcessOptions>) });
+      closeOnSignals(() => running.close(), 10_000);
+    });
+
+  program
+    .command("controller")
+    .description("run the controller: the Management API endpoint for clients and agents")
+    .option("--name <name>", "controller name", process.env["ZEEK_CONTROLLER_NAME"] || `controller-${hostname()}`)
+    .option("--state-dir <dir>", "state directory (persisted configurations, management log)", process.env["ZEEK_MANAGEMENT_STATE_DIR"] || ".zmgmt")
+    .option("--listen <host:port>", "WebSocket listen address for clients and agents", `127.0.0.1:${DEFAULT_CONTROLLER_WEBSOCKET_PORT}`)
+    .option("--request-timeout <seconds>", "timeout of controller requests", intOption("--request-timeout"), DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS / 1000)
+    .addOption(new Option("--log-level <level>", "management log level").choices(["DEBUG", "INFO", "WARNING", "ERROR"]).default("INFO"))
+    .option("--log-stderr", "also print management log lines to stderr")
+    .addOption(new Option("--from-env").hideHelp())
+    .action(async (opts) => {
+      let options: ControllerCliOptions;
+      if (opts.fromEnv) {
+        options = JSON.parse(process.env[CONTROLLER_OPTIONS_ENV] ?? "{}") as ControllerCliOptions;
+      } else {
+        const listen = parseHostPort(opts.listen, DEFAULT_CONTROLLER_WEBSOCKET_PORT);
+        options = {
+          name: opts.name,
+          stateDir: opts.stateDir,
+          listenHost: listen.host,
+          listenPort: listen.port,
+          requestTimeoutMs: opts.requestTimeout * 1000,
+          logLevel: opts.logLevel,
+          logToStderr: opts.logStderr === true,
+        };
+      }
+      const running = await startControllerFromCli(options);
+      closeOnSignals(() => running.close(), 10_000);
+    });
+
+  program
+    .command("node")
+    .description("the default cluster node program (started by an agent; reads its settings from the environment)")
+    .action(async () => {
+      await runNode();
+    });
+}
+
+export async function pickFreePort(host: string): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, host, () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}

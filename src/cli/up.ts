@@ -1,0 +1,198 @@
+// `zmgmt up`: a whole local cluster in one command. A supervisor runs the controller and an
+// agent; the default configuration (manager, logger, proxy, two workers) or a given INI
+// file is staged and deployed; the nodes are shown as they come up. Ctrl-C stops it all.
+
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { Command, Option } from "commander";
+import pc from "picocolors";
+import { DEFAULT_AGENT_PORT, DEFAULT_AGENT_REQUEST_TIMEOUT_MS } from "../agent/api.js";
+import { defaultAgentOptions } from "../agent/main.js";
+import { DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS, DEFAULT_CONTROLLER_WEBSOCKET_PORT } from "../controller/api.js";
+import { ControllerClient, resultNodeOutputs, resultNodeStatuses } from "../client/controller-client.js";
+import { parseClusterConfig } from "../client/cluster-config.js";
+import type { Configuration, NodeStatus } from "../management/types.js";
+import { startSupervisor } from "../supervisor/main.js";
+import { addSupervisionOptions, closeOnSignals, parseHostPort, pickFreePort, processOptions } from "./daemons.js";
+import type { ControllerCliOptions } from "./controller-command.js";
+
+export function defaultClusterIni(instance: string): string {
+  return [
+    "[instances]",
+    instance,
+    "",
+    "[manager]",
+    `instance = ${instance}`,
+    "role = manager",
+    "",
+    "[logger-01]",
+    `instance = ${instance}`,
+    "role = logger",
+    "",
+    "[proxy-01]",
+    `instance = ${instance}`,
+    "role = proxy",
+    "",
+    "[worker-01]",
+    `instance = ${instance}`,
+    "role = worker",
+    "interface = lo",
+    "",
+    "[worker-02]",
+    `instance = ${instance}`,
+    "role = worker",
+    "interface = lo",
+    "",
+  ].join("\n");
+}
+
+const STATE_COLOR: Record<string, (s: string) => string> = {
+  RUNNING: pc.green,
+  PENDING: pc.yellow,
+  CRASHED: pc.red,
+  FAILED: pc.red,
+};
+
+function renderNodes(nodes: NodeStatus[], tty: boolean): string {
+  const rows = nodes
+    .filter((n) => n.mgmtRole === "NONE")
+    .sort((a, b) => (a.node < b.node ? -1 : 1))
+    .map((n) => {
+      const state = tty ? (STATE_COLOR[n.state] ?? pc.dim)(n.state.padEnd(8)) : n.state.padEnd(8);
+      return `  ${n.node.padEnd(12)} ${n.clusterRole.padEnd(8)} ${state} pid ${String(n.pid ?? "-").padEnd(8)} port ${n.port ?? "-"}`;
+    });
+  return rows.join("\n");
+}
+
+async function connectWithRetry(url: string, deadline: number): Promise<ControllerClient> {
+  for (;;) {
+    try {
+      return await ControllerClient.connect({ url, connectTimeoutMs: 2000, requestTimeoutMs: 20_000 });
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+    }
+  }
+}
+
+export function registerUpCommand(program: Command): void {
+  addSupervisionOptions(
+    program
+      .command("up")
+      .description("start a local cluster: controller + agent + a deployed configuration, with a live view")
+      .option("--state-dir <dir>", "state directory", process.env["ZEEK_MANAGEMENT_STATE_DIR"] || ".zmgmt")
+      .option("--config <file>", "cluster configuration (INI) to deploy instead of the default one")
+      .option("--instance <name>", "instance (agent) name", `agent-${hostname()}`)
+      .option("--controller-listen <host:port>", "controller WebSocket address", `127.0.0.1:${DEFAULT_CONTROLLER_WEBSOCKET_PORT}`)
+      .option("--agent-listen <host:port>", "agent address (use port 0 for any free port)", `127.0.0.1:${DEFAULT_AGENT_PORT}`)
+      .option("--timeout <seconds>", "how long to wait for the cluster to come up", (v) => Number(v), 60)
+      .addOption(new Option("--log-level <level>").choices(["DEBUG", "INFO", "WARNING", "ERROR"]).default("INFO")),
+  ).action(async (opts) => {
+    const tty = process.stdout.isTTY === true;
+    const controllerListen = parseHostPort(opts.controllerListen, DEFAULT_CONTROLLER_WEBSOCKET_PORT);
+    const agentListen = parseHostPort(opts.agentListen, DEFAULT_AGENT_PORT);
+    if (controllerListen.port === 0) controllerListen.port = await pickFreePort(controllerListen.host);
+    if (agentListen.port === 0) agentListen.port = await pickFreePort(agentListen.host);
+    const controllerName = `controller-${hostname()}`;
+    const controllerOptions: ControllerCliOptions = {
+      name: controllerName,
+      stateDir: opts.stateDir,
+      listenHost: controllerListen.host,
+      listenPort: controllerListen.port,
+      requestTimeoutMs: DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS,
+      logLevel: opts.logLevel,
+    };
+    const hostForUrl = controllerListen.host.includes(":") ? `[${controllerListen.host}]` : controllerListen.host;
+    const controllerAddr = `${hostForUrl}:${controllerListen.port}`;
+
+    const iniText = opts.config ? readFileSync(opts.config, "utf8") : defaultClusterIni(opts.instance);
+    const parsed = parseClusterConfig(iniText, { fileName: opts.config ?? "<default>", hostname: hostname() });
+    for (const w of parsed.warnings) process.stderr.write(`warning: ${w}\n`);
+    if (!parsed.config) {
+      for (const e of parsed.errors) process.stderr.write(`error: ${e}\n`);
+      process.exit(1);
+    }
+    const config: Configuration = parsed.config;
+    const instanceName = config.instances[0]?.name ?? opts.instance;
+
+    const running = await startSupervisor({
+      stateDir: opts.stateDir,
+      controller: { name: controllerName, options: controllerOptions as unknown as Record<string, unknown>, port: controllerListen.port },
+      agent: {
+        name: instanceName,
+        options: defaultAgentOptions({
+          name: instanceName,
+          stateDir: opts.stateDir,
+          listenHost: agentListen.host,
+          listenPort: agentListen.port,
+          controllerUrl: controllerAddr,
+          requestTimeoutMs: DEFAULT_AGENT_REQUEST_TIMEOUT_MS,
+          logLevel: opts.logLevel,
+        }) as unknown as Record<string, unknown>,
+      },
+      processOptions: processOptions(opts),
+      logLevel: opts.logLevel,
+    });
+    let client: ControllerClient | undefined;
+    closeOnSignals(async () => {
+      process.stdout.write("\nstopping the cluster...\n");
+      await client?.close();
+      await running.close();
+    });
+
+    const deadline = Date.now() + opts.timeout * 1000;
+    process.stdout.write(`controller ws://${controllerAddr}, agent ${instanceName}, state in ${join(opts.stateDir)}\n`);
+    client = await connectWithRetry(controllerAddr, deadline);
+
+    // Wait for the agent to check in, so staging fills in its address.
+    for (;;) {
+      const result = await client.getInstances();
+      const names = result.data?.type === "vector" ? result.data.value.length : 0;
+      if (names > 0) break;
+      if (Date.now() > deadline) throw new Error(`agent ${instanceName} did not check in with the controller`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+
+    const staged = await client.stageConfiguration(config);
+    const stageErrors = staged.filter((r) => !r.success).map((r) => r.error ?? "no reason given");
+    if (stageErrors.length) {
+      for (const e of stageErrors) process.stderr.write(`error: ${e}\n`);
+      await running.close();
+      process.exit(1);
+    }
+    process.stdout.write(`deploying configuration ${config.id} (${config.nodes.length} nodes)...\n`);
+    const deployed = await client.deploy(opts.timeout * 1000);
+    for (const r of deployed.filter((r) => !r.success)) {
+      const outputs = resultNodeOutputs(r);
+      process.stderr.write(`${pc.red("failed")}: ${r.node ?? r.instance ?? "deploy"}: ${r.error ?? ""}\n`);
+      if (outputs?.stderr) process.stderr.write(`${outputs.stderr}\n`);
+    }
+
+    // Live view: redraw on a terminal, print changes otherwise. Runs until Ctrl-C.
+    let last = "";
+    let announced = false;
+    for (;;) {
+      let statuses: NodeStatus[] = [];
+      try {
+        const results = await client.getNodes();
+        statuses = results.flatMap((r) => resultNodeStatuses(r) ?? []);
+      } catch {
+        // The controller may be restarting; keep watching.
+      }
+      const view = renderNodes(statuses, tty);
+      if (view !== last) {
+        if (tty && last) process.stdout.write(`\x1b[${last.split("\n").length}A\x1b[J`);
+        process.stdout.write(`${view}\n`);
+        last = view;
+      }
+      const cluster = statuses.filter((s) => s.mgmtRole === "NONE");
+      if (!announced && cluster.length === config.nodes.length && cluster.every((s) => s.state === "RUNNING")) {
+        announced = true;
+        process.stderr.write(
+          `${pc.green("cluster is up")}: ${cluster.length} nodes running. Try \`zmgmt get-nodes --controller ${controllerAddr}\`; Ctrl-C stops everything.\n`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  });
+}

@@ -1,0 +1,109 @@
+// Wires a Controller to real sockets: a Hub served over WebSocket, where zeek-client
+// style clients and agents that dial in (a2c) meet, plus the management.log writer.
+
+import { Hub } from "../broker/hub.js";
+import { HubServer, type TlsServerOptions } from "../broker/server.js";
+import { createLogger, type LogLevel } from "../management/log.js";
+import { DEFAULT_CONTROLLER_WEBSOCKET_PORT } from "./api.js";
+import { Controller, defaultControllerName, type AgentDialer } from "./controller.js";
+import type { Timers } from "./requests.js";
+
+/** Reported in every handshake ack; it names our implementation, not a Zeek version. */
+export const CONTROLLER_SOFTWARE_VERSION = "zmgmt 0.1.0";
+
+/**
+ * Loopback unless the operator says otherwise: the controller accepts configurations from
+ * anyone who can reach it, so exposing it is a deliberate choice (pass a listen host).
+ */
+export const DEFAULT_CONTROLLER_LISTEN_HOST = "127.0.0.1";
+
+export interface StartControllerOptions {
+  listenHost?: string;
+  /** 0 picks a free port; the bound one is returned. Default 2149. */
+  listenPort?: number;
+  /** State directory: stored configurations and management-<name>.log. */
+  directory: string;
+  name?: string;
+  tls?: TlsServerOptions;
+  requestTimeoutMs?: number;
+  autoAssignBrokerPorts?: boolean;
+  autoAssignMetricsPorts?: boolean;
+  brokerStartPort?: number;
+  metricsStartPort?: number;
+  /** Upstream's Broker port, which nodes may not use. Default 2150. */
+  controllerPort?: number;
+  logLevel?: LogLevel;
+  /** Mirror management.log lines to stderr. */
+  logToStderr?: boolean;
+  /** For tests: how instances with a listen port are dialed. */
+  dialAgent?: AgentDialer;
+  timers?: Timers;
+}
+
+export interface RunningController {
+  /** WebSocket URL clients and agents connect to. */
+  url: string;
+  port: number;
+  controller: Controller;
+  close(): Promise<void>;
+}
+
+export async function startController(options: StartControllerOptions): Promise<RunningController> {
+  const name = options.name ?? defaultControllerName();
+  const host = options.listenHost ?? DEFAULT_CONTROLLER_LISTEN_HOST;
+  const logger = createLogger({
+    node: name,
+    role: "CONTROLLER",
+    directory: options.directory,
+    level: options.logLevel ?? "INFO",
+    ...(options.logToStderr ? { stderr: true } : {}),
+  });
+  const hub = new Hub({ version: CONTROLLER_SOFTWARE_VERSION });
+  const controller = await Controller.open(
+    hub,
+    {
+      name,
+      directory: options.directory,
+      ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
+      ...(options.autoAssignBrokerPorts !== undefined ? { autoAssignBrokerPorts: options.autoAssignBrokerPorts } : {}),
+      ...(options.autoAssignMetricsPorts !== undefined ? { autoAssignMetricsPorts: options.autoAssignMetricsPorts } : {}),
+      ...(options.brokerStartPort !== undefined ? { brokerStartPort: options.brokerStartPort } : {}),
+      ...(options.metricsStartPort !== undefined ? { metricsStartPort: options.metricsStartPort } : {}),
+      ...(options.controllerPort !== undefined ? { controllerPort: options.controllerPort } : {}),
+    },
+    {
+      logger,
+      ...(options.dialAgent ? { dialAgent: options.dialAgent } : {}),
+      ...(options.timers ? { timers: options.timers } : {}),
+    },
+  );
+
+  let server: HubServer;
+  try {
+    server = await HubServer.listen(hub, {
+      host,
+      port: options.listenPort ?? DEFAULT_CONTROLLER_WEBSOCKET_PORT,
+      ...(options.tls ? { tls: options.tls } : {}),
+    });
+  } catch (err) {
+    logger.error(`cannot listen on ${host}:${options.listenPort ?? DEFAULT_CONTROLLER_WEBSOCKET_PORT}: ${String(err)}`);
+    await controller.close();
+    throw err;
+  }
+  // No I/O callback can run between the listener coming up and this line (only
+  // microtasks do), so no agent's hello can reach the hub before the controller listens.
+  controller.start({ host, port: server.port });
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: server.url,
+    port: server.port,
+    controller,
+    close: () =>
+      (closing ??= (async () => {
+        await controller.close();
+        await server.close();
+        logger.flush();
+      })()),
+  };
+}
