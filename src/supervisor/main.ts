@@ -60,6 +60,8 @@ export async function startSupervisor(options: SupervisorProcessOptions): Promis
   });
   const processes = new ProcessManager(options.processOptions ?? {});
   const supervisor = new Supervisor(hub, processes, log);
+  // If the supervisor dies of an error, its nodes must not live on unsupervised.
+  process.on("exit", () => processes.killAll("SIGKILL"));
 
   const baseEnv: Record<string, string> = {
     [SupervisorEnv.url]: server.url,

@@ -1,0 +1,168 @@
+// Real processes for end-to-end tests: the built CLI started as controller, agent (with its
+// supervisor) and nodes, each on ephemeral loopback ports, in a temporary state directory.
+// Every process is started in its own process group and killed (group-wide) at teardown.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, existsSync, readdirSync, readlinkSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { Peer } from "../../src/broker/peer.js";
+import { agentTopic } from "../../src/agent/api.js";
+import { eventually } from "./ws.js";
+
+export const CLI = resolve(import.meta.dirname, "../../dist/cli/main.js");
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once("error", rej);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => res(port));
+    });
+  });
+}
+
+export interface Proc {
+  child: ChildProcess;
+  pid: number;
+  output(): string;
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export class TestEnv {
+  readonly dir: string;
+  private readonly procs: Proc[] = [];
+  private readonly peers: Peer[] = [];
+
+  constructor(prefix = "zmgmt-test-") {
+    this.dir = mkdtempSync(join(tmpdir(), prefix));
+  }
+
+  /** Runs `node dist/cli/main.js ...args` in its own process group. */
+  spawnCli(args: string[], env: Record<string, string> = {}): Proc {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: this.dir,
+      env: { ...process.env, ...env },
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    const proc: Proc = { child, pid: child.pid!, output: () => out };
+    this.procs.push(proc);
+    return proc;
+  }
+
+  async startController(opts: { requestTimeoutSec?: number; port?: number; name?: string } = {}): Promise<{ proc: Proc; port: number; url: string }> {
+    const port = opts.port ?? (await freePort());
+    const args = ["controller", "--listen", `127.0.0.1:${port}`, "--state-dir", join(this.dir, "state"), "--name", opts.name ?? "controller"];
+    if (opts.requestTimeoutSec !== undefined) args.push("--request-timeout", String(opts.requestTimeoutSec));
+    const proc = this.spawnCli(args);
+    await eventually(() => this.canConnect(port), 15_000, `controller on port ${port}`);
+    return { proc, port, url: `ws://127.0.0.1:${port}/v1/messages/json` };
+  }
+
+  /**
+   * Starts `zmgmt agent`: the supervisor process, which starts the agent process.
+   * With `controllerPort` the agent dials the controller; without it, it waits (c2a).
+   */
+  async startAgent(opts: {
+    name: string;
+    controllerPort?: number;
+    port?: number;
+    extraArgs?: string[];
+    stateDir?: string;
+  }): Promise<{ proc: Proc; port: number; url: string; stateDir: string }> {
+    const port = opts.port ?? (await freePort());
+    const stateDir = opts.stateDir ?? join(this.dir, `state-${opts.name}`);
+    const args = ["agent", "--name", opts.name, "--state-dir", stateDir, "--listen", `127.0.0.1:${port}`];
+    if (opts.controllerPort !== undefined) args.push("--controller", `127.0.0.1:${opts.controllerPort}`);
+    else args.push("--no-controller");
+    args.push(...(opts.extraArgs ?? []));
+    const proc = this.spawnCli(args);
+    await eventually(() => this.canConnect(port), 15_000, `agent ${opts.name} on port ${port}`);
+    return { proc, port, url: `ws://127.0.0.1:${port}/v1/messages/json`, stateDir };
+  }
+
+  /** A test-side stand-in for the controller, dialing an agent that listens (c2a). */
+  async dialAgent(url: string, name: string): Promise<Peer> {
+    const peer = new Peer({ url, topics: [agentTopic(name)], initialDelayMs: 100, maxDelayMs: 500 }).start();
+    this.peers.push(peer);
+    await peer.waitReady(10_000);
+    return peer;
+  }
+
+  canConnect(port: number): Promise<boolean> {
+    return new Promise((res) => {
+      const sock = createConnectionSafe(port);
+      sock.once("connect", () => {
+        sock.destroy();
+        res(true);
+      });
+      sock.once("error", () => res(false));
+    });
+  }
+
+  /** Pids of the agent process the supervisor runs, from its state file listing. */
+  readFile(...parts: string[]): string {
+    const p = join(...parts);
+    return existsSync(p) ? readFileSync(p, "utf8") : "";
+  }
+
+  async cleanup(): Promise<void> {
+    for (const p of this.peers) await p.close();
+    // SIGTERM first so supervisors stop their nodes; then make sure the groups are gone.
+    for (const p of this.procs) killGroup(p.pid, "SIGTERM");
+    await eventually(() => this.procs.every((p) => p.child.exitCode !== null || p.child.signalCode !== null), 15_000, "processes to exit").catch(
+      () => undefined,
+    );
+    for (const p of this.procs) killGroup(p.pid, "SIGKILL");
+    // Nodes run in process groups of their own; anything still working inside this test's
+    // directory is a leak, and is killed here rather than left behind.
+    for (const pid of processesUnder(this.dir)) killGroup(pid, "SIGKILL");
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Pids whose working directory lies inside `dir`. */
+export function processesUnder(dir: string): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cwd = readlinkSync(`/proc/${entry}/cwd`);
+      if (cwd === dir || cwd.startsWith(`${dir}/`)) out.push(Number(entry));
+    } catch {
+      // gone or not ours to inspect
+    }
+  }
+  return out;
+}
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+import { createConnection } from "node:net";
+function createConnectionSafe(port: number) {
+  return createConnection({ port, host: "127.0.0.1" });
+}
