@@ -209,6 +209,10 @@ export class Controller {
   private readonly writes = new Set<Promise<void>>();
   private closed = false;
   private readonly onHubDisconnect = (origin: Origin): void => this.linkLost({ kind: "hub", origin }, "connection closed");
+  private readonly onHubConnect = (origin: Origin, topics: readonly string[]): void =>
+    this.log.debug(`broker peer ${origin.id} added: ${describeOrigin(origin)} subscribed to ${topics.join(", ")}`);
+  private readonly onHubBadFrame = (info: { origin: Origin; error: unknown }): void =>
+    this.log.warning(`ignoring undecodable message from ${describeOrigin(info.origin)}: ${errorMessage(info.error)}`);
 
   private constructor(
     private readonly hub: Hub,
@@ -265,6 +269,8 @@ export class Controller {
     if (endpoint) this.webSocketPort = endpoint.port;
     this.local = this.hub.local([CONTROLLER_TOPIC, AGENT_TOPIC_PREFIX], (d) => this.onDelivery(d));
     this.hub.on("disconnect", this.onHubDisconnect);
+    this.hub.on("connect", this.onHubConnect);
+    this.hub.on("bad-frame", this.onHubBadFrame);
     const ws = endpoint ? `websocket port ${endpoint.host}:${endpoint.port}` : "no Websocket port";
     this.log.info(`controller is live, Broker ID ${this.hub.endpointId}, no Broker port, ${ws}`);
 
@@ -282,6 +288,8 @@ export class Controller {
     this.closed = true;
     this.requests.clear();
     this.hub.off("disconnect", this.onHubDisconnect);
+    this.hub.off("connect", this.onHubConnect);
+    this.hub.off("bad-frame", this.onHubBadFrame);
     this.local?.close();
     const dials = [...this.dials.values()];
     this.dials.clear();
@@ -390,6 +398,9 @@ export class Controller {
 
   private onStageConfiguration(reqid: string, config: Configuration): void {
     this.log.info(`rx ${ControllerApi.stage_configuration_request.name} ${reqid}`);
+    // Passing the WebSocket port fixes upstream's check, which guards only the Broker
+    // port: here clients and agents reach the controller on the WebSocket port, so a node
+    // bound to it would lock them out.
     const errors = validateConfiguration(config, {
       controllerPort: this.options.controllerPort ?? DEFAULT_CONTROLLER_PORT,
       ...(this.webSocketPort !== undefined ? { controllerWebSocketPort: this.webSocketPort } : {}),
@@ -977,6 +988,12 @@ export class Controller {
     this.writes.add(write);
     return write;
   }
+}
+
+function describeOrigin(origin: Origin): string {
+  if (origin.remoteAddress === undefined) return origin.kind === "local" ? "in-process endpoint" : "unknown address";
+  const host = origin.remoteAddress.includes(":") ? `[${origin.remoteAddress}]` : origin.remoteAddress;
+  return origin.remotePort !== undefined ? `${host}:${origin.remotePort}` : host;
 }
 
 export function defaultControllerName(): string {
