@@ -165,7 +165,8 @@ describe("agent API with real processes", () => {
     expect(unknown[0]).toMatchObject({ node: "worker-01", success: false, error: "unknown id" });
     expect((await dispatch(["frobnicate"], ["manager"]))[0]).toMatchObject({ success: false, error: "dispatch frobnicate unknown" });
     expect(await dispatch(["get_id_value", "Cluster::node"], ["nope"])).toEqual([]);
-    const pid = JSON.parse((await dispatch(["get_id_value", "zmgmt::pid"], ["manager"]))[0]!.data!.value as string);
+    const pidData = (await dispatch(["get_id_value", "zmgmt::pid"], ["manager"]))[0]!.data!;
+    const pid = JSON.parse(pidData.type === "string" ? pidData.value : "0");
     expect(pidAlive(pid)).toBe(true);
   });
 

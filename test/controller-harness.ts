@@ -388,13 +388,17 @@ export class ListeningAgent {
 }
 
 /** Waits until `check` holds, polling; fails with `what` after the bound. */
-export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 3000): Promise<T> {
+export async function waitFor<T>(
+  check: () => T | Promise<T>,
+  what: string,
+  timeoutMs = 3000,
+): Promise<Exclude<T, false | 0 | "" | null | undefined>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
       const value = await check();
-      if (value) return value;
+      if (value) return value as Exclude<T, false | 0 | "" | null | undefined>;
     } catch (err) {
       last = err;
     }

@@ -9,6 +9,7 @@ import { AgentApi, agentTopic } from "../src/agent/api.js";
 import { NodeOutputsCodec } from "../src/management/records.js";
 import type { Configuration, Node, Result } from "../src/management/types.js";
 import { TestEnv } from "./helpers/cluster.js";
+import { resultString } from "../src/client/controller-client.js";
 import { toZeekJson, zeekPort } from "../src/node/managed-node.js";
 
 let env: TestEnv;
@@ -80,7 +81,7 @@ describe("node runtime", () => {
     expect(logger.success).toBe(false);
     expect(NodeOutputsCodec.decode(logger.data!, "data").stderr).toContain("this script is broken on purpose");
     const [value] = await dispatch(peer, ["get_id_value", "Site::loaded_by_script"], ["manager"]);
-    expect(JSON.parse(value!.data!.value as string)).toEqual({ ok: true, node: "manager" });
+    expect(JSON.parse(resultString(value!)!)).toEqual({ ok: true, node: "manager" });
   });
 });
 

@@ -14,6 +14,10 @@ export interface ControllerCliOptions {
   requestTimeoutMs: number;
   logLevel?: LogLevel;
   logToStderr?: boolean;
+  brokerStartPort?: number;
+  metricsStartPort?: number;
+  autoAssignBrokerPorts?: boolean;
+  autoAssignMetricsPorts?: boolean;
 }
 
 export async function startControllerFromCli(options: ControllerCliOptions): Promise<{ close(): Promise<void> }> {
@@ -25,5 +29,9 @@ export async function startControllerFromCli(options: ControllerCliOptions): Pro
     requestTimeoutMs: options.requestTimeoutMs,
     ...(options.logLevel ? { logLevel: options.logLevel } : {}),
     ...(options.logToStderr ? { logToStderr: options.logToStderr } : {}),
+    ...(options.brokerStartPort !== undefined ? { brokerStartPort: options.brokerStartPort } : {}),
+    ...(options.metricsStartPort !== undefined ? { metricsStartPort: options.metricsStartPort } : {}),
+    ...(options.autoAssignBrokerPorts !== undefined ? { autoAssignBrokerPorts: options.autoAssignBrokerPorts } : {}),
+    ...(options.autoAssignMetricsPorts !== undefined ? { autoAssignMetricsPorts: options.autoAssignMetricsPorts } : {}),
   });
 }

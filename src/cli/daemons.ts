@@ -129,6 +129,10 @@ export function registerDaemonCommands(program: Command): void {
     .option("--request-timeout <seconds>", "timeout of controller requests", intOption("--request-timeout"), DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS / 1000)
     .addOption(new Option("--log-level <level>", "management log level").choices(["DEBUG", "INFO", "WARNING", "ERROR"]).default("INFO"))
     .option("--log-stderr", "also print management log lines to stderr")
+    .option("--broker-start-port <port>", "first port for cluster-port auto-assignment", intOption("--broker-start-port"), 2200)
+    .option("--metrics-start-port <port>", "first port for metrics-port auto-assignment", intOption("--metrics-start-port"), 9000)
+    .option("--no-auto-assign-ports", "do not assign cluster ports to manager, logger and proxy nodes that lack one")
+    .option("--no-auto-assign-metrics-ports", "do not assign metrics ports to nodes that lack one")
     .addOption(new Option("--from-env").hideHelp())
     .action(async (opts) => {
       let options: ControllerCliOptions;
@@ -144,6 +148,10 @@ export function registerDaemonCommands(program: Command): void {
           requestTimeoutMs: opts.requestTimeout * 1000,
           logLevel: opts.logLevel,
           logToStderr: opts.logStderr === true,
+          brokerStartPort: opts.brokerStartPort,
+          metricsStartPort: opts.metricsStartPort,
+          autoAssignBrokerPorts: opts.autoAssignPorts !== false,
+          autoAssignMetricsPorts: opts.autoAssignMetricsPorts !== false,
         };
       }
       const running = await startControllerFromCli(options);

@@ -64,9 +64,32 @@ export class TestEnv {
     return proc;
   }
 
-  async startController(opts: { requestTimeoutSec?: number; port?: number; name?: string } = {}): Promise<{ proc: Proc; port: number; url: string }> {
+  /** First ports the controller auto-assigns; ephemeral, so parallel tests do not collide. */
+  brokerStartPort = 0;
+  metricsStartPort = 0;
+
+  async startController(
+    opts: { requestTimeoutSec?: number; port?: number; name?: string; extraArgs?: string[] } = {},
+  ): Promise<{ proc: Proc; port: number; url: string }> {
     const port = opts.port ?? (await freePort());
-    const args = ["controller", "--listen", `127.0.0.1:${port}`, "--state-dir", join(this.dir, "state"), "--name", opts.name ?? "controller"];
+    if (this.brokerStartPort === 0) {
+      this.brokerStartPort = await freePort();
+      this.metricsStartPort = await freePort();
+    }
+    const args = [
+      "controller",
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--state-dir",
+      join(this.dir, "state"),
+      "--name",
+      opts.name ?? "controller",
+      "--broker-start-port",
+      String(this.brokerStartPort),
+      "--metrics-start-port",
+      String(this.metricsStartPort),
+      ...(opts.extraArgs ?? []),
+    ];
     if (opts.requestTimeoutSec !== undefined) args.push("--request-timeout", String(opts.requestTimeoutSec));
     const proc = this.spawnCli(args);
     await eventually(() => this.canConnect(port), 15_000, `controller on port ${port}`);
