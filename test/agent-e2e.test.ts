@@ -32,9 +32,8 @@ function config(nodes: Node[], id = randomUUID()): Configuration {
 async function setup(extraArgs: string[] = []): Promise<{ peer: Peer; events: ZeekEvent[]; stateDir: string; agentPort: number }> {
   env = new TestEnv();
   const agent = await env.startAgent({ name: AGENT, extraArgs: [...FAST, ...extraArgs] });
-  const peer = await env.dialAgent(agent.url, AGENT);
   const events: ZeekEvent[] = [];
-  peer.on("event", (_t, e) => events.push(e));
+  const peer = await env.dialAgent(agent.url, AGENT, events);
   return { peer, events, stateDir: agent.stateDir, agentPort: agent.port };
 }
 

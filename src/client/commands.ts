@@ -1,3 +1,506 @@
-import type { Command } from "commander";
+// The zeek-client compatible commands of `zmgmt`: zeek-client's global options, command
+// names, arguments, JSON output and exit codes, plus tables and a progress spinner when a
+// person is watching a terminal.
 
-export function registerClientCommands(_program: Command): void {}
+import { readFileSync, writeFileSync } from "node:fs";
+import { Command, CommanderError, Option } from "commander";
+import pc from "picocolors";
+import { newReqId } from "../broker/peer.js";
+import { ControllerApi } from "../controller/api.js";
+import type { Configuration } from "../management/types.js";
+import { parseClusterConfig } from "./cluster-config.js";
+import { ClientFailure, connectController, isRegularFile, resolveTarget, type ControllerConnection } from "./connection.js";
+import { IniError, parsePyFloat, parsePyInt } from "./ini.js";
+import { Logger } from "./log.js";
+import { pyDumps, type PyDict, type PyJson } from "./pyjson.js";
+import {
+  formatConfig,
+  renderDeploy,
+  renderGetConfig,
+  renderGetIdValue,
+  renderGetInstances,
+  renderGetNodes,
+  renderRestart,
+  renderStage,
+  renderTestTimeout,
+  type Rendered,
+} from "./render.js";
+import { loadSettings, renderSettings, type Settings } from "./settings.js";
+import { deployTable, idValueTable, instancesTable, nodesTable, restartTable, type TableOptions } from "./tables.js";
+
+/** argparse's exit code for usage errors, which zeek-client users' scripts may test for. */
+const USAGE_EXIT = 2;
+
+interface GlobalOptions {
+  configfile?: string;
+  controller?: string;
+  set: string[];
+  quiet: boolean;
+  verbose: number;
+  json: boolean;
+}
+
+function globalOptionList(hidden: boolean): Option[] {
+  const options = [
+    new Option("-c, --configfile <FILE>", "client settings file (default: $ZEEK_CLIENT_CONFIG_FILE)"),
+    new Option("--controller <HOST:PORT>", "controller address; either part may be left out"),
+    new Option("--set <SECTION.KEY=VALUE>", "override a client setting (repeatable, see show-settings)").argParser(
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+    ),
+    new Option("-q, --quiet", "no log output on stderr"),
+    new Option("-v, --verbose", "more log output on stderr (repeatable, e.g. -vvv)").argParser(
+      (_value: string | undefined, previous: number | undefined) => (previous ?? 0) + 1,
+    ),
+    new Option("--json", "print zeek-client's JSON even on a terminal"),
+  ];
+  if (hidden) for (const o of options) o.hideHelp();
+  return options;
+}
+
+function addGlobalOptions(cmd: Command, hidden: boolean): Command {
+  for (const o of globalOptionList(hidden)) cmd.addOption(o);
+  return cmd;
+}
+
+/** Global options may come before the command (as in zeek-client) or after it. */
+function mergedOptions(cmd: Command): GlobalOptions {
+  const outer = (cmd.parent?.opts() ?? {}) as Partial<GlobalOptions>;
+  const inner = cmd.opts() as Partial<GlobalOptions>;
+  const merged: GlobalOptions = {
+    set: [...(outer.set ?? []), ...(inner.set ?? [])],
+    quiet: Boolean(outer.quiet || inner.quiet),
+    verbose: (outer.verbose ?? 0) + (inner.verbose ?? 0),
+    json: Boolean(outer.json || inner.json),
+  };
+  const configfile = inner.configfile ?? outer.configfile;
+  const controller = inner.controller ?? outer.controller;
+  if (configfile !== undefined) merged.configfile = configfile;
+  if (controller !== undefined) merged.controller = controller;
+  if (merged.quiet && merged.verbose > 0) {
+    cmd.error("error: option '-q, --quiet' cannot be used with option '-v, --verbose'", {
+      exitCode: USAGE_EXIT,
+      code: "commander.conflictingOption",
+    });
+  }
+  return merged;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Terminal helpers
+
+const SPINNER_FRAMES = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+/** A one-line spinner on stderr, only when stderr is a terminal. */
+class Spinner {
+  private timer: NodeJS.Timeout | undefined;
+  private shown = false;
+
+  constructor(private readonly stream: NodeJS.WriteStream) {}
+
+  start(text: string): void {
+    if (!this.stream.isTTY || this.timer) return;
+    const started = Date.now();
+    let frame = 0;
+    this.timer = setInterval(() => {
+      const secs = ((Date.now() - started) / 1000).toFixed(1);
+      this.stream.write(`\r${pc.cyan(SPINNER_FRAMES[frame++ % SPINNER_FRAMES.length]!)} ${text} ${pc.dim(`${secs}s`)}\x1b[K`);
+      this.shown = true;
+    }, 100);
+  }
+
+  clear(): void {
+    if (this.shown) this.stream.write("\r\x1b[K");
+    this.shown = false;
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.clear();
+  }
+}
+
+function writeStdout(text: string): Promise<void> {
+  return new Promise((resolve) => {
+    if (text === "") return resolve();
+    process.stdout.write(text, () => resolve());
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running a command
+
+interface Context {
+  settings: Settings;
+  log: Logger;
+  pretty: boolean;
+  /** Tables instead of JSON: stdout is a terminal and --json was not given. */
+  human: boolean;
+  tableOptions: TableOptions;
+  spinner: Spinner;
+  connect(): Promise<ControllerConnection>;
+  print(text: string): Promise<void>;
+  printJson(json: PyJson): Promise<void>;
+}
+
+function settingNumber(settings: Settings, section: string, key: string, kind: "int" | "float"): number {
+  const text = settings.get(section, key);
+  const n = kind === "int" ? parsePyInt(text) : parsePyFloat(text);
+  if (n === undefined) {
+    const what = kind === "int" ? `invalid literal for int() with base 10: '${text}'` : `could not convert string to float: '${text}'`;
+    throw new ClientFailure(`invalid setting ${section}.${key}: ${what}`);
+  }
+  return Number(n);
+}
+
+function settingBool(settings: Settings, section: string, key: string): boolean {
+  try {
+    return settings.getBool(section, key);
+  } catch (err) {
+    throw new ClientFailure(`invalid setting ${section}.${key}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+const openConnections = new Set<ControllerConnection>();
+
+async function closeAll(): Promise<void> {
+  const closing = [...openConnections].map((c) => c.close().catch(() => undefined));
+  openConnections.clear();
+  await Promise.race([Promise.all(closing), new Promise((r) => setTimeout(r, 1000).unref())]);
+}
+
+function exitNow(code: number): never {
+  process.exit(code);
+}
+
+async function runClient(cmd: Command, handler: (ctx: Context) => Promise<number>): Promise<void> {
+  const opts = mergedOptions(cmd);
+  let loaded;
+  try {
+    loaded = loadSettings(
+      {
+        ...(opts.configfile !== undefined ? { configFile: opts.configfile } : {}),
+        set: opts.set,
+        ...(opts.controller !== undefined ? { controller: opts.controller } : {}),
+        verbose: opts.verbose,
+      },
+      process.env,
+    );
+  } catch (err) {
+    if (!(err instanceof IniError)) throw err;
+    if (!opts.quiet) process.stderr.write(`error: ${err.message}\n`);
+    return exitNow(1);
+  }
+  const settings = loaded.settings;
+
+  let verbosity = 0;
+  let rich = false;
+  let pretty = true;
+  const early = new Logger({ quiet: opts.quiet });
+  try {
+    verbosity = settingNumber(settings, "client", "verbosity", "int");
+    rich = settingBool(settings, "client", "rich_logging_format");
+    pretty = settingBool(settings, "client", "pretty_json");
+  } catch (err) {
+    early.error(err instanceof Error ? err.message : String(err));
+    return exitNow(1);
+  }
+  const log = new Logger({ verbosity, quiet: opts.quiet, rich });
+  for (const e of loaded.errors) log.error(e);
+  for (const w of loaded.warnings) log.warning(w);
+
+  const spinner = new Spinner(process.stderr);
+  if (!opts.quiet) log.beforeWrite = () => spinner.clear();
+  const color = pc.isColorSupported && process.stdout.isTTY === true;
+
+  const ctx: Context = {
+    settings,
+    log,
+    pretty,
+    human: process.stdout.isTTY === true && !opts.json,
+    tableOptions: { color },
+    spinner: opts.quiet ? new Spinner({ isTTY: false } as NodeJS.WriteStream) : spinner,
+    async connect() {
+      const target = resolveTarget(settings);
+      const conn = await connectController(target, {
+        attempts: settingNumber(settings, "client", "peering_attempts", "int"),
+        retryDelayMs: settingNumber(settings, "client", "peering_retry_delay_secs", "float") * 1000,
+        requestTimeoutMs: settingNumber(settings, "client", "request_timeout_secs", "float") * 1000,
+        log,
+      });
+      openConnections.add(conn);
+      return conn;
+    },
+    print: writeStdout,
+    printJson: (json) => writeStdout(pyDumps(json, pretty ? 2 : null) + "\n"),
+  };
+
+  // Ctrl-C is how monitor ends, and zeek-client treats it as success everywhere.
+  process.once("SIGINT", () => {
+    spinner.stop();
+    exitNow(0);
+  });
+  process.stdout.on("error", () => exitNow(0));
+
+  let code: number;
+  try {
+    code = await handler(ctx);
+  } catch (err) {
+    spinner.stop();
+    if (!(err instanceof ClientFailure)) throw err;
+    log.error(err.message);
+    code = 1;
+  }
+  spinner.stop();
+  await closeAll();
+  exitNow(code);
+}
+
+/** Prints a command's result: a table on a terminal, zeek-client's JSON otherwise. */
+async function emit(ctx: Context, rendered: Rendered, table?: (json: PyDict, options: TableOptions) => string): Promise<number> {
+  ctx.log.all(rendered.logs);
+  if (rendered.json !== undefined) {
+    if (ctx.human && table) await ctx.print(table(rendered.json as PyDict, ctx.tableOptions));
+    else await ctx.printJson(rendered.json);
+  }
+  return rendered.exitCode;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands
+
+async function readConfigSource(file: string): Promise<string> {
+  if (file !== "-") return readFileSync(file, "utf8");
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+interface StageOutcome {
+  code: number;
+  json?: PyJson;
+  conn?: ControllerConnection;
+}
+
+/** Shared by stage-config and deploy-config: parse, validate, connect, stage. */
+async function stageConfig(ctx: Context, file: string): Promise<StageOutcome> {
+  if (!file || (file !== "-" && !isRegularFile(file))) {
+    ctx.log.error("please provide a cluster configuration file.");
+    return { code: 1 };
+  }
+  const text = await readConfigSource(file);
+  const parsed = parseClusterConfig(text, { fileName: file === "-" ? "<stdin>" : file });
+  for (const w of parsed.warnings) ctx.log.warning(w);
+  for (const e of parsed.errors) ctx.log.error(e);
+  if (parsed.config === undefined) {
+    ctx.log.error("configuration has errors, not sending");
+    return { code: 1 };
+  }
+  const config: Configuration = parsed.config;
+  const conn = await ctx.connect();
+  const [, results] = await conn.request(
+    ControllerApi.stage_configuration_request.make(newReqId(), config),
+    ControllerApi.stage_configuration_response,
+  );
+  const rendered = renderStage(results);
+  ctx.log.all(rendered.logs);
+  return { code: rendered.exitCode, conn, ...(rendered.json !== undefined ? { json: rendered.json } : {}) };
+}
+
+async function deploy(ctx: Context, conn: ControllerConnection): Promise<number> {
+  ctx.spinner.start("deploying configuration");
+  let results;
+  try {
+    [, results] = await conn.request(ControllerApi.deploy_request.make(newReqId()), ControllerApi.deploy_response);
+  } finally {
+    ctx.spinner.stop();
+  }
+  return emit(ctx, renderDeploy(results), deployTable);
+}
+
+type Handler = (ctx: Context, args: string[], options: Record<string, unknown>) => Promise<number>;
+
+interface CommandSpec {
+  name: string;
+  description: string;
+  configure?: (cmd: Command) => Command;
+  run: Handler;
+}
+
+const COMMANDS: CommandSpec[] = [
+  {
+    name: "deploy",
+    description: "deploy the staged cluster configuration",
+    run: async (ctx) => deploy(ctx, await ctx.connect()),
+  },
+  {
+    name: "deploy-config",
+    description: "stage a cluster configuration and deploy it",
+    configure: (cmd) => cmd.argument("<FILE>", 'cluster configuration file, "-" for stdin'),
+    run: async (ctx, [file]) => {
+      const staged = await stageConfig(ctx, file!);
+      if (staged.code !== 0 || staged.conn === undefined) {
+        if (staged.json !== undefined) await ctx.printJson(staged.json);
+        return staged.code;
+      }
+      return deploy(ctx, staged.conn);
+    },
+  },
+  {
+    name: "get-config",
+    description: "show the staged (default) or deployed cluster configuration",
+    configure: (cmd) =>
+      cmd
+        .option("-f, --filename <FILE>", "write the configuration to FILE instead of stdout", "-")
+        .option("--as-json", "JSON instead of the INI format")
+        .addOption(new Option("--deployed", "the deployed configuration").conflicts("staged"))
+        .addOption(new Option("--staged", "the staged configuration (default)").conflicts("deployed")),
+    run: async (ctx, _args, options) => {
+      const conn = await ctx.connect();
+      const [, result] = await conn.request(
+        ControllerApi.get_configuration_request.make(newReqId(), options["deployed"] === true),
+        ControllerApi.get_configuration_response,
+      );
+      const rendered = renderGetConfig(result);
+      ctx.log.all(rendered.logs);
+      if (rendered.config === undefined) return rendered.exitCode;
+      const text = formatConfig(rendered.config, options["asJson"] === true, ctx.pretty);
+      const filename = options["filename"] as string;
+      if (filename && filename !== "-") {
+        try {
+          writeFileSync(filename, text, "utf8");
+        } catch (err) {
+          throw new ClientFailure(`cannot write ${filename}: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      } else {
+        await ctx.print(text);
+      }
+      return 0;
+    },
+  },
+  {
+    name: "get-id-value",
+    description: "show the value of a script identifier on cluster nodes (all nodes by default)",
+    configure: (cmd) => cmd.argument("<IDENTIFIER>", "script identifier, e.g. Cluster::node").argument("[NODES...]", "node names"),
+    run: async (ctx, [id, ...nodes]) => {
+      const conn = await ctx.connect();
+      const [, results] = await conn.request(
+        ControllerApi.get_id_value_request.make(newReqId(), id!, [...new Set(nodes)]),
+        ControllerApi.get_id_value_response,
+      );
+      return emit(ctx, renderGetIdValue(results), idValueTable);
+    },
+  },
+  {
+    name: "get-instances",
+    description: "show the instances (agents) the controller knows",
+    run: async (ctx) => {
+      const conn = await ctx.connect();
+      const [, result] = await conn.request(ControllerApi.get_instances_request.make(newReqId()), ControllerApi.get_instances_response);
+      return emit(ctx, renderGetInstances(result), instancesTable);
+    },
+  },
+  {
+    name: "get-nodes",
+    description: "show the running nodes of every instance",
+    run: async (ctx) => {
+      const conn = await ctx.connect();
+      const [, results] = await conn.request(ControllerApi.get_nodes_request.make(newReqId()), ControllerApi.get_nodes_response);
+      return emit(ctx, renderGetNodes(results), nodesTable);
+    },
+  },
+  {
+    name: "monitor",
+    description: "print the events the controller sends, until Ctrl-C",
+    run: async (ctx) => {
+      const conn = await ctx.connect();
+      conn.monitor((line) => void ctx.print(line + "\n"));
+      return new Promise<number>(() => undefined);
+    },
+  },
+  {
+    name: "restart",
+    description: "restart cluster nodes (all nodes by default)",
+    configure: (cmd) => cmd.argument("[NODES...]", "node names"),
+    run: async (ctx, nodes) => {
+      const conn = await ctx.connect();
+      ctx.spinner.start("restarting nodes");
+      let results;
+      try {
+        [, results] = await conn.request(ControllerApi.restart_request.make(newReqId(), [...new Set(nodes)]), ControllerApi.restart_response);
+      } finally {
+        ctx.spinner.stop();
+      }
+      return emit(ctx, renderRestart(results), restartTable);
+    },
+  },
+  {
+    name: "stage-config",
+    description: "upload a cluster configuration for a later deploy",
+    configure: (cmd) => cmd.argument("<FILE>", 'cluster configuration file, "-" for stdin'),
+    run: async (ctx, [file]) => {
+      const staged = await stageConfig(ctx, file!);
+      if (staged.json !== undefined) await ctx.printJson(staged.json);
+      return staged.code;
+    },
+  },
+  {
+    name: "show-settings",
+    description: "show the client's effective settings",
+    run: async (ctx) => {
+      await ctx.print(renderSettings(ctx.settings));
+      return 0;
+    },
+  },
+  {
+    name: "test-timeout",
+    description: "send a request the controller lets time out",
+    configure: (cmd) => cmd.option("--with-state", "make the controller keep state for it (it then answers)"),
+    run: async (ctx, _args, options) => {
+      const conn = await ctx.connect();
+      const [, result] = await conn.request(
+        ControllerApi.test_timeout_request.make(newReqId(), options["withState"] === true),
+        ControllerApi.test_timeout_response,
+      );
+      return emit(ctx, renderTestTimeout(result));
+    },
+  },
+];
+
+/** Usage errors exit with 2 (argparse's code); help and version output exit with 0. */
+function exitForCommanderError(err: CommanderError): never {
+  if (err.exitCode === 0) exitNow(0);
+  exitNow(USAGE_EXIT);
+}
+
+/** Adds zeek-client's global options and commands to the `zmgmt` program. */
+export function registerClientCommands(program: Command): void {
+  // As with zeek-client, options before the command belong to the client; this also keeps
+  // the daemons' own --controller options theirs.
+  program.enablePositionalOptions();
+  program.exitOverride(exitForCommanderError);
+  addGlobalOptions(program, false);
+  program
+    .usage("[options] [command]")
+    .argument("[command]")
+    .action(async (command: string | undefined, _opts: unknown, cmd: Command) => {
+      if (command !== undefined) {
+        program.error(`error: unknown command '${command}'`, { exitCode: USAGE_EXIT, code: "commander.unknownCommand" });
+      }
+      const opts = mergedOptions(cmd);
+      new Logger({ quiet: opts.quiet }).error("please provide a command to execute.");
+      exitNow(1);
+    });
+
+  for (const spec of COMMANDS) {
+    let cmd = program.command(spec.name).description(spec.description);
+    if (spec.configure) cmd = spec.configure(cmd);
+    addGlobalOptions(cmd, true);
+    cmd.action(async (...params: unknown[]) => {
+      const self = params[params.length - 1] as Command;
+      const options = params[params.length - 2] as Record<string, unknown>;
+      const args = params.slice(0, -2).flatMap((a) => (Array.isArray(a) ? (a as string[]) : a === undefined ? [] : [a as string]));
+      await runClient(self, (ctx) => spec.run(ctx, args, options));
+    });
+  }
+}

@@ -8,6 +8,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Peer } from "../../src/broker/peer.js";
+import type { ZeekEvent } from "../../src/broker/messages.js";
 import { agentTopic } from "../../src/agent/api.js";
 import { eventually } from "./ws.js";
 
@@ -119,8 +120,11 @@ export class TestEnv {
   }
 
   /** A test-side stand-in for the controller, dialing an agent that listens (c2a). */
-  async dialAgent(url: string, name: string): Promise<Peer> {
-    const peer = new Peer({ url, topics: [agentTopic(name)], initialDelayMs: 100, maxDelayMs: 500 }).start();
+  async dialAgent(url: string, name: string, events?: ZeekEvent[]): Promise<Peer> {
+    const peer = new Peer({ url, topics: [agentTopic(name)], initialDelayMs: 100, maxDelayMs: 500 });
+    // Record from the start: the agent greets a new controller right after the handshake.
+    if (events) peer.on("event", (_t, e) => events.push(e));
+    peer.start();
     this.peers.push(peer);
     await peer.waitReady(10_000);
     return peer;
