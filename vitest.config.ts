@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // The fault-injection suite has its own config and script (npm run test:chaos).
+    exclude: ["test/chaos/**", "node_modules/**"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Tests spawn real process trees; running too many files at once on a small
