@@ -169,6 +169,25 @@ describe("controller + agents + nodes", () => {
     expect(deployed).toMatchObject({ success: false, error: "no deployed configuration available" });
   });
 
+  it("dials an agent that listens (c2a) when the config gives its port, and reports that port", async () => {
+    env = new TestEnv();
+    const controller = await env.startController({ requestTimeoutSec: 8 });
+    const agent = await env.startAgent({ name: "instance-1", extraArgs: AGENT_ARGS });
+    const client = await connect(controller.port);
+    // Nothing has checked in yet: the controller only learns of the agent from the config.
+    expect(resultInstances(await client.getInstances())).toEqual([]);
+    const cfg: Configuration = {
+      id: randomUUID(),
+      instances: [{ name: "instance-1", host: "127.0.0.1", listenPort: agent.port }],
+      nodes: [node("manager", "instance-1", "MANAGER"), node("worker-01", "instance-1", "WORKER")],
+    };
+    expect((await client.stageConfiguration(cfg))[0]!.success).toBe(true);
+    const results = await client.deploy();
+    expect(results.filter((r) => !r.success)).toEqual([]);
+    await allRunning(client, 2);
+    expect(resultInstances(await client.getInstances())).toEqual([{ name: "instance-1", host: "127.0.0.1", listenPort: agent.port }]);
+  });
+
   it("survives a controller restart without touching any node", async () => {
     env = new TestEnv();
     const controllerPort = await freePort();

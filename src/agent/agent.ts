@@ -175,7 +175,9 @@ export class Agent {
       if (d.origin.principal === "node") this.onNodeEvent(event);
       return;
     }
-    if (d.topic === agentTopic(this.options.name)) void this.onControllerEvent(event);
+    // An agent that dials its controller takes requests only over that link; anyone else
+    // reaching its listener (a node, a stray local process) is not the controller.
+    if (d.topic === agentTopic(this.options.name) && !this.options.connectsToController) void this.onControllerEvent(event);
   }
 
   private sendToController(event: ZeekEvent): void {
