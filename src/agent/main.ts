@@ -6,10 +6,11 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { Hub } from "../broker/hub.js";
 import { Peer } from "../broker/peer.js";
-import { HubServer, type TlsServerOptions } from "../broker/server.js";
+import { HubServer, type HubServerOptions, type TlsServerOptions } from "../broker/server.js";
 import type { PeerTlsOptions } from "../broker/peer.js";
 import { WEBSOCKET_PATH } from "../broker/messages.js";
 import { createLogger, type LogLevel } from "../management/log.js";
+import { checkListenSecurity } from "../management/security.js";
 import { SUPERVISOR_TOKEN_HEADER, SupervisorEnv } from "../supervisor/api.js";
 import { zmgmtCommand } from "../cli/paths.js";
 import { Agent } from "./agent.js";
@@ -29,7 +30,15 @@ export interface AgentProcessOptions {
   nodeCommand?: string[];
   logLevel?: LogLevel;
   logToStderr?: boolean;
+  /** TLS for the listener controllers dial (c2a); nodes then use a loopback listener of their own. */
   tls?: TlsServerOptions;
+  /**
+   * Port of that loopback node listener (TLS only). Nodes outlive agent restarts and keep
+   * the URL they were started with, so the supervisor picks it once; 0 (default) is any port.
+   */
+  nodeListenPort?: number;
+  /** Accept a plaintext listener on a non-loopback address (see checkListenSecurity). */
+  allowInsecureListen?: boolean;
   controllerTls?: PeerTlsOptions;
 }
 
@@ -53,16 +62,11 @@ export function defaultAgentOptions(partial: Partial<AgentProcessOptions> = {}):
   };
 }
 
-async function listenWithRetry(hub: Hub, options: AgentProcessOptions, nodeToken: string, deadlineMs: number): Promise<HubServer> {
+async function listenWithRetry(hub: Hub, options: HubServerOptions, deadlineMs: number): Promise<HubServer> {
   // A previous agent process may still hold the port for a moment while it exits.
   for (let attempt = 0; ; attempt++) {
     try {
-      return await HubServer.listen(hub, {
-        host: options.listenHost,
-        port: options.listenPort,
-        ...(options.tls ? { tls: options.tls } : {}),
-        authorize: (req) => (req.headers[SUPERVISOR_TOKEN_HEADER] === nodeToken ? "node" : true),
-      });
+      return await HubServer.listen(hub, options);
     } catch (err) {
       if (Date.now() > deadlineMs) throw err;
       await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 1000)));
@@ -83,6 +87,8 @@ export async function runAgentProcess(options: AgentProcessOptions, env: NodeJS.
   if (!supervisorUrl || !supervisorToken || !nodeToken) {
     throw new Error("the agent process must be started by its supervisor (zmgmt agent)");
   }
+  const verdict = checkListenSecurity("agent", options.listenHost, options.tls, options.allowInsecureListen === true);
+  if (verdict.error) throw new Error(verdict.error);
   const directory = join(options.stateDir, "nodes", options.name);
   const log = createLogger({
     node: options.name,
@@ -110,7 +116,38 @@ export async function runAgentProcess(options: AgentProcessOptions, env: NodeJS.
     : undefined;
 
   // The port must be known before the agent hands it to nodes.
-  const server = await listenWithRetry(hub, options, nodeToken, Date.now() + 15_000);
+  const deadline = Date.now() + 15_000;
+  const server = await listenWithRetry(
+    hub,
+    {
+      host: options.listenHost,
+      port: options.listenPort,
+      ...(options.tls ? { tls: options.tls } : {}),
+      authorize: (req) => (req.headers[SUPERVISOR_TOKEN_HEADER] === nodeToken ? "node" : true),
+    },
+    deadline,
+  );
+  // With TLS on the public listener, nodes would need the CA (and, with client
+  // verification, certificates of their own). They run on this host and already prove
+  // themselves with the node token, so they get a plaintext loopback listener that admits
+  // nothing but that token, and the public one stays free of local special cases.
+  let nodeServer: HubServer | undefined;
+  if (options.tls) {
+    try {
+      nodeServer = await listenWithRetry(
+        hub,
+        {
+          host: "127.0.0.1",
+          port: options.nodeListenPort ?? 0,
+          authorize: (req) => (req.headers[SUPERVISOR_TOKEN_HEADER] === nodeToken ? "node" : false),
+        },
+        deadline,
+      );
+    } catch (err) {
+      await server.close();
+      throw err;
+    }
+  }
   const agent = new Agent(
     {
       name: options.name,
@@ -118,7 +155,7 @@ export async function runAgentProcess(options: AgentProcessOptions, env: NodeJS.
       directory,
       requestTimeoutMs: options.requestTimeoutMs,
       nodeCommand: options.nodeCommand ?? zmgmtCommand("node"),
-      nodeUrl: `${scheme}://${hostPart}:${server.port}${WEBSOCKET_PATH}`,
+      nodeUrl: nodeServer ? nodeServer.url : `${scheme}://${hostPart}:${server.port}${WEBSOCKET_PATH}`,
       nodeToken,
       listenPort: server.port,
       connectsToController: controllerPeer !== undefined,
@@ -131,7 +168,11 @@ export async function runAgentProcess(options: AgentProcessOptions, env: NodeJS.
   );
   await agent.recover();
   controllerPeer?.start();
-  log.info(`agent is live, Broker ID ${hub.endpointId}, listening on ${options.listenHost}:${server.port}`);
+  log.info(
+    `agent is live, Broker ID ${hub.endpointId}, listening on ${options.listenHost}:${server.port}` +
+      (nodeServer ? ` (TLS; nodes on ${nodeServer.host}:${nodeServer.port})` : ""),
+  );
+  if (verdict.warning) log.warning(verdict.warning);
 
   supervisor.on("down", (why) => log.warning(`lost the supervisor: ${why}`));
 
@@ -142,6 +183,7 @@ export async function runAgentProcess(options: AgentProcessOptions, env: NodeJS.
       agent.close();
       await controllerPeer?.close();
       await server.close();
+      await nodeServer?.close();
       await supervisor.close();
       log.flush();
     },

@@ -2,8 +2,9 @@
 // await the ack, then exchange data messages; reconnect with backoff when the link drops.
 // PeerSession holds the protocol logic (no sockets); Peer adds the WebSocket and retries.
 
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { EventEmitter } from "node:events";
+import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import WebSocket from "ws";
 import type { BrokerData } from "./data.js";
@@ -70,11 +71,55 @@ export class PeerSession {
 
 export interface PeerTlsOptions {
   caFile?: string;
+  /** A directory of CA certificates (OpenSSL's capath); added to `caFile`'s. */
+  caPath?: string;
   certFile?: string;
   keyFile?: string;
   passphrase?: string;
+  /** OpenSSL cipher list for TLS 1.2 and below; TLS 1.3 suites are not affected by it. */
+  ciphers?: string;
   /** Verify the server's certificate (default true when a CA is given). */
   rejectUnauthorized?: boolean;
+}
+
+/**
+ * The trust anchors for `caFile` and `caPath`, or undefined for the system's. Node has no
+ * capath lookup, so every PEM certificate found in the directory is loaded up front.
+ */
+export function loadCaCertificates(caFile: string | undefined, caPath: string | undefined): string[] | undefined {
+  if (!caFile && !caPath) return undefined;
+  const pems: string[] = [];
+  if (caFile) pems.push(readFileSync(caFile, "utf8"));
+  if (caPath) {
+    for (const entry of readdirSync(caPath).sort()) {
+      let text: string;
+      try {
+        text = readFileSync(join(caPath, entry), "utf8");
+      } catch {
+        continue; // subdirectories, dangling hash links
+      }
+      pems.push(...(text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []));
+    }
+  }
+  return pems;
+}
+
+/** Socket options for a TLS client; `rejectUnauthorized` is left to the caller. */
+export function clientTlsSocketOptions(tls: PeerTlsOptions): {
+  ca?: string[];
+  cert?: Buffer;
+  key?: Buffer;
+  passphrase?: string;
+  ciphers?: string;
+} {
+  const ca = loadCaCertificates(tls.caFile, tls.caPath);
+  return {
+    ...(ca ? { ca } : {}),
+    ...(tls.certFile ? { cert: readFileSync(tls.certFile) } : {}),
+    ...(tls.keyFile ? { key: readFileSync(tls.keyFile) } : {}),
+    ...(tls.passphrase ? { passphrase: tls.passphrase } : {}),
+    ...(tls.ciphers ? { ciphers: tls.ciphers } : {}),
+  };
 }
 
 export interface PeerOptions {
@@ -193,11 +238,8 @@ export class Peer extends EventEmitter<PeerEvents> {
       handshakeTimeout: this.options.connectTimeoutMs ?? 5000,
       maxPayload: (this.options.maxFrameBytes ?? 4 * 1024 * 1024) * 4 + 1024,
       ...(this.options.headers ? { headers: this.options.headers } : {}),
-      ...(tls?.caFile ? { ca: readFileSync(tls.caFile) } : {}),
-      ...(tls?.certFile ? { cert: readFileSync(tls.certFile) } : {}),
-      ...(tls?.keyFile ? { key: readFileSync(tls.keyFile) } : {}),
-      ...(tls?.passphrase ? { passphrase: tls.passphrase } : {}),
-      ...(tls ? { rejectUnauthorized: tls.rejectUnauthorized ?? tls.caFile !== undefined } : {}),
+      ...(tls ? clientTlsSocketOptions(tls) : {}),
+      ...(tls ? { rejectUnauthorized: tls.rejectUnauthorized ?? (tls.caFile !== undefined || tls.caPath !== undefined) } : {}),
     });
     this.ws = ws;
     let ackTimer: NodeJS.Timeout | undefined;

@@ -86,6 +86,8 @@ export function registerUpCommand(program: Command): void {
       .option("--controller-listen <host:port>", "controller WebSocket address", `127.0.0.1:${DEFAULT_CONTROLLER_WEBSOCKET_PORT}`)
       .option("--agent-listen <host:port>", "agent address (use port 0 for any free port)", `127.0.0.1:${DEFAULT_AGENT_PORT}`)
       .option("--timeout <seconds>", "how long to wait for the cluster to come up", (v) => Number(v), 60)
+      .option("--broker-start-port <port>", "first port for cluster-port auto-assignment", (v) => Number(v), 2200)
+      .option("--metrics-start-port <port>", "first port for metrics-port auto-assignment", (v) => Number(v), 9000)
       .addOption(new Option("--log-level <level>").choices(["DEBUG", "INFO", "WARNING", "ERROR"]).default("INFO")),
   ).action(async (opts) => {
     const tty = process.stdout.isTTY === true;
@@ -101,6 +103,8 @@ export function registerUpCommand(program: Command): void {
       listenPort: controllerListen.port,
       requestTimeoutMs: DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS,
       logLevel: opts.logLevel,
+      brokerStartPort: opts.brokerStartPort,
+      metricsStartPort: opts.metricsStartPort,
     };
     const hostForUrl = controllerListen.host.includes(":") ? `[${controllerListen.host}]` : controllerListen.host;
     const controllerAddr = `${hostForUrl}:${controllerListen.port}`;
@@ -170,6 +174,7 @@ export function registerUpCommand(program: Command): void {
 
     // Live view: redraw on a terminal, print changes otherwise. Runs until Ctrl-C.
     let last = "";
+    let drawnLines = 0;
     let announced = false;
     for (;;) {
       let statuses: NodeStatus[] = [];
@@ -181,16 +186,21 @@ export function registerUpCommand(program: Command): void {
       }
       const view = renderNodes(statuses, tty);
       if (view !== last) {
-        if (tty && last) process.stdout.write(`\x1b[${last.split("\n").length}A\x1b[J`);
+        // On a terminal the table is redrawn in place; elsewhere each change is a new block.
+        if (tty && drawnLines > 0) process.stdout.write(`\x1b[${drawnLines}A\x1b[J`);
         process.stdout.write(`${view}\n`);
+        drawnLines = view.split("\n").length;
         last = view;
       }
       const cluster = statuses.filter((s) => s.mgmtRole === "NONE");
       if (!announced && cluster.length === config.nodes.length && cluster.every((s) => s.state === "RUNNING")) {
         announced = true;
-        process.stderr.write(
-          `${pc.green("cluster is up")}: ${cluster.length} nodes running. Try \`zmgmt get-nodes --controller ${controllerAddr}\`; Ctrl-C stops everything.\n`,
+        process.stdout.write(
+          `${tty ? pc.green("cluster is up") : "cluster is up"}: ${cluster.length} nodes running. ` +
+            `Try \`zmgmt get-nodes --controller ${controllerAddr}\`; Ctrl-C stops everything.\n`,
         );
+        // Keep the announcement: the next redraw starts below it.
+        drawnLines = 0;
       }
       await new Promise((r) => setTimeout(r, 500));
     }

@@ -8,7 +8,7 @@ import { B } from "../broker/data.js";
 import { ProtocolError, errorMessage } from "../broker/errors.js";
 import { type Delivery, type Hub, type LocalEndpoint, type Origin, deliveryEvent } from "../broker/hub.js";
 import { WEBSOCKET_PATH, eventToData, type ZeekEvent } from "../broker/messages.js";
-import { Peer } from "../broker/peer.js";
+import { Peer, type PeerTlsOptions } from "../broker/peer.js";
 import type { Codec, EventSpec } from "../broker/schema.js";
 import { AGENT_TOPIC_PREFIX, AgentApi, agentTopic } from "../agent/api.js";
 import { CONFIG_STATES, ConfigStore, type ConfigState } from "../management/config-store.js";
@@ -82,21 +82,30 @@ export interface DialedAgent {
 
 export type AgentDialer = (target: DialTarget, handlers: DialHandlers) => DialedAgent;
 
-/** Dials agents over the WebSocket JSON API, retrying about once a second like upstream. */
-export const webSocketAgentDialer: AgentDialer = (target, handlers) => {
-  const host = target.host.includes(":") ? `[${target.host}]` : target.host;
-  const peer = new Peer({
-    url: `ws://${host}:${target.port}${WEBSOCKET_PATH}`,
-    topics: [target.topic],
-    initialDelayMs: 250,
-    maxDelayMs: 1000,
-  });
-  peer.on("ready", () => handlers.ready());
-  peer.on("down", (reason) => handlers.down(reason));
-  peer.on("event", (topic, event) => handlers.event(topic, event));
-  peer.start();
-  return { publishEvent: (topic, event) => peer.publishEvent(topic, event), close: () => peer.close() };
-};
+/**
+ * Dials agents over the WebSocket JSON API, retrying about once a second like upstream.
+ * With `tls` every agent is dialed over wss:// and must present a certificate that is valid
+ * for the instance's configured host.
+ */
+export function createWebSocketAgentDialer(options: { tls?: PeerTlsOptions } = {}): AgentDialer {
+  return (target, handlers) => {
+    const host = target.host.includes(":") ? `[${target.host}]` : target.host;
+    const peer = new Peer({
+      url: `${options.tls ? "wss" : "ws"}://${host}:${target.port}${WEBSOCKET_PATH}`,
+      topics: [target.topic],
+      initialDelayMs: 250,
+      maxDelayMs: 1000,
+      ...(options.tls ? { tls: options.tls } : {}),
+    });
+    peer.on("ready", () => handlers.ready());
+    peer.on("down", (reason) => handlers.down(reason));
+    peer.on("event", (topic, event) => handlers.event(topic, event));
+    peer.start();
+    return { publishEvent: (topic, event) => peer.publishEvent(topic, event), close: () => peer.close() };
+  };
+}
+
+export const webSocketAgentDialer: AgentDialer = createWebSocketAgentDialer();
 
 export interface ControllerDeps {
   logger?: Logger;

@@ -2,10 +2,12 @@
 // style clients and agents that dial in (a2c) meet, plus the management.log writer.
 
 import { Hub } from "../broker/hub.js";
+import type { PeerTlsOptions } from "../broker/peer.js";
 import { HubServer, type TlsServerOptions } from "../broker/server.js";
 import { createLogger, type LogLevel } from "../management/log.js";
+import { checkListenSecurity } from "../management/security.js";
 import { DEFAULT_CONTROLLER_WEBSOCKET_PORT } from "./api.js";
-import { Controller, defaultControllerName, type AgentDialer } from "./controller.js";
+import { Controller, createWebSocketAgentDialer, defaultControllerName, type AgentDialer } from "./controller.js";
 import type { Timers } from "./requests.js";
 
 /** Reported in every handshake ack; it names our implementation, not a Zeek version. */
@@ -25,6 +27,10 @@ export interface StartControllerOptions {
   directory: string;
   name?: string;
   tls?: TlsServerOptions;
+  /** Accept a plaintext listener on a non-loopback address (see checkListenSecurity). */
+  allowInsecureListen?: boolean;
+  /** Dial agents that listen (c2a) over wss:// with these options; plain ws:// without. */
+  agentTls?: PeerTlsOptions;
   requestTimeoutMs?: number;
   autoAssignBrokerPorts?: boolean;
   autoAssignMetricsPorts?: boolean;
@@ -51,6 +57,9 @@ export interface RunningController {
 export async function startController(options: StartControllerOptions): Promise<RunningController> {
   const name = options.name ?? defaultControllerName();
   const host = options.listenHost ?? DEFAULT_CONTROLLER_LISTEN_HOST;
+  // Checked before anything is opened or written, so a refused start leaves no traces.
+  const verdict = checkListenSecurity("controller", host, options.tls, options.allowInsecureListen === true);
+  if (verdict.error) throw new Error(verdict.error);
   const logger = createLogger({
     node: name,
     role: "CONTROLLER",
@@ -73,7 +82,11 @@ export async function startController(options: StartControllerOptions): Promise<
     },
     {
       logger,
-      ...(options.dialAgent ? { dialAgent: options.dialAgent } : {}),
+      ...(options.dialAgent
+        ? { dialAgent: options.dialAgent }
+        : options.agentTls
+          ? { dialAgent: createWebSocketAgentDialer({ tls: options.agentTls }) }
+          : {}),
       ...(options.timers ? { timers: options.timers } : {}),
     },
   );
@@ -93,6 +106,7 @@ export async function startController(options: StartControllerOptions): Promise<
   // No I/O callback can run between the listener coming up and this line (only
   // microtasks do), so no agent's hello can reach the hub before the controller listens.
   controller.start({ host, port: server.port });
+  if (verdict.warning) logger.warning(verdict.warning);
 
   let closing: Promise<void> | undefined;
   return {

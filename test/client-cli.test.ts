@@ -1,0 +1,403 @@
+// The client commands as a user runs them: the built CLI as a real process, against a real
+// controller and agent (with its supervisor and nodes), or against nothing at all.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { WebSocketServer } from "ws";
+import { CLI, TestEnv, freePort } from "./helpers/cluster.js";
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+const running = new Set<ChildProcess>();
+
+/** Runs `node dist/cli/main.js …` isolated from the caller's zeek-client settings, bounded in time. */
+function runCli(
+  args: string[],
+  opts: { cwd?: string; input?: string; env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<Run> {
+  const started = Date.now();
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: opts.cwd,
+    env: { ...process.env, ZEEK_CLIENT_CONFIG_FILE: "", ZEEK_CLIENT_CONFIG_SETTINGS: "", ...opts.env },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  running.add(child);
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  child.stdin!.end(opts.input ?? "");
+  const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 30_000);
+  return new Promise((resolve) => {
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      running.delete(child);
+      resolve({ code, stdout, stderr, ms: Date.now() - started });
+    });
+  });
+}
+
+function killClients(): void {
+  for (const child of running) child.kill("SIGKILL");
+  running.clear();
+}
+
+async function until<T>(check: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+const json = (r: Run): any => JSON.parse(r.stdout);
+
+describe("without a controller", () => {
+  afterEach(killClients);
+
+  it("gives up after the configured attempts with zeek-client's message", async () => {
+    const port = await freePort();
+    const r = await runCli([
+      "--controller",
+      `127.0.0.1:${port}`,
+      "--set",
+      "client.peering_attempts=2",
+      "--set",
+      "client.peering_retry_delay_secs=0.2",
+      "get-nodes",
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toBe(`error: websocket connection to 127.0.0.1:${port} timed out in connect()\n`);
+    expect(r.ms).toBeLessThan(8000);
+  });
+
+  it("checks the controller port and TLS files before connecting", async () => {
+    const range = await runCli(["--controller", "127.0.0.1:70000", "get-instances"]);
+    expect(range.code).toBe(1);
+    expect(range.stderr).toBe("error: cannot configure connection to 127.0.0.1:70000: controller port number 70000 outside valid range\n");
+    const tls = await runCli(["get-nodes"], {
+      env: { ZEEK_CLIENT_CONFIG_SETTINGS: "ssl.enable=true ssl.certificate=/nonexistent/cert.pem" },
+    });
+    expect(tls.code).toBe(1);
+    expect(tls.stderr).toBe('error: cannot configure connection to 127.0.0.1:2149: SSL certificate file "/nonexistent/cert.pem" not found\n');
+  });
+
+  it("exits 2 on usage errors and 1 without a command", async () => {
+    const unknown = await runCli(["get-nodes", "--bogus"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("unknown option '--bogus'");
+    const missing = await runCli(["stage-config"]);
+    expect(missing.code).toBe(2);
+    const conflict = await runCli(["-q", "-v", "show-settings"]);
+    expect(conflict.code).toBe(2);
+    const badCommand = await runCli(["set-config", "x.ini"]);
+    expect(badCommand.code).toBe(2);
+    expect(badCommand.stderr).toBe("error: unknown command 'set-config'\n");
+    const none = await runCli([]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toBe("error: please provide a command to execute.\n");
+    expect((await runCli(["-q"])).stderr).toBe("");
+  });
+
+  it("shows the effective settings in precedence order", async () => {
+    const env = new TestEnv("zmgmt-client-");
+    try {
+      const cfg = join(env.dir, "client.cfg");
+      writeFileSync(cfg, "[client]\nrequest_timeout_secs = 5\npeering_attempts = 3\n[controller]\nhost = 10.1.1.1\n");
+      const r = await runCli(["-c", cfg, "--set", "client.peering_attempts=4", "--controller", ":3333", "-vv", "show-settings"], {
+        env: { ZEEK_CLIENT_CONFIG_SETTINGS: "client.request_timeout_secs=6 client.peering_attempts=9" },
+      });
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain("[client]\nrequest_timeout_secs = 6\npeering_attempts = 4\n");
+      expect(r.stdout).toContain("verbosity = 2\n");
+      expect(r.stdout).toContain("[controller]\nhost = 10.1.1.1\nport = 3333\n\n");
+      const viaEnv = await runCli(["show-settings"], { env: { ZEEK_CLIENT_CONFIG_FILE: cfg } });
+      expect(viaEnv.stdout).toContain("request_timeout_secs = 5\n");
+    } finally {
+      await env.cleanup();
+    }
+  });
+
+  it("rejects an INI with syntax errors before connecting, naming the line", async () => {
+    const env = new TestEnv("zmgmt-client-");
+    try {
+      const file = join(env.dir, "bad.ini");
+      writeFileSync(file, "[manager]\nrole = manager\n\n[manager]\nrole = worker\n");
+      const r = await runCli(["--controller", "127.0.0.1:1", "stage-config", file]);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe("");
+      expect(r.stderr).toBe(
+        `error: While reading from '${file}' [line  4]: section 'manager' already exists\nerror: configuration has errors, not sending\n`,
+      );
+      const invalid = await runCli(["--controller", "127.0.0.1:1", "deploy-config", "-"], { input: "[m]\nrole = chef\n" });
+      expect(invalid.code).toBe(1);
+      expect(invalid.stderr).toBe('error: invalid node "m" configuration: role "chef" is invalid\nerror: configuration has errors, not sending\n');
+      const absent = await runCli(["stage-config", join(env.dir, "nope.ini")]);
+      expect(absent.code).toBe(1);
+      expect(absent.stderr).toBe("error: please provide a cluster configuration file.\n");
+    } finally {
+      await env.cleanup();
+    }
+  });
+
+  it("reports a handshake that is not acknowledged", async () => {
+    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+    wss.on("connection", (ws) => ws.on("message", () => ws.send('{"type":"error","code":"invalid_uri","context":"nope"}')));
+    await new Promise((r) => wss.once("listening", r));
+    const port = (wss.address() as { port: number }).port;
+    try {
+      const r = await runCli(["--controller", `127.0.0.1:${port}`, "--set", "client.peering_retry_delay_secs=0.2", "get-nodes"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(
+        `error: protocol data error with controller 127.0.0.1:${port}: invalid data layout for HandshakeAckMessage: ` +
+          `required key "endpoint" missing, raw data: {"type":"error","code":"invalid_uri","context":"nope"}\n`,
+      );
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      await new Promise((r) => wss.close(r));
+    }
+  });
+});
+
+// A real controller and one agent that dials it. The tests below run in order and build on
+// each other: stage, inspect, deploy, query, restart.
+describe("against a real cluster", () => {
+  let env: TestEnv;
+  let port = 0;
+  const zc = (args: string[], opts: Parameters<typeof runCli>[1] = {}): Promise<Run> =>
+    runCli(["--controller", `127.0.0.1:${port}`, ...args], { cwd: env.dir, ...opts });
+  let stagedId = "";
+
+  const STAGE_ONLY_INI = [
+    "[instances]",
+    "agent-a",
+    "",
+    "[manager]",
+    "instance = agent-a",
+    "role = manager",
+    "port = 2200",
+    "metrics_port = 9000",
+    "",
+    "[logger-01]",
+    "instance = agent-a",
+    "role = Supervisor::LOGGER",
+    'scripts = site/local.zeek "dir with space/x.zeek"',
+    "",
+    "[worker-01]",
+    "instance = agent-a",
+    "role = worker",
+    "interface = lo",
+    "cpu_affinity = 1",
+    'env = FOO=bar BAZ="a b"',
+    "",
+  ].join("\n");
+
+  const STAGE_ONLY_RENDERED = [
+    "[instances]",
+    "agent-a",
+    "",
+    "[logger-01]",
+    "instance = agent-a",
+    "role = LOGGER",
+    'scripts = "dir with space/x.zeek" site/local.zeek',
+    "",
+    "[manager]",
+    "instance = agent-a",
+    "role = MANAGER",
+    "port = 2200",
+    "metrics_port = 9000",
+    "",
+    "[worker-01]",
+    "instance = agent-a",
+    "role = WORKER",
+    "interface = lo",
+    "cpu_affinity = 1",
+    'env = BAZ="a b" FOO=bar',
+    "",
+    "",
+  ].join("\n");
+
+  // What actually runs: two nodes, so the test stays light on a small machine.
+  const DEPLOY_INI = "[manager]\ninstance = agent-a\nrole = manager\n\n[worker-01]\ninstance = agent-a\nrole = worker\ninterface = lo\n";
+
+  beforeAll(async () => {
+    env = new TestEnv("zmgmt-client-");
+    const controller = await env.startController({ requestTimeoutSec: 6 });
+    port = controller.port;
+    await env.startAgent({
+      name: "agent-a",
+      controllerPort: port,
+      extraArgs: ["--request-timeout", "4", "--restart-delay", "0.2", "--stop-timeout", "3"],
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    killClients();
+    await env?.cleanup();
+  }, 60_000);
+
+  it("get-instances lists the agent once it has connected", async () => {
+    const r = await until(
+      async () => {
+        const run = await zc(["get-instances"]);
+        return run.code === 0 && "agent-a" in json(run) ? run : undefined;
+      },
+      20_000,
+      "agent-a to connect",
+    );
+    expect(Object.keys(json(r))).toEqual(["agent-a"]);
+    expect(r.stderr).toBe("");
+  });
+
+  it("get-config fails while nothing is staged", async () => {
+    const r = await zc(["get-config"]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toBe("error: no staged configuration available\n");
+  });
+
+  it("stage-config sends the INI and get-config renders it back", async () => {
+    const file = join(env.dir, "stage-only.ini");
+    writeFileSync(file, STAGE_ONLY_INI);
+    const staged = await zc(["stage-config", file]);
+    expect(staged.code).toBe(0);
+    const out = json(staged);
+    expect(out.errors).toEqual([]);
+    expect(out.results.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(staged.stdout).toBe(`{\n  "errors": [],\n  "results": {\n    "id": "${out.results.id}"\n  }\n}\n`);
+
+    const ini = await zc(["get-config"]);
+    expect(ini.code).toBe(0);
+    expect(ini.stdout).toBe(STAGE_ONLY_RENDERED);
+
+    const asJson = await zc(["get-config", "--staged", "--as-json"]);
+    expect(json(asJson).id).toBe(out.results.id);
+    expect(json(asJson).nodes.map((n: { name: string }) => n.name)).toEqual(["logger-01", "manager", "worker-01"]);
+
+    // The rendered INI is itself a valid configuration that renders the same way.
+    const again = await zc(["stage-config", "-"], { input: ini.stdout });
+    expect(again.code).toBe(0);
+    const outFile = join(env.dir, "staged.ini");
+    expect((await zc(["get-config", "-f", outFile])).code).toBe(0);
+    expect(readFileSync(outFile, "utf8")).toBe(STAGE_ONLY_RENDERED);
+  });
+
+  it("stage-config reports the controller's validation errors", async () => {
+    const r = await zc(["stage-config", "-"], { input: "[instances]\nagent-a\n\n[manager]\ninstance = agent-zz\nrole = manager\n" });
+    expect(r.code).toBe(1);
+    const out = json(r);
+    expect(out.results).toEqual({});
+    expect(out.errors).toEqual([expect.stringContaining("agent-zz")]);
+  });
+
+  it("deploy-config stages and deploys; every node reports success", async () => {
+    const r = await zc(["deploy-config", "-"], { input: DEPLOY_INI });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const out = json(r);
+    expect(out.errors).toEqual([]);
+    expect(out.results.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(out.results.nodes).toEqual({
+      manager: { instance: "agent-a", success: true },
+      "worker-01": { instance: "agent-a", success: true },
+    });
+    stagedId = out.results.id;
+  });
+
+  it("get-nodes shows the nodes running with pids and ports", async () => {
+    const nodes = await until(
+      async () => {
+        const run = await zc(["get-nodes"]);
+        if (run.code !== 0) return undefined;
+        const inst = json(run).results["agent-a"] ?? {};
+        return inst.manager?.state === "RUNNING" && inst["worker-01"]?.state === "RUNNING" ? inst : undefined;
+      },
+      20_000,
+      "nodes to run",
+    );
+    expect(nodes["agent-a"]).toMatchObject({ state: "RUNNING", mgmt_role: "AGENT", cluster_role: null });
+    expect(nodes.manager).toMatchObject({ cluster_role: "MANAGER", mgmt_role: null, pid: expect.any(Number), port: expect.any(Number) });
+    expect(nodes["worker-01"]).toMatchObject({ cluster_role: "WORKER", mgmt_role: null, pid: expect.any(Number) });
+  });
+
+  it("deploy redeploys the staged configuration", async () => {
+    const r = await zc(["deploy"]);
+    expect(r.code).toBe(0);
+    expect(json(r).results.id).toBe(stagedId);
+  });
+
+  it("get-config --deployed shows the ports the controller assigned", async () => {
+    const r = await zc(["get-config", "--deployed", "--as-json"]);
+    expect(r.code).toBe(0);
+    const manager = json(r).nodes.find((n: { name: string }) => n.name === "manager");
+    expect(manager.port).toEqual(expect.any(Number));
+    expect((await zc(["get-config", "--deployed", "--staged"])).code).toBe(2);
+  });
+
+  it("get-id-value answers per node and reports unknown nodes", async () => {
+    const r = await until(
+      async () => {
+        const run = await zc(["--set", "client.pretty_json=false", "get-id-value", "Cluster::node", "manager", "nope"]);
+        return run.stdout.includes('"manager"') ? run : undefined;
+      },
+      10_000,
+      "manager to answer",
+    );
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('{"errors": [{"error": "unknown cluster node", "source": "nope"}], "results": {"manager": "manager"}}\n');
+    const all = await zc(["get-id-value", "Cluster::node"]);
+    expect(all.code).toBe(0);
+    expect(json(all)).toEqual({ errors: [], results: { manager: "manager", "worker-01": "worker-01" } });
+  });
+
+  it("restart restarts a node and rejects unknown ones", async () => {
+    const ok = await zc(["restart", "worker-01"]);
+    expect(ok.code).toBe(0);
+    expect(json(ok)).toEqual({ errors: [], results: { "worker-01": true } });
+    const bad = await zc(["restart", "nope"]);
+    expect(bad.code).toBe(1);
+    expect(json(bad)).toEqual({ errors: [{ error: "unknown cluster node", source: "nope" }], results: {} });
+  });
+
+  it("test-timeout: answered with state, times out without", async () => {
+    const withState = await zc(["test-timeout", "--with-state"]);
+    expect(withState.code).toBe(0);
+    expect(withState.stdout).toBe('{\n  "error": "request timed out",\n  "success": false\n}\n');
+    const without = await zc(["--set", "client.request_timeout_secs=1", "test-timeout"]);
+    expect(without.code).toBe(1);
+    expect(without.stderr).toBe(`error: no response received: websocket connection to 127.0.0.1:${port} timed out\n`);
+  });
+
+  it("monitor prints the controller's events until Ctrl-C, then exits 0", async () => {
+    const child = spawn(process.execPath, [CLI, "--controller", `127.0.0.1:${port}`, "--set", "client.request_timeout_secs=1", "monitor"], {
+      cwd: env.dir,
+      env: { ...process.env, ZEEK_CLIENT_CONFIG_FILE: "", ZEEK_CLIENT_CONFIG_SETTINGS: "" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    running.add(child);
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+    await until(async () => (out.includes("no response received") ? true : undefined), 10_000, "monitor's first timeout");
+    await zc(["get-nodes"]);
+    await until(async () => (out.includes("get_nodes_response(") ? true : undefined), 10_000, "monitor to see get_nodes_response");
+    child.kill("SIGINT");
+    expect(await exited).toBe(0);
+    running.delete(child);
+    expect(out).toContain(`no response received: websocket connection to 127.0.0.1:${port} timed out\n`);
+    expect(out).toContain(
+      'received "Management::Controller::API::get_nodes_response(reqid: <class \'zeekclient.brokertypes.String\'>, ' +
+        "results: <class 'zeekclient.brokertypes.Vector'>)\"\n",
+    );
+  });
+});
