@@ -28,21 +28,13 @@ export function compareData(a: BrokerData, b: BrokerData): number {
     case "count":
     case "integer":
     case "real":
-    case "timestamp": {
-      const bv = (b as typeof a).value;
-      return a.value < bv ? -1 : a.value > bv ? 1 : 0;
-    }
-    case "timespan": {
-      const bv = (b as typeof a).value;
-      return a.value < bv ? -1 : a.value > bv ? 1 : 0;
-    }
+    case "timestamp":
+    case "timespan":
     case "string":
     case "address":
     case "subnet":
-    case "enum-value": {
-      const bv = (b as typeof a).value;
-      return a.value < bv ? -1 : a.value > bv ? 1 : 0;
-    }
+    case "enum-value":
+      return compareScalars(a.value, (b as typeof a).value);
     case "port": {
       const bv = (b as typeof a).value;
       if (a.value.number !== bv.number) return a.value.number - bv.number;
@@ -61,6 +53,10 @@ export function compareData(a: BrokerData, b: BrokerData): number {
       return a.value.length - bv.length;
     }
   }
+}
+
+function compareScalars<T extends number | bigint | string>(a: T, b: T): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function compareLists(a: BrokerData[], b: BrokerData[]): number {

@@ -128,41 +128,20 @@ export class ControllerClient {
 // ---------------------------------------------------------------------------------------
 // Typed views of Result.data.
 
-export function resultNodeStatuses(result: Result): NodeStatus[] | undefined {
+/** Decodes `data` with the codec, or undefined when it is absent or of another shape. */
+export function resultData<T>(result: Result, codec: Codec<T>): T | undefined {
   if (!result.data) return undefined;
   try {
-    return NodeStatusVecCodec.decode(result.data, "data");
+    return codec.decode(result.data, "data");
   } catch {
     return undefined;
   }
 }
 
-export function resultInstances(result: Result): Instance[] | undefined {
-  if (!result.data) return undefined;
-  try {
-    return InstanceVecCodec.decode(result.data, "data");
-  } catch {
-    return undefined;
-  }
-}
-
-export function resultConfiguration(result: Result): Configuration | undefined {
-  if (!result.data) return undefined;
-  try {
-    return ConfigurationCodec.decode(result.data, "data");
-  } catch {
-    return undefined;
-  }
-}
-
-export function resultNodeOutputs(result: Result): NodeOutputs | undefined {
-  if (!result.data) return undefined;
-  try {
-    return NodeOutputsCodec.decode(result.data, "data");
-  } catch {
-    return undefined;
-  }
-}
+export const resultNodeStatuses = (r: Result): NodeStatus[] | undefined => resultData(r, NodeStatusVecCodec);
+export const resultInstances = (r: Result): Instance[] | undefined => resultData(r, InstanceVecCodec);
+export const resultConfiguration = (r: Result): Configuration | undefined => resultData(r, ConfigurationCodec);
+export const resultNodeOutputs = (r: Result): NodeOutputs | undefined => resultData(r, NodeOutputsCodec);
 
 export function resultString(result: Result): string | undefined {
   return result.data?.type === "string" ? result.data.value : undefined;
