@@ -6,6 +6,9 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { WebSocketServer } from "ws";
+import { dataToEvent, decodeDataMessage, encodeAck, encodeEventMessage } from "../src/broker/messages.js";
+import { ControllerApi } from "../src/controller/api.js";
+import { InstanceVecCodec, makeResult } from "../src/management/records.js";
 import { CLI, TestEnv, freePort } from "./helpers/cluster.js";
 
 interface Run {
@@ -107,6 +110,9 @@ describe("without a controller", () => {
     expect(none.code).toBe(1);
     expect(none.stderr).toBe("error: please provide a command to execute.\n");
     expect((await runCli(["-q"])).stderr).toBe("");
+    const help = await runCli(["help", "get-id-value"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("Usage: zmgmt get-id-value [options] <IDENTIFIER> [NODES...]");
   });
 
   it("shows the effective settings in precedence order", async () => {
@@ -162,6 +168,45 @@ describe("without a controller", () => {
         `error: protocol data error with controller 127.0.0.1:${port}: invalid data layout for HandshakeAckMessage: ` +
           `required key "endpoint" missing, raw data: {"type":"error","code":"invalid_uri","context":"nope"}\n`,
       );
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      await new Promise((r) => wss.close(r));
+    }
+  });
+});
+
+describe("against a scripted server", () => {
+  afterEach(killClients);
+
+  it("waits out a slow handshake ack and skips frames zeek-client skips", async () => {
+    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+    let connections = 0;
+    wss.on("connection", (ws) => {
+      connections++;
+      let acked = false;
+      ws.on("message", (raw) => {
+        if (!acked) {
+          acked = true;
+          setTimeout(() => ws.send(encodeAck("fake-endpoint", "2.8")), 600);
+          return;
+        }
+        const event = dataToEvent(decodeDataMessage(raw.toString()).data);
+        const reqid = (event.args[0] as { value: string }).value;
+        ws.send('{"type":"error","code":"deserialization_failed","context":"ignored"}');
+        ws.send(encodeEventMessage("zeek/management/controller", { name: "Some::other_event", args: [] }));
+        ws.send(encodeEventMessage("zeek/management/controller", ControllerApi.get_instances_response.make("other-reqid", makeResult("x"))));
+        const instances = InstanceVecCodec.encode([{ name: "agent-x", host: "10.0.0.1", listenPort: 2151 }]);
+        ws.send(encodeEventMessage("zeek/management/controller", ControllerApi.get_instances_response.make(reqid, makeResult("x", { data: instances }))));
+      });
+    });
+    await new Promise((r) => wss.once("listening", r));
+    const port = (wss.address() as { port: number }).port;
+    try {
+      const r = await runCli(["--controller", `127.0.0.1:${port}`, "--set", "client.peering_retry_delay_secs=0.2", "-v", "get-instances"]);
+      expect(r.stderr).toBe('warning: received unexpected event "Some::other_event", skipping\n');
+      expect(r.code).toBe(0);
+      expect(json(r)).toEqual({ "agent-x": { host: "10.0.0.1", port: 2151 } });
+      expect(connections).toBeGreaterThanOrEqual(2);
     } finally {
       for (const c of wss.clients) c.terminate();
       await new Promise((r) => wss.close(r));

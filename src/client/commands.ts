@@ -90,15 +90,18 @@ function mergedOptions(cmd: Command): GlobalOptions {
 
 const SPINNER_FRAMES = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
-/** A one-line spinner on stderr, only when stderr is a terminal. */
+/** A one-line spinner on stderr, only when stderr is a terminal (never in pipes or logs). */
 class Spinner {
   private timer: NodeJS.Timeout | undefined;
   private shown = false;
 
-  constructor(private readonly stream: NodeJS.WriteStream) {}
+  constructor(
+    private readonly stream: NodeJS.WriteStream,
+    private readonly enabled: boolean,
+  ) {}
 
   start(text: string): void {
-    if (!this.stream.isTTY || this.timer) return;
+    if (!this.enabled || !this.stream.isTTY || this.timer) return;
     const started = Date.now();
     let frame = 0;
     this.timer = setInterval(() => {
@@ -209,8 +212,8 @@ async function runClient(cmd: Command, handler: (ctx: Context) => Promise<number
   for (const e of loaded.errors) log.error(e);
   for (const w of loaded.warnings) log.warning(w);
 
-  const spinner = new Spinner(process.stderr);
-  if (!opts.quiet) log.beforeWrite = () => spinner.clear();
+  const spinner = new Spinner(process.stderr, !opts.quiet);
+  log.beforeWrite = () => spinner.clear();
   const color = pc.isColorSupported && process.stdout.isTTY === true;
 
   const ctx: Context = {
@@ -219,7 +222,7 @@ async function runClient(cmd: Command, handler: (ctx: Context) => Promise<number
     pretty,
     human: process.stdout.isTTY === true && !opts.json,
     tableOptions: { color },
-    spinner: opts.quiet ? new Spinner({ isTTY: false } as NodeJS.WriteStream) : spinner,
+    spinner,
     async connect() {
       const target = resolveTarget(settings);
       const conn = await connectController(target, {
@@ -479,13 +482,15 @@ export function registerClientCommands(program: Command): void {
   // the daemons' own --controller options theirs.
   program.enablePositionalOptions();
   program.exitOverride(exitForCommanderError);
+  // The action below (for a missing command) would otherwise switch off `zmgmt help CMD`.
+  program.helpCommand(true);
   addGlobalOptions(program, false);
   program
     .usage("[options] [command]")
-    .argument("[command]")
-    .action(async (command: string | undefined, _opts: unknown, cmd: Command) => {
-      if (command !== undefined) {
-        program.error(`error: unknown command '${command}'`, { exitCode: USAGE_EXIT, code: "commander.unknownCommand" });
+    .argument("[command...]")
+    .action(async (words: string[], _opts: unknown, cmd: Command) => {
+      if (words.length > 0) {
+        program.error(`error: unknown command '${words[0]}'`, { exitCode: USAGE_EXIT, code: "commander.unknownCommand" });
       }
       const opts = mergedOptions(cmd);
       new Logger({ quiet: opts.quiet }).error("please provide a command to execute.");
@@ -496,6 +501,7 @@ export function registerClientCommands(program: Command): void {
     let cmd = program.command(spec.name).description(spec.description);
     if (spec.configure) cmd = spec.configure(cmd);
     addGlobalOptions(cmd, true);
+    cmd.addHelpText("after", "\nThe global options (zmgmt --help) may also follow the command name.");
     cmd.action(async (...params: unknown[]) => {
       const self = params[params.length - 1] as Command;
       const options = params[params.length - 2] as Record<string, unknown>;

@@ -2,12 +2,12 @@
 // `client.peering_attempts` shared by connecting and the handshake, retries only for refused
 // connections and timeouts, a per-message response timeout, and zeek-client's error texts.
 
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { isIPv6 } from "node:net";
 import WebSocket from "ws";
 import type { BrokerData } from "../broker/data.js";
 import { type ZeekEvent, dataToEvent, encodeDataMessage, encodeEventMessage, encodeHandshake, WEBSOCKET_PATH } from "../broker/messages.js";
-import type { PeerTlsOptions } from "../broker/peer.js";
+import { clientTlsSocketOptions, type PeerTlsOptions } from "../broker/peer.js";
 import type { Codec, EventSpec } from "../broker/schema.js";
 import { CONTROLLER_TOPIC } from "../controller/api.js";
 import { ControllerClient } from "./controller-client.js";
@@ -49,10 +49,17 @@ function isDir(path: string): boolean {
   }
 }
 
+const ANONYMOUS_CIPHERS = "AECDH-AES256-SHA@SECLEVEL=0";
+const AUTHENTICATED_CIPHERS = "HIGH:!aNULL:!MD5";
+
 /**
  * TLS options from the [ssl] section. Without a certificate zeek-client does not verify the
  * server (Broker's default is unauthenticated TLS); with one it verifies against the CA file
  * (or the system's CAs) and presents the certificate.
+ *
+ * zeek-client's cipher strings are kept. The anonymous one still lets TLS 1.3 negotiate
+ * its usual suites, so it reaches servers that present a certificate (ours always does)
+ * as well as Zeek 8.0 and older, whose Broker offers only anonymous ECDH by default.
  */
 function tlsFromSettings(settings: Settings): PeerTlsOptions {
   const get = (key: string): string => (settings.has("ssl", key) ? settings.get("ssl", key) : "");
@@ -65,12 +72,14 @@ function tlsFromSettings(settings: Settings): PeerTlsOptions {
   if (keyfile && !isFile(keyfile)) throw new Error(`SSL private key file "${keyfile}" not found`);
   if (cafile && !isFile(cafile)) throw new Error(`SSL trusted CAs file "${cafile}" not found`);
   if (capath && !isDir(capath)) throw new Error(`SSL trusted CAs path "${capath}" not found`);
-  if (!certificate) return { rejectUnauthorized: false };
+  if (!certificate) return { rejectUnauthorized: false, ciphers: ANONYMOUS_CIPHERS };
   return {
     certFile: certificate,
     ...(keyfile ? { keyFile: keyfile } : {}),
     ...(passphrase ? { passphrase } : {}),
     ...(cafile ? { caFile: cafile } : {}),
+    ...(capath ? { caPath: capath } : {}),
+    ciphers: AUTHENTICATED_CIPHERS,
     rejectUnauthorized: true,
   };
 }
@@ -106,13 +115,7 @@ export function resolveTarget(settings: Settings): ControllerTarget {
 
 function wsTlsOptions(tls: PeerTlsOptions | undefined): WebSocket.ClientOptions {
   if (!tls) return {};
-  return {
-    ...(tls.caFile ? { ca: readFileSync(tls.caFile) } : {}),
-    ...(tls.certFile ? { cert: readFileSync(tls.certFile) } : {}),
-    ...(tls.keyFile ? { key: readFileSync(tls.keyFile) } : {}),
-    ...(tls.passphrase ? { passphrase: tls.passphrase } : {}),
-    rejectUnauthorized: tls.rejectUnauthorized ?? false,
-  };
+  return { ...clientTlsSocketOptions(tls), rejectUnauthorized: tls.rejectUnauthorized ?? false };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -239,7 +242,8 @@ export async function connectController(target: ControllerTarget, options: Conne
   };
 
   // Usually the controller is up: one attempt through the real client, one connection.
-  if (attempts > 0) {
+  const tookFastPath = attempts > 0;
+  if (tookFastPath) {
     attempts--;
     try {
       return peered(await connect(stepMs));
@@ -263,6 +267,9 @@ export async function connectController(target: ControllerTarget, options: Conne
     await sleep(retryDelayMs);
   }
   if (probe === undefined) throw new ClientFailure(`websocket connection to ${remote} timed out in connect()`);
+  // The server is reachable, so the first attempt may have failed only because the ack was
+  // slow; zeek-client would still have had that attempt for the handshake.
+  if (tookFastPath && attempts === 0) attempts = 1;
 
   try {
     let acked = false;
@@ -420,5 +427,5 @@ export class ControllerConnection {
 
 /** Whether a path names an existing regular file (stage-config's precondition). */
 export function isRegularFile(path: string): boolean {
-  return existsSync(path) && isFile(path);
+  return isFile(path);
 }
