@@ -103,7 +103,6 @@ export async function runAgentProcess(options: AgentProcessOptions, env: NodeJS.
 
   const hub = new Hub({ version: VERSION });
   const nodeHost = options.listenHost === "0.0.0.0" || options.listenHost === "::" ? "127.0.0.1" : options.listenHost;
-  const scheme = options.tls ? "wss" : "ws";
   const hostPart = nodeHost.includes(":") ? `[${nodeHost}]` : nodeHost;
   const controllerPeer = options.controllerUrl
     ? new Peer({
@@ -155,7 +154,7 @@ export async function runAgentProcess(options: AgentProcessOptions, env: NodeJS.
       directory,
       requestTimeoutMs: options.requestTimeoutMs,
       nodeCommand: options.nodeCommand ?? zmgmtCommand("node"),
-      nodeUrl: nodeServer ? nodeServer.url : `${scheme}://${hostPart}:${server.port}${WEBSOCKET_PATH}`,
+      nodeUrl: nodeServer ? nodeServer.url : `ws://${hostPart}:${server.port}${WEBSOCKET_PATH}`,
       nodeToken,
       listenPort: server.port,
       connectsToController: controllerPeer !== undefined,

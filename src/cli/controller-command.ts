@@ -1,6 +1,8 @@
 // Starts the controller for `zmgmt controller` (and for a supervisor's co-located one).
 
 import { join } from "node:path";
+import type { PeerTlsOptions } from "../broker/peer.js";
+import type { TlsServerOptions } from "../broker/server.js";
 import type { LogLevel } from "../management/log.js";
 import { startController } from "../controller/main.js";
 
@@ -18,6 +20,9 @@ export interface ControllerCliOptions {
   metricsStartPort?: number;
   autoAssignBrokerPorts?: boolean;
   autoAssignMetricsPorts?: boolean;
+  tls?: TlsServerOptions;
+  allowInsecureListen?: boolean;
+  agentTls?: PeerTlsOptions;
 }
 
 export async function startControllerFromCli(options: ControllerCliOptions): Promise<{ close(): Promise<void> }> {
@@ -33,5 +38,8 @@ export async function startControllerFromCli(options: ControllerCliOptions): Pro
     ...(options.metricsStartPort !== undefined ? { metricsStartPort: options.metricsStartPort } : {}),
     ...(options.autoAssignBrokerPorts !== undefined ? { autoAssignBrokerPorts: options.autoAssignBrokerPorts } : {}),
     ...(options.autoAssignMetricsPorts !== undefined ? { autoAssignMetricsPorts: options.autoAssignMetricsPorts } : {}),
+    ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.allowInsecureListen ? { allowInsecureListen: true } : {}),
+    ...(options.agentTls ? { agentTls: options.agentTls } : {}),
   });
 }

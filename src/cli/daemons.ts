@@ -10,6 +10,7 @@ import { runNode } from "../node/main.js";
 import { startSupervisor } from "../supervisor/main.js";
 import type { ProcessManagerOptions } from "../supervisor/process-manager.js";
 import { startControllerFromCli, CONTROLLER_OPTIONS_ENV, type ControllerCliOptions } from "./controller-command.js";
+import { addListenerTlsOptions, dialTlsFromFlags, enforceListenPolicy, listenerTlsFromFlags } from "./tls-flags.js";
 
 export function parseHostPort(text: string, defaultPort: number): { host: string; port: number } {
   const m = /^\[([^\]]+)\](?::(\d*))?$/.exec(text) ?? /^([^:]*)(?::(\d*))?$/.exec(text);
@@ -72,22 +73,47 @@ export function addSupervisionOptions(cmd: Command): Command {
     .option("--stop-timeout <seconds>", "SIGKILL a node that has not exited this long after SIGTERM", intOption("--stop-timeout"), 26);
 }
 
+function addAgentTlsOptions(cmd: Command): Command {
+  return addListenerTlsOptions(cmd)
+    .option("--controller-ca <file>", "CA bundle the controller's certificate must chain to (dials wss://)")
+    .option("--controller-cert <file>", "client certificate for a controller that verifies clients (dials wss://)")
+    .option("--controller-key <file>", "private key of --controller-cert");
+}
+
+function addControllerTlsOptions(cmd: Command): Command {
+  return addListenerTlsOptions(cmd)
+    .option("--agent-tls", "dial agents that listen (instances with a port) over wss://, verifying their certificates")
+    .option("--agent-ca <file>", "CA bundle agents' certificates must chain to (implies --agent-tls)")
+    .option("--agent-cert <file>", "client certificate presented to agents that verify clients (implies --agent-tls)")
+    .option("--agent-key <file>", "private key of --agent-cert");
+}
+
 export function registerDaemonCommands(program: Command): void {
-  addSupervisionOptions(
+  addAgentTlsOptions(addSupervisionOptions(
     program
       .command("agent")
       .description("run a supervisor and its agent on this host; the agent manages this instance's cluster nodes")
       .option("--name <name>", "instance (agent) name", process.env["ZEEK_AGENT_NAME"] || `agent-${hostname()}`)
       .option("--state-dir <dir>", "state directory (node directories, logs)", process.env["ZEEK_MANAGEMENT_STATE_DIR"] || ".zmgmt")
       .option("--listen <host:port>", "where the agent listens for its nodes and for controllers that dial in", `127.0.0.1:${DEFAULT_AGENT_PORT}`)
-      .option("--controller <host:port>", "controller to connect to", `127.0.0.1:${DEFAULT_CONTROLLER_WEBSOCKET_PORT}`)
+      .option("--controller <host:port>", "controller to connect to (wss://host:port for TLS)", `127.0.0.1:${DEFAULT_CONTROLLER_WEBSOCKET_PORT}`)
       .option("--no-controller", "do not dial a controller; wait for it to connect (the instance has a listen port in the config)")
       .option("--request-timeout <seconds>", "timeout of agent-side requests", intOption("--request-timeout"), DEFAULT_AGENT_REQUEST_TIMEOUT_MS / 1000)
       .option("--node-command <argv...>", "program to run for each node (default: zmgmt node)")
       .addOption(new Option("--log-level <level>", "management log level").choices(["DEBUG", "INFO", "WARNING", "ERROR"]).default("INFO"))
       .option("--log-stderr", "also print management log lines to stderr"),
-  ).action(async (opts) => {
+  )).action(async (opts) => {
     const listen = parseHostPort(opts.listen, DEFAULT_AGENT_PORT);
+    const tls = listenerTlsFromFlags(opts);
+    const controllerFlags = { ca: opts.controllerCa, cert: opts.controllerCert, key: opts.controllerKey, passphrase: opts.tlsPassphrase };
+    if (!opts.controller && (controllerFlags.ca || controllerFlags.cert || controllerFlags.key)) {
+      throw new Error("--controller-ca, --controller-cert and --controller-key need --controller");
+    }
+    const controllerTls = dialTlsFromFlags(controllerFlags, { ca: "--controller-ca", cert: "--controller-cert", key: "--controller-key" });
+    if (controllerTls && /^ws:\/\//i.test(opts.controller)) {
+      throw new Error(`--controller ${opts.controller} is plaintext, but TLS options for it were given: use wss:// or HOST:PORT`);
+    }
+    enforceListenPolicy("agent", listen.host, tls, opts.allowInsecureListen === true);
     const agentOptions: AgentProcessOptions = defaultAgentOptions({
       name: opts.name,
       stateDir: opts.stateDir,
@@ -98,6 +124,9 @@ export function registerDaemonCommands(program: Command): void {
       logToStderr: opts.logStderr === true,
       ...(opts.controller ? { controllerUrl: opts.controller } : {}),
       ...(opts.nodeCommand ? { nodeCommand: opts.nodeCommand } : {}),
+      ...(tls ? { tls, nodeListenPort: await pickFreePort("127.0.0.1") } : {}),
+      ...(controllerTls ? { controllerTls } : {}),
+      ...(opts.allowInsecureListen ? { allowInsecureListen: true } : {}),
     });
     if (listen.port === 0) agentOptions.listenPort = await pickFreePort(listen.host);
     const running = await startSupervisor({
@@ -120,7 +149,7 @@ export function registerDaemonCommands(program: Command): void {
       closeOnSignals(() => running.close(), 10_000);
     });
 
-  program
+  addControllerTlsOptions(program
     .command("controller")
     .description("run the controller: the Management API endpoint for clients and agents")
     .option("--name <name>", "controller name", process.env["ZEEK_CONTROLLER_NAME"] || `controller-${hostname()}`)
@@ -132,7 +161,7 @@ export function registerDaemonCommands(program: Command): void {
     .option("--broker-start-port <port>", "first port for cluster-port auto-assignment", intOption("--broker-start-port"), 2200)
     .option("--metrics-start-port <port>", "first port for metrics-port auto-assignment", intOption("--metrics-start-port"), 9000)
     .option("--no-auto-assign-ports", "do not assign cluster ports to manager, logger and proxy nodes that lack one")
-    .option("--no-auto-assign-metrics-ports", "do not assign metrics ports to nodes that lack one")
+    .option("--no-auto-assign-metrics-ports", "do not assign metrics ports to nodes that lack one"))
     .addOption(new Option("--from-env").hideHelp())
     .action(async (opts) => {
       let options: ControllerCliOptions;
@@ -140,6 +169,13 @@ export function registerDaemonCommands(program: Command): void {
         options = JSON.parse(process.env[CONTROLLER_OPTIONS_ENV] ?? "{}") as ControllerCliOptions;
       } else {
         const listen = parseHostPort(opts.listen, DEFAULT_CONTROLLER_WEBSOCKET_PORT);
+        const tls = listenerTlsFromFlags(opts);
+        const agentTls =
+          dialTlsFromFlags(
+            { ca: opts.agentCa, cert: opts.agentCert, key: opts.agentKey, passphrase: opts.tlsPassphrase },
+            { ca: "--agent-ca", cert: "--agent-cert", key: "--agent-key" },
+          ) ?? (opts.agentTls ? { rejectUnauthorized: true } : undefined);
+        enforceListenPolicy("controller", listen.host, tls, opts.allowInsecureListen === true, opts.logStderr !== true);
         options = {
           name: opts.name,
           stateDir: opts.stateDir,
@@ -152,6 +188,9 @@ export function registerDaemonCommands(program: Command): void {
           metricsStartPort: opts.metricsStartPort,
           autoAssignBrokerPorts: opts.autoAssignPorts !== false,
           autoAssignMetricsPorts: opts.autoAssignMetricsPorts !== false,
+          ...(tls ? { tls } : {}),
+          ...(agentTls ? { agentTls } : {}),
+          ...(opts.allowInsecureListen ? { allowInsecureListen: true } : {}),
         };
       }
       const running = await startControllerFromCli(options);

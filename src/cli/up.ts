@@ -16,6 +16,8 @@ import type { Configuration, NodeStatus } from "../management/types.js";
 import { startSupervisor } from "../supervisor/main.js";
 import { addSupervisionOptions, closeOnSignals, parseHostPort, pickFreePort, processOptions } from "./daemons.js";
 import type { ControllerCliOptions } from "./controller-command.js";
+import { ALLOW_INSECURE_LISTEN_FLAG } from "../management/security.js";
+import { enforceListenPolicy } from "./tls-flags.js";
 
 export function defaultClusterIni(instance: string): string {
   return [
@@ -88,11 +90,15 @@ export function registerUpCommand(program: Command): void {
       .option("--timeout <seconds>", "how long to wait for the cluster to come up", (v) => Number(v), 60)
       .option("--broker-start-port <port>", "first port for cluster-port auto-assignment", (v) => Number(v), 2200)
       .option("--metrics-start-port <port>", "first port for metrics-port auto-assignment", (v) => Number(v), 9000)
+      .option(ALLOW_INSECURE_LISTEN_FLAG, "allow non-loopback listen addresses (up has no TLS; see `zmgmt controller --help`)")
       .addOption(new Option("--log-level <level>").choices(["DEBUG", "INFO", "WARNING", "ERROR"]).default("INFO")),
   ).action(async (opts) => {
     const tty = process.stdout.isTTY === true;
     const controllerListen = parseHostPort(opts.controllerListen, DEFAULT_CONTROLLER_WEBSOCKET_PORT);
     const agentListen = parseHostPort(opts.agentListen, DEFAULT_AGENT_PORT);
+    const allowInsecureListen = opts.allowInsecureListen === true;
+    enforceListenPolicy("controller", controllerListen.host, undefined, allowInsecureListen);
+    enforceListenPolicy("agent", agentListen.host, undefined, allowInsecureListen);
     if (controllerListen.port === 0) controllerListen.port = await pickFreePort(controllerListen.host);
     if (agentListen.port === 0) agentListen.port = await pickFreePort(agentListen.host);
     const controllerName = `controller-${hostname()}`;
@@ -105,6 +111,7 @@ export function registerUpCommand(program: Command): void {
       logLevel: opts.logLevel,
       brokerStartPort: opts.brokerStartPort,
       metricsStartPort: opts.metricsStartPort,
+      ...(allowInsecureListen ? { allowInsecureListen } : {}),
     };
     const hostForUrl = controllerListen.host.includes(":") ? `[${controllerListen.host}]` : controllerListen.host;
     const controllerAddr = `${hostForUrl}:${controllerListen.port}`;
@@ -132,6 +139,7 @@ export function registerUpCommand(program: Command): void {
           controllerUrl: controllerAddr,
           requestTimeoutMs: DEFAULT_AGENT_REQUEST_TIMEOUT_MS,
           logLevel: opts.logLevel,
+          ...(allowInsecureListen ? { allowInsecureListen } : {}),
         }) as unknown as Record<string, unknown>,
       },
       processOptions: processOptions(opts),
