@@ -2,7 +2,7 @@
 // it all down again.
 
 import { afterEach, describe, expect, it } from "vitest";
-import { TestEnv, freePort, pidAlive, processesUnder } from "./helpers/cluster.js";
+import { TestEnv, freePort, freePortRange, pidAlive, processesUnder } from "./helpers/cluster.js";
 import { eventually } from "./helpers/ws.js";
 import { ControllerClient, resultNodeStatuses } from "../src/client/controller-client.js";
 
@@ -24,9 +24,9 @@ describe("zmgmt up", () => {
       "--agent-listen",
       "127.0.0.1:0",
       "--broker-start-port",
-      String(await freePort()),
+      String(await freePortRange(8)),
       "--metrics-start-port",
-      String(await freePort()),
+      String(await freePortRange(8)),
     ]);
     await eventually(() => up.output().includes("cluster is up"), 30_000, "the cluster to come up").catch((err) => {
       throw new Error(`${(err as Error).message}; output:\n${up.output()}`);

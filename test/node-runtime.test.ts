@@ -8,7 +8,7 @@ import { request, type Peer } from "../src/broker/peer.js";
 import { AgentApi, agentTopic } from "../src/agent/api.js";
 import { NodeOutputsCodec } from "../src/management/records.js";
 import type { Configuration, Node, Result } from "../src/management/types.js";
-import { TestEnv } from "./helpers/cluster.js";
+import { TestEnv, freePort } from "./helpers/cluster.js";
 import { resultString } from "../src/client/controller-client.js";
 import { toZeekJson, zeekPort } from "../src/node/managed-node.js";
 
@@ -82,6 +82,20 @@ describe("node runtime", () => {
     expect(NodeOutputsCodec.decode(logger.data!, "data").stderr).toContain("this script is broken on purpose");
     const [value] = await dispatch(peer, ["get_id_value", "Site::loaded_by_script"], ["manager"]);
     expect(JSON.parse(resultString(value!)!)).toEqual({ ok: true, node: "manager" });
+  });
+});
+
+describe("metrics", () => {
+  it("serves Prometheus metrics on the node's metrics port", async () => {
+    const peer = await setup();
+    const metricsPort = await freePort();
+    const results = await deploy(peer, config([{ name: "worker-01", instance: AGENT, role: "WORKER", state: "RUNNING", env: {}, metricsPort }]));
+    expect(results[0]!.success).toBe(true);
+    const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toContain("process_cpu_user_seconds_total");
+    expect(text).toContain('node="worker-01"');
   });
 });
 

@@ -126,20 +126,33 @@ export async function runNode(env: NodeJS.ProcessEnv = process.env): Promise<voi
     servers.push(cluster);
   }
   if (metricsPort !== undefined) {
-    const prom = await import("prom-client");
-    const registry = new prom.Registry();
-    registry.setDefaultLabels({ node: options.name, role });
-    prom.collectDefaultMetrics({ register: registry });
+    // The port is bound at start so conflicts surface at once; the metrics library loads on
+    // the first scrape, which keeps node start-up (and so crash recovery) quick.
+    let registry: Promise<import("prom-client").Registry> | undefined;
+    const loadRegistry = async (): Promise<import("prom-client").Registry> => {
+      const prom = await import("prom-client");
+      const r = new prom.Registry();
+      r.setDefaultLabels({ node: options.name, role });
+      prom.collectDefaultMetrics({ register: r });
+      return r;
+    };
     const metrics = createHttpServer((req, res) => {
-      if (req.url === "/metrics") {
-        void registry.metrics().then((text) => {
-          res.writeHead(200, { "content-type": registry.contentType });
-          res.end(text);
-        });
-      } else {
+      if (req.url !== "/metrics") {
         res.writeHead(404);
         res.end();
+        return;
       }
+      registry ??= loadRegistry();
+      void registry
+        .then(async (r) => {
+          const text = await r.metrics();
+          res.writeHead(200, { "content-type": r.contentType });
+          res.end(text);
+        })
+        .catch((err: unknown) => {
+          res.writeHead(500);
+          res.end(String(err));
+        });
     });
     await listen(metrics, metricsPort, host, "metrics port");
     servers.push(metrics);

@@ -14,15 +14,31 @@ import { eventually } from "./ws.js";
 
 export const CLI = resolve(import.meta.dirname, "../../dist/cli/main.js");
 
+/** A free port for a listener; see freePortRange for why it is not a kernel-chosen one. */
 export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
+  return freePortRange(1);
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((res) => {
     const srv = createServer();
-    srv.once("error", rej);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => res(port));
-    });
+    srv.once("error", () => res(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => res(true)));
   });
+}
+
+/**
+ * A run of `count` free ports below the kernel's ephemeral range, for the controller's port
+ * auto-assignment: consecutive ports inside that range get taken by outgoing connections
+ * at any moment, and a random base keeps parallel test files apart.
+ */
+export async function freePortRange(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
+    const checks = await Promise.all(Array.from({ length: count }, (_, i) => canBind(base + i)));
+    if (checks.every(Boolean)) return base;
+  }
+  throw new Error(`no run of ${count} free ports found`);
 }
 
 export interface Proc {
@@ -74,8 +90,8 @@ export class TestEnv {
   ): Promise<{ proc: Proc; port: number; url: string }> {
     const port = opts.port ?? (await freePort());
     if (this.brokerStartPort === 0) {
-      this.brokerStartPort = await freePort();
-      this.metricsStartPort = await freePort();
+      this.brokerStartPort = await freePortRange(16);
+      this.metricsStartPort = await freePortRange(16);
     }
     const args = [
       "controller",
