@@ -59,6 +59,25 @@ describe("hub over real sockets", () => {
     expect(seenByA.map((e) => e.name)).toEqual([Pong.name]);
   });
 
+  it("can keep peers from hearing each other, so only the daemon itself receives their messages", async () => {
+    const hub = new Hub({ relayBetweenPeers: false });
+    const server = await HubServer.listen(hub, { host: "127.0.0.1", port: 0 });
+    cleanups.push(() => server.close());
+    const got: Delivery[] = [];
+    const local = hub.local(["n"], (d) => got.push(d));
+    const a = startPeer(server.url, ["n"]);
+    const b = startPeer(server.url, ["n"]);
+    await Promise.all([a.waitReady(3000), b.waitReady(3000)]);
+    const heardByB: ZeekEvent[] = [];
+    b.on("event", (_t, e) => heardByB.push(e));
+    a.publishEvent("n", Ping.make("from-a", 1));
+    await eventually(() => got.length === 1);
+    // The daemon's own messages still reach every subscribed peer.
+    local.publishEvent("n", Pong.make("from-daemon", 2));
+    await eventually(() => heardByB.length === 1);
+    expect(heardByB.map((e) => e.name)).toEqual([Pong.name]);
+  });
+
   it("delivers to in-process endpoints with the sender's origin", async () => {
     const { hub, server } = await startHub();
     const got: Delivery[] = [];

@@ -101,7 +101,7 @@ export async function runAgentProcess(options: AgentProcessOptions, env: NodeJS.
   const supervisor = new SupervisorLink(supervisorUrl, supervisorToken, options.requestTimeoutMs).start();
   await supervisor.waitReady(30_000);
 
-  const hub = new Hub({ version: VERSION });
+  const hub = new Hub({ version: VERSION, relayBetweenPeers: false });
   const nodeHost = options.listenHost === "0.0.0.0" || options.listenHost === "::" ? "127.0.0.1" : options.listenHost;
   const hostPart = nodeHost.includes(":") ? `[${nodeHost}]` : nodeHost;
   const controllerPeer = options.controllerUrl

@@ -80,13 +80,11 @@ export function canonicalSet(items: BrokerData[]): BrokerData[] {
 
 /** Sorts table entries by key; a repeated key keeps its last value, as an insert would. */
 export function canonicalTable(entries: Array<[BrokerData, BrokerData]>): Array<[BrokerData, BrokerData]> {
-  const out: Array<[BrokerData, BrokerData]> = [];
-  for (const [k, v] of entries) {
-    const at = out.findIndex(([ok]) => compareData(ok, k) === 0);
-    if (at >= 0) out[at] = [k, v];
-    else out.push([k, v]);
-  }
-  return out.sort((x, y) => compareData(x[0], y[0]));
+  // The sort is stable, so repeated keys stay in arrival order and the last of each run is
+  // the one an insert would keep. Looking each key up in the output instead made a table
+  // that fills one (legal, 4 MB) frame take most of a minute to decode.
+  const sorted = [...entries].sort((x, y) => compareData(x[0], y[0]));
+  return sorted.filter((e, i) => i === sorted.length - 1 || compareData(e[0], sorted[i + 1]![0]) !== 0);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -180,8 +178,35 @@ export function encodeDataText(d: BrokerData): string {
   return `{"@data-type":${JSON.stringify(d.type)},"data":${encodeDataPayload(d)}}`;
 }
 
+// Values are never mutated once built, so a container's text can be remembered: a
+// configuration sent to many agents, or a status vector re-sent, is encoded only once.
+const containerText = new WeakMap<BrokerData, string>();
+
 /** Just the `data` member's JSON text; envelopes flatten it next to their own keys. */
 export function encodeDataPayload(d: BrokerData): string {
+  if (d.type !== "vector" && d.type !== "set" && d.type !== "table") return encodeScalarPayload(d);
+  let text = containerText.get(d);
+  if (text === undefined) {
+    text = encodeContainerPayload(d);
+    containerText.set(d, text);
+  }
+  return text;
+}
+
+function encodeContainerPayload(d: Extract<BrokerData, { type: "vector" | "set" | "table" }>): string {
+  switch (d.type) {
+    case "vector":
+      return `[${d.value.map(encodeDataText).join(",")}]`;
+    case "set":
+      return `[${canonicalSet(d.value).map(encodeDataText).join(",")}]`;
+    case "table":
+      return `[${canonicalTable(d.value)
+        .map(([k, v]) => `{"key":${encodeDataText(k)},"value":${encodeDataText(v)}}`)
+        .join(",")}]`;
+  }
+}
+
+function encodeScalarPayload(d: Exclude<BrokerData, { type: "vector" | "set" | "table" }>): string {
   switch (d.type) {
     case "none":
       return "{}";
@@ -203,14 +228,6 @@ export function encodeDataPayload(d: BrokerData): string {
       return JSON.stringify(formatTimestamp(d.value));
     case "timespan":
       return JSON.stringify(formatTimespan(d.value));
-    case "vector":
-      return `[${d.value.map(encodeDataText).join(",")}]`;
-    case "set":
-      return `[${canonicalSet(d.value).map(encodeDataText).join(",")}]`;
-    case "table":
-      return `[${canonicalTable(d.value)
-        .map(([k, v]) => `{"key":${encodeDataText(k)},"value":${encodeDataText(v)}}`)
-        .join(",")}]`;
   }
 }
 

@@ -27,6 +27,13 @@ export interface HubOptions {
   version?: string;
   /** Frames above this size are refused with an error message; the connection stays up. */
   maxFrameBytes?: number;
+  /**
+   * Whether a message from one remote peer is relayed to other remote peers (Broker's
+   * behaviour, the default). Our daemons are endpoints, not routers: their peers (clients,
+   * agents, nodes) only ever talk to the daemon itself, and relaying would send every node's
+   * check-in to every other node and make each message cost a scan of all connections.
+   */
+  relayBetweenPeers?: boolean;
 }
 
 /** Where a message came from, as seen by the hub. */
@@ -191,6 +198,7 @@ export class Hub extends EventEmitter {
   readonly endpointId: string;
   readonly version: string;
   readonly maxFrameBytes: number;
+  private readonly relayBetweenPeers: boolean;
   private readonly localEndpoints = new Map<string, LocalEndpoint>();
   private readonly connections = new Map<string, HubConnection>();
 
@@ -199,6 +207,7 @@ export class Hub extends EventEmitter {
     this.endpointId = options.endpointId ?? randomUUID();
     this.version = options.version ?? "zmgmt";
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.relayBetweenPeers = options.relayBetweenPeers ?? true;
   }
 
   /** A new remote peer; it must complete the handshake before it is subscribed. */
@@ -224,9 +233,11 @@ export class Hub extends EventEmitter {
   route(from: Origin, topic: string, data: BrokerData): void {
     let text: string | undefined;
     const lazyText = (): string => (text ??= encodeDataMessage(topic, data));
-    for (const [id, conn] of this.connections) {
-      if (id === from.id) continue;
-      if (topicMatches(conn.subscribed ?? [], topic)) conn.sendText(lazyText());
+    if (from.kind === "local" || this.relayBetweenPeers) {
+      for (const [id, conn] of this.connections) {
+        if (id === from.id) continue;
+        if (topicMatches(conn.subscribed ?? [], topic)) conn.sendText(lazyText());
+      }
     }
     for (const [id, ep] of this.localEndpoints) {
       if (id === from.id) continue;

@@ -654,6 +654,15 @@ export class Controller {
         if (child.state.kind === "agent" && child.state.instance === name) this.requests.cancel(child.id);
       }
     }
+    // get-nodes, get-id-value and restart sent to this agent get no answer over a link that
+    // is gone. Say so now rather than at the timeout, next to what the other agents said.
+    for (const child of this.requests.pending()) {
+      if (child.state.kind !== "agent" || child.state.instance !== name || child.state.op === "deploy") continue;
+      const parent = this.requests.parentOf(child.id);
+      if (!parent) continue;
+      const error = `lost the connection to instance '${name}' before it answered`;
+      this.onFanOutResponse(child.id, child.state.op, [makeResult(parent.id, { success: false, instance: name, error })]);
+    }
   }
 
   // -------------------------------------------------------------------------------------
@@ -916,7 +925,7 @@ export class Controller {
     this.requests.finish(reqid);
     if (!parent) return;
     parent.results.push(...results);
-    if (this.requests.childrenOf(parent.id).length === 0) this.finishFanOut(parent);
+    if (this.requests.childCount(parent.id) === 0) this.finishFanOut(parent);
   }
 
   private finishFanOut(req: Request): void {

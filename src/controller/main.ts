@@ -67,7 +67,7 @@ export async function startController(options: StartControllerOptions): Promise<
     level: options.logLevel ?? "INFO",
     ...(options.logToStderr ? { stderr: true } : {}),
   });
-  const hub = new Hub({ version: CONTROLLER_SOFTWARE_VERSION });
+  const hub = new Hub({ version: CONTROLLER_SOFTWARE_VERSION, relayBetweenPeers: false });
   const controller = await Controller.open(
     hub,
     {

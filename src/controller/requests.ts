@@ -134,6 +134,15 @@ export class RequestTracker<S> {
   }
 
   /** Pending sub-requests of `id`, oldest first. */
+  /** Pending children of a request, counted without building a list (fan-outs ask often). */
+  childCount(id: string): number {
+    const entry = this.entries.get(id);
+    if (!entry) return 0;
+    let n = 0;
+    for (const c of entry.children) if (this.entries.has(c)) n++;
+    return n;
+  }
+
   childrenOf(id: string): TrackedRequest<S>[] {
     const entry = this.entries.get(id);
     if (!entry) return [];

@@ -52,7 +52,7 @@ export async function startSupervisor(options: SupervisorProcessOptions): Promis
   });
   const agentToken = randomBytes(24).toString("hex");
   const nodeToken = randomBytes(24).toString("hex");
-  const hub = new Hub({ version: VERSION });
+  const hub = new Hub({ version: VERSION, relayBetweenPeers: false });
   const server = await HubServer.listen(hub, {
     host: "127.0.0.1",
     port: 0,

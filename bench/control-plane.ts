@@ -1,0 +1,357 @@
+// Control-plane latency and throughput: get-nodes and get-id-value round trips through a
+// real controller process to 1 ... 1,000 simulated agents (real WebSocket peers in a
+// helper process), against a bare WebSocket echo round trip; the controller's RSS and CPU
+// at each size.
+
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import WebSocket from "ws";
+import { WEBSOCKET_PATH, encodeEventMessage } from "../src/broker/messages.js";
+import type { ControllerClient } from "../src/client/controller-client.js";
+import { CONTROLLER_TOPIC, ControllerApi } from "../src/controller/api.js";
+import type { Result } from "../src/management/types.js";
+import { connectClient, stageOrThrow, standardConfig, startController, waitInstances, type RunningController } from "./lib/cluster.js";
+import { cpuMs, freePort, memory, round, sampleRss, sleep, summarize, Scratch, type Proc, type Summary } from "./lib/proc.js";
+import { monotonicUs, profilePid, profilesIn, summarizeCpuProfile, type ProfileSummary, type Window } from "./lib/profile.js";
+import type { Logf } from "./lib/log.js";
+import { Inspector, heapByType, memoryAfterGc, type HeapTypeCost, type MemoryBreakdown } from "./lib/inspector.js";
+
+const SIM_AGENTS = join(import.meta.dirname, "helpers/sim-agents.ts");
+const ECHO_SERVER = join(import.meta.dirname, "helpers/echo-server.ts");
+
+export interface OpResult {
+  latencyMs: Summary;
+  /** Requests per second with `concurrency` requests in flight. */
+  throughputRps: number;
+  concurrency: number;
+  /** Controller CPU time per request in the sequential run. */
+  controllerCpuMsPerRequest: number;
+  /** Controller CPU during the sequential run, 100 = one core. */
+  controllerCpuPct: number;
+  /** The simulated agents' process during the sequential run, 100 = one core. */
+  simulatorCpuPct: number;
+  /** Results per response (agents for get-nodes, nodes for get-id-value). */
+  resultsPerResponse: number;
+}
+
+export interface ControlPlaneSize {
+  agents: number;
+  nodes: number;
+  connectMs: number;
+  deployMs: number;
+  getNodes: OpResult;
+  getIdValue: OpResult;
+  controller: {
+    rssConnectedMb: number;
+    rssDeployedMb: number;
+    /** Highest RSS sampled during the query runs. */
+    rssQueriesMaxMb: number;
+    /** The kernel's high-water mark over the process's life, deploy included. */
+    hwmMb: number;
+    cpuIdlePct: number;
+  };
+}
+
+export interface ControlPlaneReport {
+  echo: { latencyMs: Summary; frameBytes: number };
+  sizes: ControlPlaneSize[];
+  profile?: {
+    reason: string;
+    agents: number;
+    cpu: ProfileSummary[];
+    /** The controller's memory after deploy and after the queries: RSS as the kernel saw it, then the same after a forced full GC. */
+    memory: Array<{ when: string; rssBeforeGcMb: number; afterGc: MemoryBreakdown }>;
+    /** Live heap after the queries, by object kind (own sizes). */
+    heap?: { totalMb: number; top: HeapTypeCost[] };
+  };
+  notes: string[];
+}
+
+export interface ControlPlaneOptions {
+  sizes: number[];
+  requests: (agents: number) => number;
+  warmup: number;
+  throughputMs: number;
+  concurrency: number;
+  targetP50Ms: number;
+  targetRssMb: number;
+}
+
+const mb = (kb: number | undefined): number => round((kb ?? 0) / 1024, 1);
+
+function message<T>(proc: Proc, match: (m: T) => boolean, timeoutMs: number, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.child.off("message", on);
+      reject(new Error(`timed out waiting for ${what}`));
+    }, timeoutMs);
+    const on = (m: unknown): void => {
+      const err = (m as { error?: string }).error;
+      if (err) {
+        clearTimeout(timer);
+        proc.child.off("message", on);
+        reject(new Error(`${what}: ${err}`));
+      } else if (match(m as T)) {
+        clearTimeout(timer);
+        proc.child.off("message", on);
+        resolve(m as T);
+      }
+    };
+    proc.child.on("message", on);
+  });
+}
+
+async function echoBaseline(samples: number): Promise<ControlPlaneReport["echo"]> {
+  const scratch = new Scratch("echo");
+  try {
+    const server = scratch.forkTs("echo-server", ECHO_SERVER);
+    const { port } = await message<{ port: number }>(server, (m) => typeof m.port === "number", 20_000, "echo server");
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+    await new Promise<void>((res, rej) => {
+      ws.once("open", () => res());
+      ws.once("error", rej);
+    });
+    // A real request frame, so both sides handle the same bytes as in a get-nodes request.
+    const frame = encodeEventMessage(CONTROLLER_TOPIC, ControllerApi.get_nodes_request.make(randomUUID()));
+    const once = (): Promise<number> =>
+      new Promise((res) => {
+        const t0 = performance.now();
+        ws.once("message", () => res(performance.now() - t0));
+        ws.send(frame);
+      });
+    for (let i = 0; i < 100; i++) await once();
+    const lat: number[] = [];
+    for (let i = 0; i < samples; i++) lat.push(await once());
+    ws.close();
+    return { latencyMs: summarize(lat), frameBytes: Buffer.byteLength(frame) };
+  } finally {
+    await scratch.close();
+  }
+}
+
+function simNames(count: number): string[] {
+  // Same-length names: topics match by prefix, and sim-1 would also receive sim-10's traffic.
+  const width = String(count).length;
+  return Array.from({ length: count }, (_, i) => `sim-${String(i + 1).padStart(width, "0")}`);
+}
+
+function checkResults(op: string, results: Result[], expected: number): void {
+  const failed = results.filter((r) => !r.success);
+  if (failed.length || results.length !== expected) {
+    throw new Error(`${op}: expected ${expected} successful results, got ${results.length} (${failed.length} failed: ${failed[0]?.error ?? ""})`);
+  }
+}
+
+async function measureOp(
+  client: ControllerClient,
+  op: () => Promise<Result[]>,
+  expected: number,
+  name: string,
+  controller: RunningController,
+  sim: Proc,
+  opts: ControlPlaneOptions,
+  count: number,
+): Promise<{ result: OpResult; rssMaxKb: number }> {
+  checkResults(name, await op(), expected);
+  for (let i = 0; i < opts.warmup; i++) await op();
+  const rss = sampleRss(controller.proc.pid);
+  const c0 = cpuMs(controller.proc.pid) ?? 0;
+  const s0 = cpuMs(sim.pid) ?? 0;
+  const w0 = performance.now();
+  const lat: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now();
+    await op();
+    lat.push(performance.now() - t0);
+  }
+  const wall = performance.now() - w0;
+  const cpu = (cpuMs(controller.proc.pid) ?? 0) - c0;
+  const simCpu = (cpuMs(sim.pid) ?? 0) - s0;
+
+  // Throughput: `concurrency` callers, each with one request in flight, for a bounded time.
+  const deadline = performance.now() + opts.throughputMs;
+  let done = 0;
+  const tp0 = performance.now();
+  await Promise.all(
+    Array.from({ length: opts.concurrency }, async () => {
+      while (performance.now() < deadline && done < 20_000) {
+        await op();
+        done++;
+      }
+    }),
+  );
+  const tpWall = performance.now() - tp0;
+  const rssMaxKb = rss.stop();
+  return {
+    result: {
+      latencyMs: summarize(lat),
+      throughputRps: round((done / tpWall) * 1000, 1),
+      concurrency: opts.concurrency,
+      controllerCpuMsPerRequest: round(cpu / count, 3),
+      controllerCpuPct: round((cpu / wall) * 100, 1),
+      simulatorCpuPct: round((simCpu / wall) * 100, 1),
+      resultsPerResponse: expected,
+    },
+    rssMaxKb,
+  };
+}
+
+interface SizeRun {
+  scratch: Scratch;
+  controller: RunningController;
+  sim: Proc;
+  client: ControllerClient;
+  connectMs: number;
+  deployMs: number;
+  rssConnectedKb: number;
+  nodes: number;
+  deployWindow: Window;
+}
+
+/** Controller + simulated agents connected + a deployed configuration over all of them. */
+async function bringUp(agents: number, nodeArgs: string[] = []): Promise<SizeRun> {
+  const scratch = new Scratch(`control-${agents}`);
+  try {
+    const names = simNames(agents);
+    const controller = await startController(scratch, { requestTimeoutSec: 120, portsNeeded: agents + 8, nodeArgs });
+    const client = await connectClient(controller.port, 180_000);
+    const sim = scratch.forkTs("sim-agents", SIM_AGENTS);
+    const t0 = performance.now();
+    sim.child.send({ cmd: "start", url: `ws://127.0.0.1:${controller.port}${WEBSOCKET_PATH}`, names });
+    await message<{ ok?: string }>(sim, (m) => m.ok === "started", 180_000, "simulated agents to connect");
+    await waitInstances(client, agents, 120_000);
+    const connectMs = performance.now() - t0;
+    await sleep(500);
+    const rssConnectedKb = memory(controller.proc.pid)?.rssKb ?? 0;
+    const config = standardConfig(names, agents);
+    await stageOrThrow(client, config);
+    const fromUs = monotonicUs();
+    const d0 = performance.now();
+    const res = await client.deploy(180_000);
+    const deployMs = performance.now() - d0;
+    const deployWindow = { fromUs, toUs: monotonicUs() };
+    const bad = res.filter((r) => !r.success);
+    if (bad.length) throw new Error(`deploy to simulated agents failed: ${bad[0]!.error}`);
+    return { scratch, controller, sim, client, connectMs, deployMs, rssConnectedKb, nodes: config.nodes.length, deployWindow };
+  } catch (err) {
+    await scratch.close();
+    throw err;
+  }
+}
+
+async function tearDown(run: SizeRun): Promise<void> {
+  await run.client.close().catch(() => undefined);
+  run.sim.child.send?.({ cmd: "stop" });
+  await Promise.race([run.sim.exited, sleep(10_000)]);
+  await run.scratch.stop(run.controller.proc, "SIGTERM", 15_000);
+}
+
+async function measureSize(agents: number, opts: ControlPlaneOptions, log: Logf): Promise<ControlPlaneSize> {
+  const run = await bringUp(agents);
+  try {
+    const { controller, client, sim } = run;
+    await sleep(1000);
+    const rssDeployedKb = memory(controller.proc.pid)?.rssKb ?? 0;
+    const i0 = cpuMs(controller.proc.pid) ?? 0;
+    await sleep(2000);
+    const cpuIdlePct = round((((cpuMs(controller.proc.pid) ?? 0) - i0) / 2000) * 100, 1);
+    const count = opts.requests(agents);
+    const gn = await measureOp(client, () => client.getNodes(), agents, "get-nodes", controller, sim, opts, count);
+    const gv = await measureOp(client, () => client.getIdValue("Cluster::node"), run.nodes, "get-id-value", controller, sim, opts, count);
+    const size: ControlPlaneSize = {
+      agents,
+      nodes: run.nodes,
+      connectMs: round(run.connectMs, 0),
+      deployMs: round(run.deployMs, 0),
+      getNodes: gn.result,
+      getIdValue: gv.result,
+      controller: {
+        rssConnectedMb: mb(run.rssConnectedKb),
+        rssDeployedMb: mb(rssDeployedKb),
+        rssQueriesMaxMb: mb(Math.max(gn.rssMaxKb, gv.rssMaxKb)),
+        hwmMb: mb(memory(controller.proc.pid)?.hwmKb),
+        cpuIdlePct,
+      },
+    };
+    log(
+      `  control plane ${agents} agent(s): get-nodes p50 ${gn.result.latencyMs.p50} ms p99 ${gn.result.latencyMs.p99} ms ` +
+        `${gn.result.throughputRps} req/s; get-id-value p50 ${gv.result.latencyMs.p50} ms; ` +
+        `RSS ${size.controller.rssQueriesMaxMb} MB (peak ${size.controller.hwmMb} MB); deploy ${size.deployMs} ms`,
+    );
+    return size;
+  } finally {
+    await tearDown(run);
+    await run.scratch.close();
+  }
+}
+
+/**
+ * The largest size again with the controller under the CPU sampler (summarized over the
+ * queries only) and an inspector on loopback for memory figures and a heap snapshot.
+ */
+async function profileControlPlane(agents: number, count: number, reason: string, log: Logf): Promise<NonNullable<ControlPlaneReport["profile"]>> {
+  const dir = mkdtempSync(join(tmpdir(), "zmgmt-bench-profiles-"));
+  try {
+    const inspectPort = await freePort();
+    const run = await bringUp(agents, ["--cpu-prof", "--cpu-prof-dir", dir, `--inspect=127.0.0.1:${inspectPort}`]);
+    const pid = run.controller.proc.pid;
+    const windows: Record<string, Window> = { deploy: run.deployWindow };
+    const mem: NonNullable<ControlPlaneReport["profile"]>["memory"] = [];
+    let heap: { totalMb: number; top: HeapTypeCost[] } | undefined;
+    try {
+      const insp = await Inspector.connect(inspectPort);
+      try {
+        await sleep(1000);
+        mem.push({ when: "deployed, idle", rssBeforeGcMb: mb(memory(pid)?.rssKb), afterGc: await memoryAfterGc(insp) });
+        let from = monotonicUs();
+        for (let i = 0; i < count; i++) await run.client.getNodes();
+        windows["get-nodes"] = { fromUs: from, toUs: monotonicUs() };
+        from = monotonicUs();
+        for (let i = 0; i < count; i++) await run.client.getIdValue("Cluster::node");
+        windows["get-id-value"] = { fromUs: from, toUs: monotonicUs() };
+        log(`  profiled ${count} get-nodes and ${count} get-id-value requests at ${agents} agents`);
+        mem.push({ when: "after the queries", rssBeforeGcMb: mb(memory(pid)?.rssKb), afterGc: await memoryAfterGc(insp) });
+        heap = await heapByType(insp);
+      } finally {
+        insp.close();
+      }
+    } finally {
+      await tearDown(run);
+      await run.scratch.close();
+    }
+    const files = profilesIn(dir, ".cpuprofile").filter((f) => profilePid(f) === pid);
+    const cpu = files.flatMap((f) =>
+      Object.entries(windows).map(([op, w]) => summarizeCpuProfile(f, op === "deploy" ? `controller, deploy to ${agents} agents` : `controller, ${count} × ${op} at ${agents} agents`, w)),
+    );
+    return { reason, agents, cpu, memory: mem, ...(heap ? { heap } : {}) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function runControlPlaneBench(opts: ControlPlaneOptions, log: Logf): Promise<ControlPlaneReport> {
+  const notes: string[] = [];
+  const echo = await echoBaseline(Math.max(200, opts.requests(1)));
+  log(`  bare WebSocket echo: p50 ${echo.latencyMs.p50} ms, p99 ${echo.latencyMs.p99} ms`);
+  const sizes: ControlPlaneSize[] = [];
+  for (const agents of opts.sizes) sizes.push(await measureSize(agents, opts, log));
+  const report: ControlPlaneReport = { echo, sizes, notes };
+  const largest = sizes.at(-1);
+  if (largest) {
+    const misses: string[] = [];
+    if (largest.getNodes.latencyMs.p50 >= opts.targetP50Ms) misses.push(`get-nodes p50 ${largest.getNodes.latencyMs.p50} ms`);
+    if (largest.controller.rssQueriesMaxMb >= opts.targetRssMb) misses.push(`controller RSS ${largest.controller.rssQueriesMaxMb} MB`);
+    if (misses.length) {
+      const reason = `${misses.join(" and ")} at ${largest.agents} agents`;
+      log(`  ${reason} misses the target; profiling`);
+      try {
+        report.profile = await profileControlPlane(largest.agents, Math.min(100, opts.requests(largest.agents)), reason, log);
+      } catch (err) {
+        notes.push(`control-plane profile failed: ${String(err)}`);
+      }
+    }
+  }
+  return report;
+}
