@@ -638,8 +638,9 @@ export class Agent {
       this.reply(AgentApi.restart_response.make(reqid, []), `${reqid}, ${why}`);
       return;
     }
-    // Only running nodes are restarted; crashed ones are already being revived.
-    const targets = names.filter((n) => this.nodes.get(n)!.state === "RUNNING");
+    // Crashed nodes are already being revived. Nodes the supervisor gave up on are not, and
+    // a restart is what the give-up notice tells the operator to do, so they are included.
+    const targets = names.filter((n) => ["RUNNING", "FAILED"].includes(this.nodes.get(n)!.state));
     const id = newReqId();
     const pending: PendingRestart = {
       reqid,

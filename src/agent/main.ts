@@ -175,6 +175,18 @@ export async function runAgentProcess(options: AgentProcessOptions, env: NodeJS.
 
   supervisor.on("down", (why) => log.warning(`lost the supervisor: ${why}`));
 
+  // An agent whose supervisor died is an orphan that would keep the port and keep answering
+  // for nodes it can no longer manage; it goes away too (nodes do the same).
+  const parent = process.ppid;
+  const orphanCheck = setInterval(() => {
+    if (process.ppid !== parent) {
+      log.error(`supervisor (pid ${parent}) is gone; stopping`);
+      clearInterval(orphanCheck);
+      process.kill(process.pid, "SIGTERM");
+    }
+  }, 1000);
+  orphanCheck.unref();
+
   return {
     agent,
     server,

@@ -178,19 +178,10 @@ export function encodeDataText(d: BrokerData): string {
   return `{"@data-type":${JSON.stringify(d.type)},"data":${encodeDataPayload(d)}}`;
 }
 
-// Values are never mutated once built, so a container's text can be remembered: a
-// configuration sent to many agents, or a status vector re-sent, is encoded only once.
-const containerText = new WeakMap<BrokerData, string>();
-
 /** Just the `data` member's JSON text; envelopes flatten it next to their own keys. */
 export function encodeDataPayload(d: BrokerData): string {
   if (d.type !== "vector" && d.type !== "set" && d.type !== "table") return encodeScalarPayload(d);
-  let text = containerText.get(d);
-  if (text === undefined) {
-    text = encodeContainerPayload(d);
-    containerText.set(d, text);
-  }
-  return text;
+  return encodeContainerPayload(d);
 }
 
 function encodeContainerPayload(d: Extract<BrokerData, { type: "vector" | "set" | "table" }>): string {

@@ -134,6 +134,12 @@ export interface PeerOptions {
   /** Bound on one connect + handshake attempt. */
   connectTimeoutMs?: number;
   maxFrameBytes?: number;
+  /**
+   * Ping the server this often and drop the link after two unanswered pings (default 5 s,
+   * 0 disables). Without it a link whose traffic is silently dropped looks alive forever,
+   * and a reconnect never starts.
+   */
+  pingIntervalMs?: number;
 }
 
 export interface PeerEvents {
@@ -266,11 +272,27 @@ export class Peer extends EventEmitter<PeerEvents> {
       badFrame: (err) => this.emit("bad-frame", err),
     });
     this.session = session;
+    let missedPongs = 0;
+    let pingTimer: NodeJS.Timeout | undefined;
+    ws.on("pong", () => (missedPongs = 0));
     ws.on("open", () => {
       session.start();
       ackTimer = setTimeout(() => ws.terminate(), this.options.connectTimeoutMs ?? 5000);
+      const interval = this.options.pingIntervalMs ?? 5000;
+      if (interval > 0) {
+        pingTimer = setInterval(() => {
+          if (missedPongs >= 2) {
+            ws.terminate();
+            return;
+          }
+          missedPongs++;
+          ws.ping();
+        }, interval);
+        pingTimer.unref();
+      }
     });
     ws.on("message", (data, isBinary) => {
+      missedPongs = 0;
       if (!isBinary) session.receive(data.toString("utf8"));
     });
     ws.on("error", () => {
@@ -278,6 +300,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     });
     ws.on("close", (code, reason) => {
       if (ackTimer) clearTimeout(ackTimer);
+      if (pingTimer) clearInterval(pingTimer);
       const wasUp = session.isAcked;
       if (this.ws === ws) {
         this.ws = undefined;

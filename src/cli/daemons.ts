@@ -46,6 +46,17 @@ export function closeOnSignals(close: () => Promise<void>, graceMs = 60_000): vo
   process.on("SIGINT", stop);
 }
 
+/** Stops (via `close`) once the parent process is gone, checking once a second. */
+export function exitWhenOrphaned(close: () => Promise<void>): void {
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    close().finally(() => process.exit(0));
+  }, 1000);
+  timer.unref();
+}
+
 export interface SupervisionFlags {
   restartDelay: number;
   restartMaxDelay: number;
@@ -194,6 +205,9 @@ export function registerDaemonCommands(program: Command): void {
         };
       }
       const running = await startControllerFromCli(options);
+      // A controller started by a supervisor (zmgmt up) leaves with it; a standalone one
+      // must not care who its parent is.
+      if (opts.fromEnv) exitWhenOrphaned(() => running.close());
       closeOnSignals(() => running.close(), 10_000);
     });
 

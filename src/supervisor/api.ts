@@ -2,6 +2,7 @@
 // process. Names follow upstream's SupervisorControl events; the records are our own,
 // since our supervisor runs arbitrary commands rather than Zeek scripts.
 
+import { ProtocolError } from "../broker/errors.js";
 import * as S from "../broker/schema.js";
 import type { Codec } from "../broker/schema.js";
 import { NodeOutputsCodec } from "../management/records.js";
@@ -68,7 +69,7 @@ export const SupervisedNodeStatusCodec: Codec<SupervisedNodeStatus> = S.record<S
     encode: (v: ProcessState) => S.string.encode(v),
     decode: (d, p) => {
       const v = S.string.decode(d, p);
-      if (!(PROCESS_STATES as readonly string[]).includes(v)) throw new Error(`${p}: unknown process state ${v}`);
+      if (!(PROCESS_STATES as readonly string[]).includes(v)) throw new ProtocolError("invalid_event", `${p}: unknown process state ${v}`);
       return v as ProcessState;
     },
   },
