@@ -10,5 +10,7 @@ export default defineConfig({
     fileParallelism: false,
     testTimeout: 120_000,
     hookTimeout: 60_000,
+    // The JSON report feeds the CI summary line (.ci/summary.mjs).
+    reporters: ["default", ["json", { outputFile: "test-results-chaos.json" }]],
   },
 });
