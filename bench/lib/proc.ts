@@ -5,7 +5,7 @@
 import { fork, spawn, execFileSync, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
-import { createWriteStream, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, type WriteStream } from "node:fs";
+import { createWriteStream, mkdtempSync, readFileSync, readdirSync, rmSync, type WriteStream } from "node:fs";
 import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -226,32 +226,9 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-export function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      // already gone
-    }
-  }
-}
-
-/** Pids whose working directory lies inside `dir`. */
-export function processesUnder(dir: string): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cwd = readlinkSync(`/proc/${entry}/cwd`);
-      if (cwd === dir || cwd.startsWith(`${dir}/`)) out.push(Number(entry));
-    } catch {
-      // gone, or not ours to inspect
-    }
-  }
-  return out;
-}
+// Process-group kills and the sweep for leftovers are the test suite's own.
+export { killGroup, processesUnder } from "../../test/helpers/cluster.js";
+import { killGroup, processesUnder } from "../../test/helpers/cluster.js";
 
 const MAX_KEPT_OUTPUT = 256 * 1024;
 

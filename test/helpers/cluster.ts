@@ -193,7 +193,7 @@ export function processesUnder(dir: string): number[] {
   return out;
 }
 
-function killGroup(pid: number, signal: NodeJS.Signals): void {
+export function killGroup(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-pid, signal);
   } catch {
