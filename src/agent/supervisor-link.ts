@@ -2,8 +2,8 @@
 // connects the agent to its parent supervisor, plus the supervisor's notifications.
 
 import { EventEmitter } from "node:events";
-import { Peer, awaitResponse, newReqId } from "../broker/peer.js";
-import { ProtocolError } from "../broker/errors.js";
+import { Peer, newReqId, request } from "../broker/peer.js";
+import type { Codec, EventSpec } from "../broker/schema.js";
 import type { ZeekEvent } from "../broker/messages.js";
 import {
   SUPERVISOR_NOTIFY_TOPIC,
@@ -64,41 +64,35 @@ export class SupervisorLink extends EventEmitter<SupervisorLinkEvents> {
 
   async create(config: SupervisedNodeConfig): Promise<string> {
     const reqid = newReqId();
-    const [, error] = await this.call(SupervisorApi.create_request.make(reqid, config), SupervisorApi.create_response, reqid);
+    const [, error] = await this.call(SupervisorApi.create_request.make(reqid, config), SupervisorApi.create_response);
     return error;
   }
 
   /** Resolves once the process is gone; false for an unknown node. */
   async destroy(name: string, timeoutMs?: number): Promise<boolean> {
     const reqid = newReqId();
-    const [, ok] = await this.call(SupervisorApi.destroy_request.make(reqid, name), SupervisorApi.destroy_response, reqid, timeoutMs);
+    const [, ok] = await this.call(SupervisorApi.destroy_request.make(reqid, name), SupervisorApi.destroy_response, timeoutMs);
     return ok;
   }
 
   async restart(name: string): Promise<boolean> {
     const reqid = newReqId();
-    const [, ok] = await this.call(SupervisorApi.restart_request.make(reqid, name), SupervisorApi.restart_response, reqid);
+    const [, ok] = await this.call(SupervisorApi.restart_request.make(reqid, name), SupervisorApi.restart_response);
     return ok;
   }
 
   async status(name = ""): Promise<SupervisedNodeStatus[]> {
     const reqid = newReqId();
-    const [, nodes] = await this.call(SupervisorApi.status_request.make(reqid, name), SupervisorApi.status_response, reqid);
+    const [, nodes] = await this.call(SupervisorApi.status_request.make(reqid, name), SupervisorApi.status_response);
     return nodes;
   }
 
-  private async call<R extends Parameters<typeof awaitResponse>[1]>(
+  private call<A extends readonly Codec<unknown>[]>(
     event: ZeekEvent,
-    response: R,
-    reqid: string,
+    response: EventSpec<A>,
     timeoutMs = this.timeoutMs,
-  ): Promise<ReturnType<R["parse"]>> {
-    const pending = awaitResponse(this.peer, response, reqid, timeoutMs);
-    if (!this.peer.publishEvent(SUPERVISOR_TOPIC, event)) {
-      pending.catch(() => undefined);
-      throw new ProtocolError("disconnected", "not connected to the supervisor");
-    }
-    return (await pending) as ReturnType<R["parse"]>;
+  ): Promise<ReturnType<EventSpec<A>["parse"]>> {
+    return request(this.peer, SUPERVISOR_TOPIC, event, response, timeoutMs, "the supervisor");
   }
 
   private onEvent(event: ZeekEvent): void {

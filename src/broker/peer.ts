@@ -363,20 +363,23 @@ export function awaitResponse<A extends readonly Codec<unknown>[]>(
   });
 }
 
-/** Publishes a request on a peer and waits for its response by reqid. */
+/**
+ * Publishes a request on a peer and waits for its response by reqid. `peerName` names the
+ * other side in the error when the link is down.
+ */
 export async function request<A extends readonly Codec<unknown>[]>(
   peer: Peer,
   topic: string,
   event: ZeekEvent,
   responseSpec: EventSpec<A>,
   timeoutMs: number,
+  peerName = peer.url,
 ): Promise<ReturnType<EventSpec<A>["parse"]>> {
   const first = event.args[0];
   if (!first || first.type !== "string") throw new ProtocolError("invalid_event", "a request's first argument is its reqid");
+  // Checked before the wait starts, so a request that cannot be sent leaves no timer behind.
+  if (!peer.connected) throw new ProtocolError("disconnected", `not connected to ${peerName}`);
   const pending = awaitResponse(peer, responseSpec, first.value, timeoutMs);
-  if (!peer.publishEvent(topic, event)) {
-    pending.catch(() => undefined);
-    throw new ProtocolError("disconnected", `not connected to ${peer.url}`);
-  }
+  peer.publishEvent(topic, event);
   return pending;
 }

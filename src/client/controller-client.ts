@@ -1,8 +1,7 @@
 // A client of the controller's API over the WebSocket JSON protocol: what zeek-client does,
 // as a library (used by the CLI, `zmgmt up`, tests and benchmarks).
 
-import { newReqId, Peer, awaitResponse, type PeerTlsOptions } from "../broker/peer.js";
-import { ProtocolError } from "../broker/errors.js";
+import { newReqId, Peer, request, type PeerTlsOptions } from "../broker/peer.js";
 import type { Codec, EventSpec } from "../broker/schema.js";
 import type { ZeekEvent } from "../broker/messages.js";
 import { webSocketUrl } from "../broker/url.js";
@@ -61,14 +60,7 @@ export class ControllerClient {
     response: EventSpec<A>,
     timeoutMs = this.requestTimeoutMs,
   ): Promise<ReturnType<EventSpec<A>["parse"]>> {
-    const first = event.args[0];
-    if (!first || first.type !== "string") throw new ProtocolError("invalid_event", "a request's first argument is its reqid");
-    const pending = awaitResponse(this.peer, response, first.value, timeoutMs);
-    if (!this.peer.publishEvent(CONTROLLER_TOPIC, event)) {
-      pending.catch(() => undefined);
-      throw new ProtocolError("disconnected", `not connected to the controller at ${this.peer.url}`);
-    }
-    return pending;
+    return request(this.peer, CONTROLLER_TOPIC, event, response, timeoutMs, `the controller at ${this.peer.url}`);
   }
 
   async getInstances(): Promise<Result> {
