@@ -42,10 +42,6 @@ export interface AgentProcessOptions {
   controllerTls?: PeerTlsOptions;
 }
 
-/** Env variable carrying AgentProcessOptions (JSON) from the supervisor to the agent. */
-export const AGENT_OPTIONS_ENV = "ZMGMT_AGENT_OPTIONS";
-/** Env variable carrying the secret the agent's own nodes present. */
-export const NODE_TOKEN_ENV = "ZMGMT_NODE_TOKEN";
 
 export function defaultAgentName(): string {
   return process.env["ZEEK_AGENT_NAME"] || `agent-${hostname()}`;
@@ -83,7 +79,7 @@ export interface RunningAgent {
 export async function runAgentProcess(options: AgentProcessOptions, env: NodeJS.ProcessEnv = process.env): Promise<RunningAgent> {
   const supervisorUrl = env[SupervisorEnv.url];
   const supervisorToken = env[SupervisorEnv.token];
-  const nodeToken = env[NODE_TOKEN_ENV];
+  const nodeToken = env[SupervisorEnv.nodeToken];
   if (!supervisorUrl || !supervisorToken || !nodeToken) {
     throw new Error("the agent process must be started by its supervisor (zmgmt agent)");
   }

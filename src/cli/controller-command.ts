@@ -6,8 +6,6 @@ import type { TlsServerOptions } from "../broker/server.js";
 import type { LogLevel } from "../management/log.js";
 import { startController } from "../controller/main.js";
 
-export const CONTROLLER_OPTIONS_ENV = "ZMGMT_CONTROLLER_OPTIONS";
-
 export interface ControllerCliOptions {
   name: string;
   stateDir: string;

@@ -3,13 +3,14 @@
 
 import { Command, Option } from "commander";
 import { hostname } from "node:os";
-import { AGENT_OPTIONS_ENV, defaultAgentOptions, runAgentProcess, type AgentProcessOptions } from "../agent/main.js";
+import { defaultAgentOptions, runAgentProcess, type AgentProcessOptions } from "../agent/main.js";
+import { SupervisorEnv } from "../supervisor/api.js";
 import { DEFAULT_AGENT_PORT, DEFAULT_AGENT_REQUEST_TIMEOUT_MS } from "../agent/api.js";
 import { DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS, DEFAULT_CONTROLLER_WEBSOCKET_PORT } from "../controller/api.js";
 import { runNode } from "../node/main.js";
 import { startSupervisor } from "../supervisor/main.js";
 import type { ProcessManagerOptions } from "../supervisor/process-manager.js";
-import { startControllerFromCli, CONTROLLER_OPTIONS_ENV, type ControllerCliOptions } from "./controller-command.js";
+import { startControllerFromCli, type ControllerCliOptions } from "./controller-command.js";
 import { addListenerTlsOptions, dialTlsFromFlags, enforceListenPolicy, listenerTlsFromFlags } from "./tls-flags.js";
 
 export function parseHostPort(text: string, defaultPort: number): { host: string; port: number } {
@@ -154,7 +155,7 @@ export function registerDaemonCommands(program: Command): void {
     .command("agent-process", { hidden: true })
     .description("the agent itself; started by `zmgmt agent`")
     .action(async () => {
-      const text = process.env[AGENT_OPTIONS_ENV];
+      const text = process.env[SupervisorEnv.agentOptions];
       if (!text) throw new Error("agent-process is started by `zmgmt agent`");
       const running = await runAgentProcess({ ...defaultAgentOptions(), ...(JSON.parse(text) as Partial<AgentProcessOptions>) });
       closeOnSignals(() => running.close(), 10_000);
@@ -177,7 +178,7 @@ export function registerDaemonCommands(program: Command): void {
     .action(async (opts) => {
       let options: ControllerCliOptions;
       if (opts.fromEnv) {
-        options = JSON.parse(process.env[CONTROLLER_OPTIONS_ENV] ?? "{}") as ControllerCliOptions;
+        options = JSON.parse(process.env[SupervisorEnv.controllerOptions] ?? "{}") as ControllerCliOptions;
       } else {
         const listen = parseHostPort(opts.listen, DEFAULT_CONTROLLER_WEBSOCKET_PORT);
         const tls = listenerTlsFromFlags(opts);

@@ -22,6 +22,12 @@ export const SupervisorEnv = {
   /** Marks management processes (AGENT / CONTROLLER); the agent never destroys them. */
   managementNode: "ZEEK_MANAGEMENT_NODE",
   supervisorPid: "ZMGMT_SUPERVISOR_PID",
+  /** JSON options of the agent process. */
+  agentOptions: "ZMGMT_AGENT_OPTIONS",
+  /** JSON options of a co-located controller process. */
+  controllerOptions: "ZMGMT_CONTROLLER_OPTIONS",
+  /** The secret the agent's own nodes present to it; stable across agent restarts. */
+  nodeToken: "ZMGMT_NODE_TOKEN",
 } as const;
 
 /** What the supervisor needs to run one process. */

@@ -13,11 +13,6 @@ import { SUPERVISOR_TOKEN_HEADER, SupervisorEnv } from "./api.js";
 import { ProcessManager, type ProcessManagerOptions } from "./process-manager.js";
 import { AGENT_PRINCIPAL, Supervisor } from "./supervisor.js";
 
-/** Env variables the supervisor hands to the agent process. */
-const AGENT_OPTIONS_ENV = "ZMGMT_AGENT_OPTIONS";
-const NODE_TOKEN_ENV = "ZMGMT_NODE_TOKEN";
-const CONTROLLER_OPTIONS_ENV = "ZMGMT_CONTROLLER_OPTIONS";
-
 export interface ManagedChild {
   name: string;
   /** Options handed to the child as JSON; the child's subcommand reads them. */
@@ -66,7 +61,7 @@ export async function startSupervisor(options: SupervisorProcessOptions): Promis
   const baseEnv: Record<string, string> = {
     [SupervisorEnv.url]: server.url,
     [SupervisorEnv.token]: agentToken,
-    [NODE_TOKEN_ENV]: nodeToken,
+    [SupervisorEnv.nodeToken]: nodeToken,
     [SupervisorEnv.supervisorPid]: String(process.pid),
   };
 
@@ -76,7 +71,7 @@ export async function startSupervisor(options: SupervisorProcessOptions): Promis
       name: c.name,
       command: zmgmtCommand("controller", "--from-env"),
       directory: join(options.stateDir, "nodes", c.name),
-      env: { [SupervisorEnv.managementNode]: "CONTROLLER", [CONTROLLER_OPTIONS_ENV]: JSON.stringify(c.options) },
+      env: { [SupervisorEnv.managementNode]: "CONTROLLER", [SupervisorEnv.controllerOptions]: JSON.stringify(c.options) },
       managementRole: "CONTROLLER",
       meta: JSON.stringify({ port: c.port }),
     });
@@ -87,7 +82,7 @@ export async function startSupervisor(options: SupervisorProcessOptions): Promis
     name: options.agent.name,
     command: zmgmtCommand("agent-process"),
     directory: join(options.stateDir, "nodes", options.agent.name),
-    env: { ...baseEnv, [SupervisorEnv.managementNode]: "AGENT", [AGENT_OPTIONS_ENV]: JSON.stringify(options.agent.options) },
+    env: { ...baseEnv, [SupervisorEnv.managementNode]: "AGENT", [SupervisorEnv.agentOptions]: JSON.stringify(options.agent.options) },
     managementRole: "AGENT",
     meta: "{}",
   });
