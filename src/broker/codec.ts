@@ -180,11 +180,6 @@ export function encodeDataText(d: BrokerData): string {
 
 /** Just the `data` member's JSON text; envelopes flatten it next to their own keys. */
 export function encodeDataPayload(d: BrokerData): string {
-  if (d.type !== "vector" && d.type !== "set" && d.type !== "table") return encodeScalarPayload(d);
-  return encodeContainerPayload(d);
-}
-
-function encodeContainerPayload(d: Extract<BrokerData, { type: "vector" | "set" | "table" }>): string {
   switch (d.type) {
     case "vector":
       return `[${d.value.map(encodeDataText).join(",")}]`;
@@ -194,11 +189,6 @@ function encodeContainerPayload(d: Extract<BrokerData, { type: "vector" | "set" 
       return `[${canonicalTable(d.value)
         .map(([k, v]) => `{"key":${encodeDataText(k)},"value":${encodeDataText(v)}}`)
         .join(",")}]`;
-  }
-}
-
-function encodeScalarPayload(d: Exclude<BrokerData, { type: "vector" | "set" | "table" }>): string {
-  switch (d.type) {
     case "none":
       return "{}";
     case "boolean":
