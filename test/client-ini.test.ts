@@ -11,7 +11,8 @@ import {
   pySplitWhitespace,
   pyStrip,
 } from "../src/client/ini.js";
-import { ShlexError, quoteIfSpaced, shlexSplit } from "../src/client/shlex.js";
+import { ShlexError, shlexSplit } from "../src/management/shlex.js";
+import { quoteIfSpaced } from "../src/client/cluster-config.js";
 
 /** Section -> option -> raw value, in file order, for compact expectations. */
 function dump(p: ConfigParser): Record<string, Record<string, string | null>> {

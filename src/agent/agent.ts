@@ -24,6 +24,7 @@ import { NODE_TOPIC, NodeApi, NodeEnv, type ClusterLayout } from "../node/api.js
 import type { NodeExit, SupervisedNodeConfig, SupervisedNodeStatus } from "../supervisor/api.js";
 import { AGENT_API_VERSION, AGENT_TOPIC_PREFIX, AgentApi, agentTopic } from "./api.js";
 import type { SupervisorLink } from "./supervisor-link.js";
+import { shlexSplit } from "../management/shlex.js";
 
 export interface AgentOptions {
   name: string;
@@ -402,7 +403,8 @@ export class Agent {
     const override = node.env[NODE_COMMAND_ENV];
     return {
       name: node.name,
-      command: override ? splitCommand(override) : this.options.nodeCommand,
+      // Shell words, as the INI `env` values themselves are read.
+      command: override ? shlexSplit(override) : this.options.nodeCommand,
       directory: join(this.options.stateDir, "nodes", node.name),
       env,
       ...(node.cpuAffinity !== undefined ? { cpuAffinity: node.cpuAffinity } : {}),
@@ -753,12 +755,3 @@ function controllerPortFromMeta(meta: string): number | undefined {
     return undefined;
   }
 }
-
-/** Splits a command line on whitespace, honouring single and double quotes. */
-export function splitCommand(text: string): string[] {
-  const out: string[] = [];
-  const re = /"([^"]*)"|'([^']*)'|(\S+)/g;
-  for (let m = re.exec(text); m; m = re.exec(text)) out.push(m[1] ?? m[2] ?? m[3]!);
-  return out;
-}
-

@@ -6,8 +6,8 @@ import { isIP, isIPv6 } from "node:net";
 import { randomUUID } from "node:crypto";
 import { hostname as osHostname } from "node:os";
 import { CLUSTER_ROLES, type ClusterRole, type Configuration, type Instance, type Node } from "../management/types.js";
-import { ConfigParser, IniError, parsePyInt, pyRepr, pyStrip } from "./ini.js";
-import { ShlexError, quoteIfSpaced, shlexSplit } from "./shlex.js";
+import { ConfigParser, IniError, parsePyInt, pyRepr, pyStrip, pySplitWhitespace } from "./ini.js";
+import { ShlexError, shlexSplit } from "../management/shlex.js";
 
 export interface ParseClusterConfigOptions {
   /** Name used in INI syntax errors; zeek-client says `<stdin>` when reading `-`. */
@@ -347,4 +347,13 @@ export function renderClusterConfigJson(config: Configuration): ClusterConfigJso
     }),
   );
   return { id: config.id, instances, nodes };
+}
+
+/**
+ * How zeek-client writes one script path or env value back into the INI: wrapped in double
+ * quotes when whitespace separates at least two parts of it, otherwise unchanged. Nothing is
+ * escaped, so quotes or backslashes inside the value do not survive a re-read.
+ */
+export function quoteIfSpaced(value: string): string {
+  return pySplitWhitespace(value).length > 1 ? `"${value}"` : value;
 }

@@ -5,7 +5,7 @@
 
 import { readFileSync } from "node:fs";
 import { ConfigParser, IniError } from "./ini.js";
-import { ShlexError, shlexSplit } from "./shlex.js";
+import { ShlexError, shlexSplit } from "../management/shlex.js";
 
 /** Built-in defaults in show-settings order; values are Python's str() of upstream's defaults. */
 export const DEFAULT_SETTINGS: ReadonlyArray<readonly [string, ReadonlyArray<readonly [string, string]>]> = [

@@ -1,7 +1,6 @@
 // Word splitting as Python's shlex.split(s) does it (POSIX mode, no comments), since
-// zeek-client splits `scripts`, `env` and ZEEK_CLIENT_CONFIG_SETTINGS that way.
-
-import { pySplitWhitespace } from "./ini.js";
+// zeek-client splits `scripts`, `env` and ZEEK_CLIENT_CONFIG_SETTINGS that way, and the
+// agent splits a node's ZMGMT_NODE_COMMAND the same way.
 
 export type ShlexErrorCode = "no-closing-quotation" | "no-escaped-character";
 
@@ -89,13 +88,4 @@ export function shlexSplit(s: string): string[] {
   if (state === "escape") throw new ShlexError("no-escaped-character");
   if (token || quoted) emit();
   return words;
-}
-
-/**
- * How zeek-client writes one script path or env value back into the INI: wrapped in double
- * quotes when whitespace separates at least two parts of it, otherwise unchanged. Nothing is
- * escaped, so quotes or backslashes inside the value do not survive a re-read.
- */
-export function quoteIfSpaced(value: string): string {
-  return pySplitWhitespace(value).length > 1 ? `"${value}"` : value;
 }
