@@ -217,17 +217,9 @@ export interface Proc {
   output(): string;
 }
 
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 // Process-group kills and the sweep for leftovers are the test suite's own.
-export { killGroup, processesUnder } from "../../test/helpers/cluster.js";
+export { killGroup, pidAlive, processesUnder } from "../../test/helpers/cluster.js";
 import { killGroup, processesUnder } from "../../test/helpers/cluster.js";
 
 const MAX_KEPT_OUTPUT = 256 * 1024;
