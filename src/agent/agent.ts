@@ -25,6 +25,9 @@ import type { NodeExit, SupervisedNodeConfig, SupervisedNodeStatus } from "../su
 import { AGENT_API_VERSION, AGENT_TOPIC_PREFIX, AgentApi, agentTopic } from "./api.js";
 import type { SupervisorLink } from "./supervisor-link.js";
 import { shlexSplit } from "../management/shlex.js";
+import { decodeNodeMeta, encodeNodeMeta } from "./node-meta.js";
+import { CLUSTER_LAYOUT_FILE, clusterLayoutScript, freeLoopbackPort, zeekLaunch, type ZeekInstall } from "./zeek.js";
+import { ZeekNodeLinks } from "./zeek-links.js";
 
 export interface AgentOptions {
   name: string;
@@ -45,6 +48,8 @@ export interface AgentOptions {
   connectsToController: boolean;
   /** Extra environment for every node (e.g. the supervisor pid for orphan checks). */
   nodeBaseEnv?: Record<string, string>;
+  /** Run nodes as this Zeek instead of `nodeCommand` (a node's ZMGMT_NODE_COMMAND still wins). */
+  zeek?: ZeekInstall;
 }
 
 interface NodeRecord {
@@ -53,6 +58,8 @@ interface NodeRecord {
   pid?: number;
   /** The pid of the process that last checked in. */
   helloPid?: number;
+  /** Zeek nodes: the loopback port of their management endpoint, which the agent dials. */
+  managementPort?: number;
   /** Tails of the latest run that ended, for failure reports. */
   outputs?: NodeOutputs;
   lastExit?: string;
@@ -97,6 +104,7 @@ export class Agent {
   private readonly dispatches = new Map<string, PendingDispatch>();
   /** Hub origins of controllers that dialed in, to greet each of them once. */
   private readonly controllerOrigins = new Set<string>();
+  private readonly zeekLinks = new ZeekNodeLinks((node, event) => this.onNodeEvent(event, node));
   private closed = false;
 
   constructor(
@@ -128,14 +136,20 @@ export class Agent {
     const running = await this.supervisor.status("");
     const clusterNodes = running.filter((s) => s.config.managementRole === "");
     for (const s of clusterNodes) {
-      const node = parseNodeMeta(s.config.meta);
-      if (!node) continue;
+      const meta = decodeNodeMeta(s.config.meta);
+      if (!meta) {
+        this.log.warning(`node ${s.config.name} has no valid agent metadata; it stays unmanaged until the next deploy`);
+        continue;
+      }
+      const { node, managementPort } = meta;
       this.nodes.set(node.name, {
         node,
         // The node proves it is up by checking in again; until then it is pending.
         state: s.pid !== undefined ? "PENDING" : s.state === "failed" ? "FAILED" : "CRASHED",
         ...(s.pid !== undefined ? { pid: s.pid } : {}),
+        ...(managementPort !== undefined ? { managementPort } : {}),
       });
+      if (managementPort !== undefined) this.zeekLinks.open(node.name, managementPort);
     }
     if (persisted) {
       this.config = persisted;
@@ -154,6 +168,7 @@ export class Agent {
     this.closed = true;
     for (const p of [this.deploy, ...this.restarts.values(), ...this.dispatches.values()]) if (p) clearTimeout(p.timer);
     this.endpoint.close();
+    void this.zeekLinks.closeAll();
   }
 
   // ---------------------------------------------------------------------------------------
@@ -299,7 +314,10 @@ export class Agent {
       mine.map(async (node) => {
         let error: string;
         try {
-          error = await this.supervisor.create(this.supervisedConfig(node, layout));
+          const supervised = await this.supervisedConfig(node, config, layout);
+          error = await this.supervisor.create(supervised);
+          const port = this.nodes.get(node.name)?.managementPort;
+          if (error === "" && port !== undefined) this.zeekLinks.open(node.name, port);
         } catch (err) {
           error = errorMessage(err);
         }
@@ -363,6 +381,7 @@ export class Agent {
     await Promise.all(
       victims.map(async (s) => {
         const name = s.config.name;
+        await this.zeekLinks.close(name);
         try {
           // Stopping escalates to SIGKILL on the supervisor's own schedule; allow for it.
           const ok = await this.supervisor.destroy(name, 60_000);
@@ -381,7 +400,27 @@ export class Agent {
     );
   }
 
-  private supervisedConfig(node: Node, layout: ClusterLayout): SupervisedNodeConfig {
+  private async supervisedConfig(node: Node, config: Configuration, layout: ClusterLayout): Promise<SupervisedNodeConfig> {
+    const directory = join(this.options.stateDir, "nodes", node.name);
+    const override = node.env[NODE_COMMAND_ENV];
+    const zeek = this.options.zeek;
+    if (zeek && !override) {
+      mkdirSync(directory, { recursive: true });
+      writeFileSync(join(directory, CLUSTER_LAYOUT_FILE), clusterLayoutScript(config));
+      const managementPort = await freeLoopbackPort();
+      const launch = zeekLaunch(zeek, node, config, directory, managementPort, { ...process.env, ...node.env });
+      const rec = this.nodes.get(node.name);
+      if (rec) rec.managementPort = managementPort;
+      return {
+        name: node.name,
+        command: launch.command,
+        directory,
+        env: { ...(this.options.nodeBaseEnv ?? {}), ...node.env, ...launch.env },
+        ...(node.cpuAffinity !== undefined ? { cpuAffinity: node.cpuAffinity } : {}),
+        managementRole: "",
+        meta: encodeNodeMeta({ node, managementPort }),
+      };
+    }
     const env: Record<string, string> = {
       ...(this.options.nodeBaseEnv ?? {}),
       ...node.env,
@@ -400,16 +439,15 @@ export class Agent {
     const url = new URL(this.options.nodeUrl);
     env[NodeEnv.agentAddr] = url.hostname;
     env[NodeEnv.agentPort] = url.port;
-    const override = node.env[NODE_COMMAND_ENV];
     return {
       name: node.name,
       // Shell words, as the INI `env` values themselves are read.
       command: override ? shlexSplit(override) : this.options.nodeCommand,
-      directory: join(this.options.stateDir, "nodes", node.name),
+      directory,
       env,
       ...(node.cpuAffinity !== undefined ? { cpuAffinity: node.cpuAffinity } : {}),
       managementRole: "",
-      meta: JSON.stringify(node),
+      meta: encodeNodeMeta({ node }),
     };
   }
 
@@ -427,7 +465,8 @@ export class Agent {
     }
   }
 
-  private onNodeEvent(event: ZeekEvent): void {
+  /** `link` names the Zeek node whose own link carried the event; it may speak only for itself. */
+  private onNodeEvent(event: ZeekEvent, link?: string): void {
     if (event.name === NodeApi.notify_node_hello.name) {
       let name: string;
       let pid: number | undefined;
@@ -436,6 +475,7 @@ export class Agent {
       } catch {
         return;
       }
+      if (link !== undefined && name !== link) return;
       this.log.info(`rx ${event.name} ${name}`);
       const rec = this.nodes.get(name);
       if (!rec) return;
@@ -463,6 +503,7 @@ export class Agent {
         return;
       }
       const pending = this.dispatches.get(reqid);
+      if (link !== undefined && result.node !== link) return;
       if (!pending || result.node === undefined || !pending.waiting.delete(result.node)) {
         this.log.debug(`response ${reqid} not expected, ignoring`);
         return;
@@ -552,7 +593,7 @@ export class Agent {
         });
       } else {
         const rec = this.nodes.get(c.name);
-        const node = rec?.node ?? parseNodeMeta(c.meta);
+        const node = rec?.node ?? decodeNodeMeta(c.meta)?.node;
         statuses.push({
           node: c.name,
           state: rec?.state ?? "PENDING",
@@ -609,7 +650,16 @@ export class Agent {
     };
     this.dispatches.set(nodeReqid, pending);
     this.log.info(`tx ${NodeApi.node_dispatch_request.name} ${nodeReqid}`);
-    this.endpoint.publishEvent(NODE_TOPIC, NodeApi.node_dispatch_request.make(nodeReqid, action, running));
+    const viaHub: string[] = [];
+    for (const n of running) {
+      if (this.nodes.get(n)!.managementPort === undefined) viaHub.push(n);
+      else if (!this.zeekLinks.send(n, NodeApi.node_dispatch_request.make(nodeReqid, action, [n]))) {
+        pending.waiting.delete(n);
+        results.push(makeResult(reqid, { instance, node: n, success: false, error: `cluster node ${n} is not reachable by its agent` }));
+      }
+    }
+    if (viaHub.length > 0) this.endpoint.publishEvent(NODE_TOPIC, NodeApi.node_dispatch_request.make(nodeReqid, action, viaHub));
+    if (pending.waiting.size === 0) this.finishDispatch(nodeReqid);
   }
 
   private finishDispatch(nodeReqid: string): void {
@@ -736,15 +786,6 @@ export function clusterLayout(config: Configuration): ClusterLayout {
     };
   }
   return layout;
-}
-
-function parseNodeMeta(meta: string): Node | undefined {
-  try {
-    const node = JSON.parse(meta) as Node;
-    return typeof node?.name === "string" ? node : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function controllerPortFromMeta(meta: string): number | undefined {

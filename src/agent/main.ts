@@ -18,6 +18,7 @@ import { DEFAULT_AGENT_PORT, DEFAULT_AGENT_REQUEST_TIMEOUT_MS, agentTopic } from
 import { SupervisorLink } from "./supervisor-link.js";
 import { webSocketUrl } from "../broker/url.js";
 import { VERSION } from "../version.js";
+import type { ZeekInstall } from "./zeek.js";
 
 export interface AgentProcessOptions {
   name: string;
@@ -40,6 +41,8 @@ export interface AgentProcessOptions {
   /** Accept a plaintext listener on a non-loopback address (see checkListenSecurity). */
   allowInsecureListen?: boolean;
   controllerTls?: PeerTlsOptions;
+  /** Nodes run this Zeek; without it they run `nodeCommand` (the built-in node by default). */
+  zeek?: ZeekInstall;
 }
 
 
@@ -155,6 +158,7 @@ export async function runAgentProcess(options: AgentProcessOptions, env: NodeJS.
       listenPort: server.port,
       connectsToController: controllerPeer !== undefined,
       nodeBaseEnv: env[SupervisorEnv.supervisorPid] ? { [SupervisorEnv.supervisorPid]: env[SupervisorEnv.supervisorPid]! } : {},
+      ...(options.zeek ? { zeek: options.zeek } : {}),
     },
     hub,
     supervisor,
@@ -168,6 +172,11 @@ export async function runAgentProcess(options: AgentProcessOptions, env: NodeJS.
       (nodeServer ? ` (TLS; nodes on ${nodeServer.host}:${nodeServer.port})` : ""),
   );
   if (verdict.warning) log.warning(verdict.warning);
+  log.info(
+    options.zeek
+      ? `cluster nodes run Zeek ${options.zeek.version} (${options.zeek.path})`
+      : "no Zeek configured; cluster nodes run the built-in zmgmt node",
+  );
 
   supervisor.on("down", (why) => log.warning(`lost the supervisor: ${why}`));
 

@@ -9,6 +9,7 @@ import { DEFAULT_AGENT_PORT, DEFAULT_AGENT_REQUEST_TIMEOUT_MS } from "../agent/a
 import { DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS, DEFAULT_CONTROLLER_WEBSOCKET_PORT } from "../controller/api.js";
 import { runNode } from "../node/main.js";
 import { startSupervisor } from "../supervisor/main.js";
+import { findZeekOnPath, probeZeek, type ZeekInstall } from "../agent/zeek.js";
 import type { ProcessManagerOptions } from "../supervisor/process-manager.js";
 import { startControllerFromCli, type ControllerCliOptions } from "./controller-command.js";
 import { addListenerTlsOptions, dialTlsFromFlags, enforceListenPolicy, listenerTlsFromFlags } from "./tls-flags.js";
@@ -111,7 +112,9 @@ export function registerDaemonCommands(program: Command): void {
       .option("--controller <host:port>", "controller to connect to (wss://host:port for TLS)", `127.0.0.1:${DEFAULT_CONTROLLER_WEBSOCKET_PORT}`)
       .option("--no-controller", "do not dial a controller; wait for it to connect (the instance has a listen port in the config)")
       .option("--request-timeout <seconds>", "timeout of agent-side requests", intOption("--request-timeout"), DEFAULT_AGENT_REQUEST_TIMEOUT_MS / 1000)
-      .option("--node-command <argv...>", "program to run for each node (default: zmgmt node)")
+      .option("--zeek <path>", "run every cluster node as this Zeek (default: zeek on PATH, else the built-in zmgmt node)")
+      .option("--no-zeek", "run the built-in zmgmt node even where Zeek is installed")
+      .option("--node-command <argv...>", "program to run for each node instead of Zeek or the built-in node")
       .addOption(new Option("--log-level <level>", "management log level").choices(["DEBUG", "INFO", "WARNING", "ERROR"]).default("INFO"))
       .option("--log-stderr", "also print management log lines to stderr"),
   )).action(async (opts) => {
@@ -126,6 +129,7 @@ export function registerDaemonCommands(program: Command): void {
       throw new Error(`--controller ${opts.controller} is plaintext, but TLS options for it were given: use wss:// or HOST:PORT`);
     }
     enforceListenPolicy("agent", listen.host, tls, opts.allowInsecureListen === true);
+    const zeek = opts.nodeCommand ? undefined : chooseZeek(opts.zeek as string | false | undefined);
     const agentOptions: AgentProcessOptions = defaultAgentOptions({
       name: opts.name,
       stateDir: opts.stateDir,
@@ -136,6 +140,7 @@ export function registerDaemonCommands(program: Command): void {
       logToStderr: opts.logStderr === true,
       ...(opts.controller ? { controllerUrl: opts.controller } : {}),
       ...(opts.nodeCommand ? { nodeCommand: opts.nodeCommand } : {}),
+      ...(zeek ? { zeek } : {}),
       ...(tls ? { tls, nodeListenPort: await pickFreePort("127.0.0.1") } : {}),
       ...(controllerTls ? { controllerTls } : {}),
       ...(opts.allowInsecureListen ? { allowInsecureListen: true } : {}),
@@ -218,6 +223,22 @@ export function registerDaemonCommands(program: Command): void {
     .action(async () => {
       await runNode();
     });
+}
+
+/**
+ * The Zeek that nodes run: `--zeek PATH`, else `zeek` on PATH (or a package's usual
+ * prefix); none with --no-zeek or when there is none. Says which, once, on stderr.
+ */
+export function chooseZeek(flag: string | false | undefined, env: NodeJS.ProcessEnv = process.env): ZeekInstall | undefined {
+  if (flag === false) return undefined;
+  const path = typeof flag === "string" ? flag : findZeekOnPath(env["PATH"]);
+  if (path === undefined) {
+    process.stderr.write("zmgmt: no zeek found on PATH; cluster nodes run the built-in zmgmt node (use --zeek PATH to run Zeek)\n");
+    return undefined;
+  }
+  const zeek = probeZeek(path);
+  process.stderr.write(`zmgmt: cluster nodes run Zeek ${zeek.version} (${zeek.path})\n`);
+  return zeek;
 }
 
 export async function pickFreePort(host: string): Promise<number> {

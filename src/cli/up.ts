@@ -14,7 +14,7 @@ import { ControllerClient, resultNodeOutputs, resultNodeStatuses } from "../clie
 import { parseClusterConfig } from "../client/cluster-config.js";
 import type { Configuration, NodeStatus } from "../management/types.js";
 import { startSupervisor } from "../supervisor/main.js";
-import { addSupervisionOptions, closeOnSignals, parseHostPort, pickFreePort, processOptions } from "./daemons.js";
+import { addSupervisionOptions, chooseZeek, closeOnSignals, parseHostPort, pickFreePort, processOptions } from "./daemons.js";
 import type { ControllerCliOptions } from "./controller-command.js";
 import { ALLOW_INSECURE_LISTEN_FLAG } from "../management/security.js";
 import { enforceListenPolicy } from "./tls-flags.js";
@@ -90,6 +90,8 @@ export function registerUpCommand(program: Command): void {
       .option("--timeout <seconds>", "how long to wait for the cluster to come up", (v) => Number(v), 60)
       .option("--broker-start-port <port>", "first port for cluster-port auto-assignment", (v) => Number(v), 2200)
       .option("--metrics-start-port <port>", "first port for metrics-port auto-assignment", (v) => Number(v), 9000)
+      .option("--zeek <path>", "run the cluster's nodes as this Zeek (default: zeek on PATH, else the built-in zmgmt node)")
+      .option("--no-zeek", "run the built-in zmgmt node even where Zeek is installed")
       .option(ALLOW_INSECURE_LISTEN_FLAG, "allow non-loopback listen addresses (up has no TLS; see `zmgmt controller --help`)")
       .addOption(new Option("--log-level <level>").choices(["DEBUG", "INFO", "WARNING", "ERROR"]).default("INFO")),
   ).action(async (opts) => {
@@ -124,6 +126,7 @@ export function registerUpCommand(program: Command): void {
       process.exit(1);
     }
     const config: Configuration = parsed.config;
+    const zeek = chooseZeek(opts.zeek as string | false | undefined);
     const instanceName = config.instances[0]?.name ?? opts.instance;
 
     const running = await startSupervisor({
@@ -140,6 +143,7 @@ export function registerUpCommand(program: Command): void {
           requestTimeoutMs: DEFAULT_AGENT_REQUEST_TIMEOUT_MS,
           logLevel: opts.logLevel,
           ...(allowInsecureListen ? { allowInsecureListen } : {}),
+          ...(zeek ? { zeek } : {}),
         }) as unknown as Record<string, unknown>,
       },
       processOptions: processOptions(opts),

@@ -6,6 +6,19 @@ import { ResultCodec } from "../management/records.js";
 
 export const NODE_TOPIC = "zeek/management/node";
 
+/**
+ * Zeek nodes are dialed by their agent (Zeek serves WebSockets but cannot dial one) and use
+ * topics private to each node, so requests and answers never spread through the cluster's
+ * own pub/sub. The names must stay in step with zeek/zmgmt/node.zeek.
+ */
+export function nodeRequestTopic(node: string): string {
+  return `${NODE_TOPIC}/${node}/request`;
+}
+
+export function nodeResponseTopic(node: string): string {
+  return `${NODE_TOPIC}/${node}/response`;
+}
+
 const P = "Management::Node::API::";
 
 export const NodeApi = {
@@ -44,6 +57,8 @@ export const NodeEnv = {
   /** Also set upstream-style, for programs that only know these. */
   agentAddr: "ZEEK_AGENT_ADDR",
   agentPort: "ZEEK_AGENT_PORT",
+  /** Zeek nodes: the loopback port their management endpoint listens on, for the agent to dial. */
+  managementPort: "ZMGMT_NODE_MANAGEMENT_PORT",
 } as const;
 
 /** One entry of the cluster layout every node receives (upstream's ClusterEndpoint). */

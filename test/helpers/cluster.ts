@@ -129,7 +129,10 @@ export class TestEnv {
     const args = ["agent", "--name", opts.name, "--state-dir", stateDir, "--listen", `127.0.0.1:${port}`];
     if (opts.controllerPort !== undefined) args.push("--controller", `127.0.0.1:${opts.controllerPort}`);
     else args.push("--no-controller");
-    args.push(...(opts.extraArgs ?? []));
+    const extra = opts.extraArgs ?? [];
+    // Nodes are the built-in program unless a test asks for Zeek, whatever the machine has installed.
+    if (!extra.includes("--zeek")) args.push("--no-zeek");
+    args.push(...extra);
     const proc = this.spawnCli(args);
     await eventually(() => this.canConnect(port), 15_000, `agent ${opts.name} on port ${port}`);
     return { proc, port, url: `ws://127.0.0.1:${port}/v1/messages/json`, stateDir };
