@@ -9,7 +9,7 @@
 // both frameworks send once every node has checked in (RUNNING); get-nodes confirms it.
 
 import { execFileSync, spawn } from "node:child_process";
-import { accessSync, constants, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { startAgent, startController, type RunningAgent, type RunningController } from "./lib/cluster.js";
 import type { Logf } from "./lib/log.js";
@@ -53,6 +53,9 @@ export interface ZeekDeployCase {
   /** The whole zeek-client process (Python start-up, staging, deploy, exit), for scale. */
   upstreamClientMs?: Summary;
   zmgmtClientMs?: Summary;
+  /** The stage_configuration round trip that deploy-config makes first. */
+  upstreamStageMs?: Summary;
+  zmgmtStageMs?: Summary;
   ratios: { upstreamToFloor?: number; zmgmtToFloor?: number; zmgmtToUpstream?: number };
   /** 95% bootstrap interval of median(zmgmt) − median(upstream), ms. */
   zmgmtMinusUpstreamP50Ms?: { low: number; high: number };
@@ -139,6 +142,8 @@ function zmgmtZeekSupport(): string | undefined {
 const INSTANCE = "host-1";
 /** Loaded by every node in all three variants, so that each starts the same Zeek. */
 const NODE_SCRIPTS = ["local"];
+/** Far above any deploy that works (upstream: 4.6 s for 20 nodes on an idle 2-core host). */
+const DEPLOY_TIMEOUT_MS = 180_000;
 const TIMED_CLIENT = join(import.meta.dirname, "helpers/zeek-client-timed.py");
 
 interface ZeekNode {
@@ -267,7 +272,7 @@ interface ClientRun {
   stdout: string;
   stderr: string;
   wallMs: number;
-  /** Request type → request-to-response time, from the timing shim. */
+  /** Request event name → request-to-response time, from the timing shim. */
   transactMs: Map<string, number>;
 }
 
@@ -321,6 +326,8 @@ async function nodeStates(scratch: Scratch, client: string, port: number): Promi
 
 interface Plane {
   name: "upstream" | "zmgmt";
+  /** Where the plane keeps one directory per node (stdout, stderr), for failure reports. */
+  nodesDir: string;
   /** The controller's WebSocket port, for zeek-client. */
   port: number;
   /** The process whose descendants are the cluster nodes (and the plane's own helpers). */
@@ -360,7 +367,7 @@ async function startUpstream(scratch: Scratch, zeek: string, client: string, tak
       `redef Management::Controller::auto_assign_metrics_start_port = ${autoMetrics}/tcp;`,
       // The default 10 s would fail deploys of many nodes on a busy 2-core machine; it only
       // bounds the wait, it does not change when the answer comes.
-      "redef Management::Request::timeout_interval = 300sec;",
+      `redef Management::Request::timeout_interval = ${DEPLOY_TIMEOUT_MS / 1000 + 60}sec;`,
       "",
     ].join("\n"),
   );
@@ -382,7 +389,7 @@ async function startUpstream(scratch: Scratch, zeek: string, client: string, tak
   });
   await waitFor(() => canConnect(ws), 60_000, `upstream controller on port ${ws}`);
   await clientReady(scratch, client, ws, 60_000);
-  return { name: "upstream", port: ws, root, baseline: descendants(root.pid).length };
+  return { name: "upstream", nodesDir: join(dir, "state", "nodes"), port: ws, root, baseline: descendants(root.pid).length };
 }
 
 const ZMGMT_AGENT_ARGS = ["--request-timeout", "240", "--restart-delay", "1", "--stop-timeout", "5"];
@@ -397,29 +404,53 @@ async function startZmgmt(scratch: Scratch, zeek: string, client: string): Promi
     env: { ZEEK_DEFAULT_LISTEN_ADDRESS: "127.0.0.1" },
   });
   await clientReady(scratch, client, controller.port, 60_000);
-  return { plane: { name: "zmgmt", port: controller.port, root: agent.proc, baseline: descendants(agent.proc.pid).length }, controller, agent };
+  return { plane: { name: "zmgmt", nodesDir: join(agent.stateDir, "nodes"), port: controller.port, root: agent.proc, baseline: descendants(agent.proc.pid).length }, controller, agent };
 }
 
 function rssMb(pids: number[]): number {
   return round(pids.reduce((a, p) => a + (memory(p)?.rssKb ?? 0), 0) / 1024, 1);
 }
 
+/** What a failed deploy leaves to go on: node states and the tail of each unhappy node's stderr. */
+async function diagnose(scratch: Scratch, client: string, plane: Plane, nodes: ZeekNode[]): Promise<string> {
+  let states: Map<string, string>;
+  try {
+    states = await nodeStates(scratch, client, plane.port);
+  } catch (err) {
+    return `get-nodes failed too: ${String(err)}`;
+  }
+  const unhappy = nodes.filter((n) => states.get(n.name) !== "RUNNING");
+  const tail = (n: ZeekNode): string => {
+    try {
+      return readFileSync(join(plane.nodesDir, n.name, "stderr"), "utf8").trim().split("\n").slice(-3).join(" / ");
+    } catch {
+      return "";
+    }
+  };
+  return unhappy.length
+    ? `not RUNNING: ${unhappy.map((n) => `${n.name} (${states.get(n.name) ?? "absent"}${tail(n) ? `; stderr: ${tail(n).slice(-300)}` : ""})`).join(", ")}`
+    : "every node RUNNING by now";
+}
+
 /** Deploys `ini` with zeek-client deploy-config; returns the deploy request's round trip. */
-async function measuredDeploy(scratch: Scratch, client: string, plane: Plane, nodes: ZeekNode[], iniPath: string): Promise<{ ms: number; wallMs: number }> {
-  const out = await zeekClient(scratch, client, plane.port, ["deploy-config", iniPath]);
+async function measuredDeploy(scratch: Scratch, client: string, plane: Plane, nodes: ZeekNode[], iniPath: string): Promise<{ ms: number; wallMs: number; stageMs: number }> {
+  const out = await zeekClient(scratch, client, plane.port, ["deploy-config", iniPath], DEPLOY_TIMEOUT_MS);
+  if (out.code === null) throw new Error(`${plane.name}: no deploy answer within ${DEPLOY_TIMEOUT_MS / 1000} s; ${await diagnose(scratch, client, plane, nodes)}`);
   const json = parseJson(out, `${plane.name} deploy-config`) as { errors?: string[]; results?: { nodes?: Record<string, { success?: boolean; error?: string; stderr?: string }> } };
   const failed = Object.entries(json.results?.nodes ?? {}).filter(([, r]) => !r.success);
   if (out.code !== 0 || json.errors?.length || failed.length) {
     throw new Error(
-      `${plane.name} deploy failed (exit ${out.code}): ${[...(json.errors ?? []), ...failed.slice(0, 3).map(([n, r]) => `${n}: ${r.error ?? ""} ${(r.stderr ?? "").slice(-300)}`)].join("; ")}`,
+      `${plane.name} deploy failed (exit ${out.code}): ${[...(json.errors ?? []), ...failed.slice(0, 3).map(([n, r]) => `${n}: ${r.error ?? ""} ${(r.stderr ?? "").slice(-300)}`)].join("; ")}; ` +
+        (await diagnose(scratch, client, plane, nodes)),
     );
   }
-  const ms = out.transactMs.get("DeployRequest");
+  // The client's event classes are named after the Zeek events.
+  const ms = [...out.transactMs].find(([name]) => /deploy_request$/.test(name))?.[1];
   if (ms === undefined) throw new Error(`${plane.name}: the timing shim reported no deploy round trip: ${out.stderr.slice(-300)}`);
   const states = await nodeStates(scratch, client, plane.port);
   const notRunning = nodes.filter((n) => states.get(n.name) !== "RUNNING").map((n) => `${n.name} (${states.get(n.name) ?? "absent"})`);
   if (notRunning.length) throw new Error(`${plane.name} answered the deploy but not RUNNING: ${notRunning.join(", ")}`);
-  return { ms, wallMs: out.wallMs };
+  return { ms, wallMs: out.wallMs, stageMs: [...out.transactMs].find(([name]) => /stage_configuration_request$/.test(name))?.[1] ?? NaN };
 }
 
 /** Deploys the empty configuration and waits until every node process is gone and its ports are free. */
@@ -450,7 +481,8 @@ export async function runZeekDeployBench(opts: ZeekDeployOptions, mode: "full" |
     return report;
   }
   const zeek = found.path;
-  const version = run(zeek, ["--version"]) ?? "unknown";
+  const printed = run(zeek, ["--version"]) ?? "";
+  const version = /version\s+(\S+)/.exec(printed)?.[1] ?? "unknown";
   report.zeek = { path: zeek, version };
   const client = locateClient(zeek);
   if (!client) {
@@ -471,7 +503,7 @@ export async function runZeekDeployBench(opts: ZeekDeployOptions, mode: "full" |
     if (process.getuid?.() === 0) report.workerInterface = "lo";
     else report.notes.push("Workers capture nothing: capturing `lo` needs root.");
   }
-  log(`  ${version} at ${zeek}; zeek-client ${report.client.version}; workers ${report.workerInterface === "lo" ? "capture lo" : "without an interface"}`);
+  log(`  Zeek ${version} at ${zeek}; zeek-client ${report.client.version}; workers ${report.workerInterface === "lo" ? "capture lo" : "without an interface"}`);
 
   report.zmgmtPending = zmgmtZeekSupport();
   if (report.zmgmtPending) log(`  zmgmt with real Zeek nodes: pending (${report.zmgmtPending})`);
@@ -504,7 +536,7 @@ export async function runZeekDeployBench(opts: ZeekDeployOptions, mode: "full" |
       const iniPath = join(scratch.dir, `cluster-${workers}.ini`);
       writeFileSync(iniPath, iniOf(nodes));
       const floor: number[] = [];
-      const measured = new Map<Plane["name"], { ms: number[]; wall: number[] }>(planes.map((p) => [p.name, { ms: [], wall: [] }]));
+      const measured = new Map<Plane["name"], { ms: number[]; wall: number[]; stage: number[] }>(planes.map((p) => [p.name, { ms: [], wall: [], stage: [] }]));
       const iterations = opts.iterations(workers);
       for (let i = 0; i < iterations; i++) {
         // Rotate the order, so that no variant always runs right after another's teardown.
@@ -518,8 +550,10 @@ export async function runZeekDeployBench(opts: ZeekDeployOptions, mode: "full" |
             const d = await measuredDeploy(scratch, client, plane, nodes, iniPath);
             measured.get(plane.name)!.ms.push(d.ms);
             measured.get(plane.name)!.wall.push(d.wallMs);
+            measured.get(plane.name)!.stage.push(d.stageMs);
+            const t0 = performance.now();
             await clear(scratch, client, plane, nodes, emptyIni);
-            return `${plane.name} ${d.ms.toFixed(0)} ms`;
+            return `${plane.name} ${d.ms.toFixed(0)} ms (client run ${d.wallMs.toFixed(0)} ms, clearing ${(performance.now() - t0).toFixed(0)} ms)`;
           }),
         ];
         const line: string[] = [];
@@ -538,6 +572,7 @@ export async function runZeekDeployBench(opts: ZeekDeployOptions, mode: "full" |
         floorMs: fs,
         upstreamMs: summarize(up.ms),
         upstreamClientMs: summarize(up.wall),
+        upstreamStageMs: summarize(up.stage),
         ratios: {},
         samples: { floorMs: floor.map((v) => round(v, 1)), upstreamMs: up.ms.map((v) => round(v, 1)), zmgmtMs: [] },
       };
@@ -545,6 +580,7 @@ export async function runZeekDeployBench(opts: ZeekDeployOptions, mode: "full" |
       if (zmm) {
         c.zmgmtMs = summarize(zmm.ms);
         c.zmgmtClientMs = summarize(zmm.wall);
+        c.zmgmtStageMs = summarize(zmm.stage);
         c.samples.zmgmtMs = zmm.ms.map((v) => round(v, 1));
         c.ratios.zmgmtToFloor = round(c.zmgmtMs.p50 / fs.p50, 3);
         c.ratios.zmgmtToUpstream = round(c.zmgmtMs.p50 / c.upstreamMs!.p50, 3);
@@ -595,7 +631,7 @@ export function renderZeekDeploy(r: ZeekDeployReport): string[] {
   const md: string[] = ["## Deploy latency of real Zeek clusters", ""];
   if (r.skipped) return [...md, `Skipped: ${r.skipped}.`, ""];
   md.push(
-    `${r.zeek?.version ?? "Zeek"}, zeek-client ${r.client?.version ?? "?"}; measured ${r.measuredAt}${r.mode === "quick" ? " (quick mode)" : ""}. ` +
+    `Zeek ${r.zeek?.version ?? "?"}, zeek-client ${r.client?.version ?? "?"}; measured ${r.measuredAt}${r.mode === "quick" ? " (quick mode)" : ""}. ` +
       `1 manager + 1 logger + 2 proxies + N workers on one host (workers ${r.workerInterface === "lo" ? "capture `lo`" : "without an interface"}; every node loads ${r.nodeScripts.map((s) => `\`${s}\``).join(", ")}), ` +
       "with the same ports in all three variants. " +
       "**Floor**: the same `zeek` commands started directly, all at once (per node a working directory, `CLUSTER_NODE`, the generated `cluster-layout.zeek` on ZEEKPATH, " +
@@ -608,14 +644,14 @@ export function renderZeekDeploy(r: ZeekDeployReport): string[] {
   );
   if (r.zmgmtPending) md.push(`**zmgmt: pending.** ${r.zmgmtPending}; only the floor and upstream were measured.`, "");
   md.push(
-    "| N | nodes | floor p50 | upstream p50 | zmgmt p50 | upstream/floor | zmgmt/floor | zmgmt/upstream | zmgmt − upstream, p50 (95% CI) | whole client run p50: upstream / zmgmt | runs |",
-    "|---|---|---|---|---|---|---|---|---|---|---|",
+    "| N | nodes | floor p50 | upstream p50 | zmgmt p50 | upstream/floor | zmgmt/floor | zmgmt/upstream | zmgmt − upstream, p50 (95% CI) | stage p50: upstream / zmgmt | whole client run p50: upstream / zmgmt | runs |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ...r.cases.map(
       (c) =>
         `| ${c.workers} | ${c.nodes} | ${f(c.floorMs.p50)} | ${f(c.upstreamMs?.p50)} | ${c.zmgmtMs ? f(c.zmgmtMs.p50) : "pending"} | ${f(c.ratios.upstreamToFloor, 3)} | ` +
         `${f(c.ratios.zmgmtToFloor, 3)} | ${f(c.ratios.zmgmtToUpstream, 3)} | ` +
         `${c.zmgmtMinusUpstreamP50Ms ? `${f(c.zmgmtMinusUpstreamP50Ms.low)} .. ${f(c.zmgmtMinusUpstreamP50Ms.high)}` : "-"} | ` +
-        `${f(c.upstreamClientMs?.p50)} / ${f(c.zmgmtClientMs?.p50)} | ${c.floorMs.n} |`,
+        `${f(c.upstreamStageMs?.p50)} / ${f(c.zmgmtStageMs?.p50)} | ${f(c.upstreamClientMs?.p50)} / ${f(c.zmgmtClientMs?.p50)} | ${c.floorMs.n} |`,
     ),
     "",
   );
