@@ -10,6 +10,7 @@
 
 import { execFileSync, spawn } from "node:child_process";
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { startAgent, startController, type RunningAgent, type RunningController } from "./lib/cluster.js";
 import type { Logf } from "./lib/log.js";
@@ -60,6 +61,8 @@ export interface ZeekDeployCase {
   /** 95% bootstrap interval of median(zmgmt) − median(upstream), ms. */
   zmgmtMinusUpstreamP50Ms?: { low: number; high: number };
   samples: { floorMs: number[]; upstreamMs: number[]; zmgmtMs: number[] };
+  /** Deploys that failed or did not answer in time; they count as no sample. */
+  failures: Array<{ plane: "upstream" | "zmgmt"; run: number; error: string }>;
 }
 
 export interface ZeekDeployReport {
@@ -74,6 +77,8 @@ export interface ZeekDeployReport {
   workerInterface: string;
   nodeScripts: string[];
   cases: ZeekDeployCase[];
+  /** 1-minute load average when the section started and ended. */
+  loadAvg: { start: number; end?: number };
   /** RSS of each management plane with no nodes (everything but the cluster nodes), MB. */
   controlPlaneRssMb: { upstream?: number; zmgmt?: number };
   notes: string[];
@@ -471,6 +476,7 @@ export async function runZeekDeployBench(opts: ZeekDeployOptions, mode: "full" |
     workerInterface: "none",
     nodeScripts: NODE_SCRIPTS,
     cases: [],
+    loadAvg: { start: round(loadavg()[0]!, 2) },
     controlPlaneRssMb: {},
     notes: [],
   };
@@ -538,6 +544,7 @@ export async function runZeekDeployBench(opts: ZeekDeployOptions, mode: "full" |
       const floor: number[] = [];
       const measured = new Map<Plane["name"], { ms: number[]; wall: number[]; stage: number[] }>(planes.map((p) => [p.name, { ms: [], wall: [], stage: [] }]));
       const iterations = opts.iterations(workers);
+      const failures: ZeekDeployCase["failures"] = [];
       for (let i = 0; i < iterations; i++) {
         // Rotate the order, so that no variant always runs right after another's teardown.
         const steps: Array<() => Promise<string>> = [
@@ -547,13 +554,23 @@ export async function runZeekDeployBench(opts: ZeekDeployOptions, mode: "full" |
             return `floor ${ms.toFixed(0)} ms`;
           },
           ...planes.map((plane) => async () => {
-            const d = await measuredDeploy(scratch, client, plane, nodes, iniPath);
-            measured.get(plane.name)!.ms.push(d.ms);
-            measured.get(plane.name)!.wall.push(d.wallMs);
-            measured.get(plane.name)!.stage.push(d.stageMs);
+            let result: string;
+            try {
+              const d = await measuredDeploy(scratch, client, plane, nodes, iniPath);
+              measured.get(plane.name)!.ms.push(d.ms);
+              measured.get(plane.name)!.wall.push(d.wallMs);
+              measured.get(plane.name)!.stage.push(d.stageMs);
+              result = `${plane.name} ${d.ms.toFixed(0)} ms (client run ${d.wallMs.toFixed(0)} ms`;
+            } catch (err) {
+              // One slow or failed deploy is a result about that plane, not a reason to
+              // lose the whole section; a plane that cannot be cleared is.
+              const error = err instanceof Error ? err.message : String(err);
+              failures.push({ plane: plane.name, run: i + 1, error });
+              result = `${plane.name} FAILED: ${error.slice(0, 300)} (`;
+            }
             const t0 = performance.now();
             await clear(scratch, client, plane, nodes, emptyIni);
-            return `${plane.name} ${d.ms.toFixed(0)} ms (client run ${d.wallMs.toFixed(0)} ms, clearing ${(performance.now() - t0).toFixed(0)} ms)`;
+            return `${result}, clearing ${(performance.now() - t0).toFixed(0)} ms)`;
           }),
         ];
         const line: string[] = [];
@@ -570,25 +587,38 @@ export async function runZeekDeployBench(opts: ZeekDeployOptions, mode: "full" |
         workers,
         nodes: nodes.length,
         floorMs: fs,
-        upstreamMs: summarize(up.ms),
-        upstreamClientMs: summarize(up.wall),
-        upstreamStageMs: summarize(up.stage),
         ratios: {},
         samples: { floorMs: floor.map((v) => round(v, 1)), upstreamMs: up.ms.map((v) => round(v, 1)), zmgmtMs: [] },
+        failures,
       };
-      c.ratios.upstreamToFloor = round(c.upstreamMs!.p50 / fs.p50, 3);
-      if (zmm) {
+      if (up.ms.length) {
+        c.upstreamMs = summarize(up.ms);
+        c.upstreamClientMs = summarize(up.wall);
+        c.upstreamStageMs = summarize(up.stage);
+        c.ratios.upstreamToFloor = round(c.upstreamMs.p50 / fs.p50, 3);
+      }
+      if (zmm?.ms.length) {
         c.zmgmtMs = summarize(zmm.ms);
         c.zmgmtClientMs = summarize(zmm.wall);
         c.zmgmtStageMs = summarize(zmm.stage);
         c.samples.zmgmtMs = zmm.ms.map((v) => round(v, 1));
         c.ratios.zmgmtToFloor = round(c.zmgmtMs.p50 / fs.p50, 3);
-        c.ratios.zmgmtToUpstream = round(c.zmgmtMs.p50 / c.upstreamMs!.p50, 3);
-        c.zmgmtMinusUpstreamP50Ms = medianDiffInterval(zmm.ms, up.ms);
+        if (c.upstreamMs) {
+          c.ratios.zmgmtToUpstream = round(c.zmgmtMs.p50 / c.upstreamMs.p50, 3);
+          c.zmgmtMinusUpstreamP50Ms = medianDiffInterval(zmm.ms, up.ms);
+        }
       }
       report.cases.push(c);
     }
   } finally {
+    report.loadAvg.end = round(loadavg()[0]!, 2);
+    const cores = cpus().length;
+    if (Math.max(report.loadAvg.start, report.loadAvg.end) > cores) {
+      report.notes.push(
+        `The host was busy with other work (1-minute load ${report.loadAvg.start} at start, ${report.loadAvg.end} at end, on ${cores} cores): ` +
+          "Zeek start-up is CPU-bound, so every absolute time here is inflated; the variants shared the same conditions, turn by turn.",
+      );
+    }
     const forced = await scratch.close();
     report.notes.push(
       forced.length
@@ -616,12 +646,17 @@ export function zeekDeployTarget(r: ZeekDeployReport | undefined): TargetResult 
   const ties = r.cases.filter((c) => c.zmgmtMinusUpstreamP50Ms && c.zmgmtMinusUpstreamP50Ms.low <= 0 && c.zmgmtMinusUpstreamP50Ms.high >= 0);
   const notes: string[] = [];
   if (!complete) notes.push("not every N of the target was measured");
+  const failed = r.cases.flatMap((c) => c.failures.map((x) => `${x.plane} at N=${c.workers}, run ${x.run}`));
+  if (failed.length) notes.push(`failed deploys (no sample): ${failed.join(", ")}`);
   if (ties.length) {
     notes.push(
       `judged on p50; at ${ties.map((c) => `N=${c.workers} (95% CI of zmgmt − upstream ${c.zmgmtMinusUpstreamP50Ms!.low}..${c.zmgmtMinusUpstreamP50Ms!.high} ms)`).join(", ")} the difference is within this run's noise`,
     );
   }
-  const slower = r.cases.some((c) => c.zmgmtMs && c.upstreamMs && c.zmgmtMs.p50 > c.upstreamMs.p50);
+  // A plane that failed a deploy the other managed counts as the slower one.
+  const slower = r.cases.some(
+    (c) => (c.zmgmtMs && c.upstreamMs && c.zmgmtMs.p50 > c.upstreamMs.p50) || c.failures.filter((x) => x.plane === "zmgmt").length > c.failures.filter((x) => x.plane === "upstream").length,
+  );
   return { ...base, measured: measured.join("; "), met: slower ? false : complete ? true : null, ...(notes.length ? { note: notes.join("; ") } : {}) };
 }
 
@@ -655,6 +690,8 @@ export function renderZeekDeploy(r: ZeekDeployReport): string[] {
     ),
     "",
   );
+  const failures = r.cases.flatMap((c) => c.failures.map((x) => `- ${x.plane}, N=${c.workers}, run ${x.run}: ${x.error}`));
+  if (failures.length) md.push("Failed deploys (not counted as samples):", "", ...failures, "");
   const rss = r.controlPlaneRssMb;
   if (rss.upstream !== undefined || rss.zmgmt !== undefined) {
     md.push(
