@@ -5,7 +5,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer, get as httpGet, type Server } from "node:http";
-import { existsSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
 import { join } from "node:path";
 import { TestEnv, freePort, freePortRange, killGroup, pidAlive, processesUnder, type Proc } from "./helpers/cluster.js";
 import { eventually } from "./helpers/ws.js";
@@ -79,12 +80,14 @@ describe.skipIf(!canRun)("a real Zeek cluster", () => {
     // A site script of the test's own: loopback traffic carries checksums the kernel never
     // filled in, which Zeek would otherwise discard.
     writeFileSync(join(env.dir, "test-site.zeek"), "redef ignore_checksums = T;\n");
+    // Rotation every few seconds instead of hourly, so archival can be watched.
+    writeFileSync(join(env.dir, "rotate-fast.zeek"), "redef Log::default_rotation_interval = 3 secs;\n");
     const controller = await env.startController({ requestTimeoutSec: 30 });
     controllerPort = controller.port;
     const agent = await env.startAgent({
       name: AGENT,
       controllerPort,
-      extraArgs: ["--zeek", ZEEK, "--request-timeout", "20", "--restart-delay", "0.5", "--stop-timeout", "10"],
+      extraArgs: ["--zeek", ZEEK, "--request-timeout", "20", "--restart-delay", "0.5", "--stop-timeout", "10", "--log-archive-interval", "1"],
     });
     agentProc = agent.proc;
     stateDir = agent.stateDir;
@@ -99,7 +102,7 @@ describe.skipIf(!canRun)("a real Zeek cluster", () => {
     const worker: Record<string, string> = canCapture ? { interface: "lo", scripts: `local ${join(env.dir, "test-site.zeek")}` } : {};
     const ini = clusterIni(
       nodeSection("manager", "manager") +
-        nodeSection("logger", "logger") +
+        nodeSection("logger", "logger", { scripts: `local ${join(env.dir, "rotate-fast.zeek")}` }) +
         nodeSection("proxy", "proxy") +
         nodeSection("worker-01", "worker", worker) +
         nodeSection("worker-02", "worker", worker),
@@ -182,6 +185,26 @@ describe.skipIf(!canRun)("a real Zeek cluster", () => {
     } finally {
       server.close();
     }
+  });
+
+  it("rotates the logger's logs into its log queue and archives them compressed, one folder per day", async () => {
+    const archive = join(stateDir, "logs");
+    const archived = await eventually(
+      () => {
+        const days = existsSync(archive) ? readdirSync(archive) : [];
+        const files = days.flatMap((d) => readdirSync(join(archive, d)).map((f) => join(archive, d, f)));
+        return files.find((f) => /\/\d{4}-\d{2}-\d{2}\/cluster\.\d{2}:\d{2}:\d{2}-\d{2}:\d{2}:\d{2}\.log\.gz$/.test(f));
+      },
+      30_000,
+      "an archived cluster.log",
+    );
+    const text = gunzipSync(readFileSync(archived)).toString("utf8");
+    expect(text).toMatch(/^#separator/);
+    expect(text).toContain("#path\tcluster");
+    // What was archived left the queue.
+    const queue = join(stateDir, "nodes", "logger", "log-queue");
+    const queued = readdirSync(queue);
+    expect(queued.filter((f) => f.startsWith("cluster__") && f.endsWith(".log")).length).toBeLessThanOrEqual(1);
   });
 
   it("restarts one worker: a new zeek pid, RUNNING again, the others untouched", async () => {

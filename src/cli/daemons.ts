@@ -115,6 +115,8 @@ export function registerDaemonCommands(program: Command): void {
       .option("--zeek <path>", "run every cluster node as this Zeek (default: zeek on PATH, else the built-in zmgmt node)")
       .option("--no-zeek", "run the built-in zmgmt node even where Zeek is installed")
       .option("--node-command <argv...>", "program to run for each node instead of Zeek or the built-in node")
+      .option("--log-archive-dir <dir>", "where Zeek loggers' rotated logs are archived (default: <state-dir>/logs)")
+      .option("--log-archive-interval <seconds>", "how often rotated logs are archived", intOption("--log-archive-interval"), 60)
       .addOption(new Option("--log-level <level>", "management log level").choices(["DEBUG", "INFO", "WARNING", "ERROR"]).default("INFO"))
       .option("--log-stderr", "also print management log lines to stderr"),
   )).action(async (opts) => {
@@ -141,6 +143,8 @@ export function registerDaemonCommands(program: Command): void {
       ...(opts.controller ? { controllerUrl: opts.controller } : {}),
       ...(opts.nodeCommand ? { nodeCommand: opts.nodeCommand } : {}),
       ...(zeek ? { zeek } : {}),
+      ...(opts.logArchiveDir ? { logArchiveDir: opts.logArchiveDir } : {}),
+      logArchiveIntervalMs: opts.logArchiveInterval * 1000,
       ...(tls ? { tls, nodeListenPort: await pickFreePort("127.0.0.1") } : {}),
       ...(controllerTls ? { controllerTls } : {}),
       ...(opts.allowInsecureListen ? { allowInsecureListen: true } : {}),
