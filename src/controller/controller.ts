@@ -31,7 +31,7 @@ import {
   DEFAULT_CONTROLLER_PORT,
   DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS,
 } from "./api.js";
-import { DuplicateRequestError, RequestTracker, requestToString, type Timers, type TrackedRequest } from "./requests.js";
+import { DuplicateRequestError, RequestTracker, requestToString, type Timers, type TrackedRequest } from "../management/request.js";
 
 const UNKNOWN_HOST = "0.0.0.0";
 const TIMED_OUT = "request timed out";

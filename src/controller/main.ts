@@ -8,7 +8,7 @@ import { createLogger, type LogLevel } from "../management/log.js";
 import { checkListenSecurity } from "../management/security.js";
 import { DEFAULT_CONTROLLER_WEBSOCKET_PORT } from "./api.js";
 import { Controller, createWebSocketAgentDialer, defaultControllerName, type AgentDialer } from "./controller.js";
-import type { Timers } from "./requests.js";
+import type { Timers } from "../management/request.js";
 
 /** Reported in every handshake ack; it names our implementation, not a Zeek version. */
 export const CONTROLLER_SOFTWARE_VERSION = "zmgmt 0.1.0";
