@@ -7,7 +7,8 @@ import { HubServer, type TlsServerOptions } from "../broker/server.js";
 import { createLogger, type LogLevel } from "../management/log.js";
 import { checkListenSecurity } from "../management/security.js";
 import { DEFAULT_CONTROLLER_WEBSOCKET_PORT } from "./api.js";
-import { Controller, createWebSocketAgentDialer, defaultControllerName, type AgentDialer } from "./controller.js";
+import { Controller, defaultControllerName } from "./controller.js";
+import { createWebSocketAgentDialer, type AgentDialer } from "./links.js";
 import type { Timers } from "../management/request.js";
 
 /** Reported in every handshake ack; it names our implementation, not a Zeek version. */
