@@ -12,13 +12,13 @@ import { type Delivery, type Hub, type LocalEndpoint, type Origin, deliveryEvent
 import type { ZeekEvent } from "../broker/messages.js";
 import type { Codec, EventSpec } from "../broker/schema.js";
 import { AGENT_TOPIC_PREFIX, AgentApi } from "../agent/api.js";
-import { ConfigStore, type ConfigState } from "../management/config-store.js";
+import { ConfigStore, type ConfigState } from "./config-store.js";
 import { createLogger, type LogLevel, type Logger } from "../management/log.js";
-import { DEFAULT_BROKER_START_PORT, DEFAULT_METRICS_START_PORT, prepareReadyConfig } from "../management/ports.js";
+import { DEFAULT_BROKER_START_PORT, DEFAULT_METRICS_START_PORT, prepareReadyConfig } from "./ports.js";
 import { ConfigurationCodec, InstanceVecCodec, makeResult, resultToString } from "../management/records.js";
 import { RequestTracker, hasKind, requestToString, type Timers } from "../management/request.js";
 import type { Configuration, Result } from "../management/types.js";
-import { compareText, validateConfiguration } from "../management/validation.js";
+import { compareText, validateConfiguration } from "./validation.js";
 import { Agents } from "./agents.js";
 import {
   CONTROLLER_TOPIC,

@@ -2,7 +2,7 @@
 // the config store. Writes run in the background; close() waits for them.
 
 import { errorMessage } from "../broker/errors.js";
-import { CONFIG_STATES, type ConfigState, type ConfigStore } from "../management/config-store.js";
+import { CONFIG_STATES, type ConfigState, type ConfigStore } from "./config-store.js";
 import type { Logger } from "../management/log.js";
 import type { Configuration } from "../management/types.js";
 
