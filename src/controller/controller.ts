@@ -39,25 +39,15 @@ import { Deployment } from "./deployment.js";
 import { FanOut, isFanOut, normalizeNodeStatusResult } from "./fan-out.js";
 import { InstanceRegistry } from "./instances.js";
 import { describeOrigin, webSocketAgentDialer, type AgentDialer, type AgentLink } from "./links.js";
+import type { ControllerSettings } from "./options.js";
 import { StoredConfigs } from "./persistence.js";
 
-export interface ControllerOptions {
+/** The logic's settings (declared with the daemon's options) and what the caller decides. */
+export interface ControllerOptions extends ControllerSettings {
   /** Default `controller-<hostname>`. */
   name?: string;
   /** State directory: stored configurations and management-<name>.log live here. */
   directory?: string;
-  /** Default 10 s. */
-  requestTimeoutMs?: number;
-  /** Default true. */
-  autoAssignBrokerPorts?: boolean;
-  /** Default true. */
-  autoAssignMetricsPorts?: boolean;
-  /** Default 2200. */
-  brokerStartPort?: number;
-  /** Default 9000. */
-  metricsStartPort?: number;
-  /** Upstream's Broker port, kept off-limits to nodes for compatibility. Default 2150. */
-  controllerPort?: number;
   /** The WebSocket port clients and agents use; also kept off-limits to nodes. */
   controllerWebSocketPort?: number;
   /** Used only when no logger is injected. Default INFO. */
