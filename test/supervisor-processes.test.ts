@@ -10,6 +10,7 @@ import {
   type ProcessManagerOptions,
   type SpawnEvent,
 } from "../src/supervisor/process-manager.js";
+import { SupervisorEnv } from "../src/supervisor/api.js";
 
 const node = (script: string): string[] => [process.execPath, "-e", script];
 // Stays up until killed; prints once it is ready to be signalled.
@@ -123,7 +124,7 @@ describe("ProcessManager", () => {
   it("starts a node in its directory with the supervisor's environment plus its own, and destroys it", async () => {
     const pm = manager();
     const dir = path.join(tmp, "nodes", "a");
-    const script = `console.log(JSON.stringify({ cwd: process.cwd(), sup: process.env.ZMGMT_SUPERVISOR_PID, x: process.env.ZM_TEST_X, path: !!process.env.PATH })); setInterval(() => {}, 1000)`;
+    const script = `console.log(JSON.stringify({ cwd: process.cwd(), sup: process.env[${JSON.stringify(SupervisorEnv.supervisorPid)}], x: process.env.ZM_TEST_X, path: !!process.env.PATH })); setInterval(() => {}, 1000)`;
     const spawned = nextEvent(pm, "spawn");
     expect(pm.create({ name: "a", command: node(script), directory: dir, env: { ZM_TEST_X: "42" }, meta: { role: "worker" } })).toBe("");
     const [pending] = pm.status("a");

@@ -11,7 +11,8 @@ import { runNode } from "../node/main.js";
 import { startSupervisor } from "../supervisor/main.js";
 import { findZeekOnPath, probeZeek, type ZeekInstall } from "../agent/zeek.js";
 import type { ProcessManagerOptions } from "../supervisor/process-manager.js";
-import { startControllerFromCli, type ControllerCliOptions } from "./controller-command.js";
+import { startControllerDaemon } from "../controller/main.js";
+import { parseControllerDaemonOptions, type ControllerDaemonOptions } from "../controller/options.js";
 import { addListenerTlsOptions, dialTlsFromFlags, enforceListenPolicy, listenerTlsFromFlags } from "./tls-flags.js";
 
 export function parseHostPort(text: string, defaultPort: number): { host: string; port: number } {
@@ -185,9 +186,9 @@ export function registerDaemonCommands(program: Command): void {
     .option("--no-auto-assign-metrics-ports", "do not assign metrics ports to nodes that lack one"))
     .addOption(new Option("--from-env").hideHelp())
     .action(async (opts) => {
-      let options: ControllerCliOptions;
+      let options: ControllerDaemonOptions;
       if (opts.fromEnv) {
-        options = JSON.parse(process.env[SupervisorEnv.controllerOptions] ?? "{}") as ControllerCliOptions;
+        options = parseControllerDaemonOptions(process.env[SupervisorEnv.controllerOptions], SupervisorEnv.controllerOptions);
       } else {
         const listen = parseHostPort(opts.listen, DEFAULT_CONTROLLER_WEBSOCKET_PORT);
         const tls = listenerTlsFromFlags(opts);
@@ -214,7 +215,7 @@ export function registerDaemonCommands(program: Command): void {
           ...(opts.allowInsecureListen ? { allowInsecureListen: true } : {}),
         };
       }
-      const running = await startControllerFromCli(options);
+      const running = await startControllerDaemon(options);
       // A controller started by a supervisor (zmgmt up) leaves with it; a standalone one
       // must not care who its parent is.
       if (opts.fromEnv) exitWhenOrphaned(() => running.close());

@@ -5,6 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import type { NodeOutputs } from "../management/types.js";
+import { SupervisorEnv } from "./api.js";
 
 // Owns the cluster node processes of one supervisor: spawning, output capture, stopping with
 // escalation and revival after crashes. It knows nothing about the network; callers turn its
@@ -15,7 +16,7 @@ import type { NodeOutputs } from "../management/types.js";
 // which is expected to call shutdown(). If the supervisor dies without doing so (SIGKILL, crash),
 // nothing stops the children: the kernel re-parents them and they keep running. Upstream nodes
 // poll their parent once a second and exit when it is gone; to allow the same, every child gets
-// ZMGMT_SUPERVISOR_PID and can exit once that process no longer exists (or its ppid changes).
+// the supervisor's pid (SupervisorEnv.supervisorPid) and can exit once that process no longer exists (or its ppid changes).
 // killAll() is synchronous so that it can be called from a process 'exit' handler.
 
 export interface NodeSpec {
@@ -153,8 +154,6 @@ export interface ProcessManagerOptions {
 // A line without a newline still has to be bounded: a child writing megabytes without one
 // would otherwise grow the pending buffer without limit.
 const MAX_LINE_CHARS = 64 * 1024;
-
-const SUPERVISOR_PID_ENV = "ZMGMT_SUPERVISOR_PID";
 
 /**
  * A node's stdout or stderr file. Runs append to it, so the output of a run that crashed is
@@ -547,7 +546,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     rec.run = run;
     rec.state = "starting";
 
-    const env: NodeJS.ProcessEnv = { ...this.baseEnv, ...spec.env, [SUPERVISOR_PID_ENV]: String(process.pid) };
+    const env: NodeJS.ProcessEnv = { ...this.baseEnv, ...spec.env, [SupervisorEnv.supervisorPid]: String(process.pid) };
     let argv = spec.command;
     let failure: string | undefined;
     if (!isDirectory(directory)) {
