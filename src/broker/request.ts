@@ -15,6 +15,7 @@ export interface Link extends EventEmitter<LinkEvents> {
   readonly url: string;
   readonly connected: boolean;
   publishEvent(topic: string, event: ZeekEvent): boolean;
+  close(): Promise<void>;
 }
 
 export function newReqId(): string {
