@@ -88,7 +88,10 @@ function mergedOptions(cmd: Command): GlobalOptions {
 
 const SPINNER_FRAMES = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
-/** A one-line spinner on stderr, only when stderr is a terminal (never in pipes or logs). */
+/**
+ * A one-line spinner on stderr, only when stderr is a terminal (never in pipes or logs).
+ * Not ora or nanospinner: neither shows the elapsed time, and this is all that is needed.
+ */
 class Spinner {
   private timer: NodeJS.Timeout | undefined;
   private shown = false;
