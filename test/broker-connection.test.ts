@@ -7,6 +7,9 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Hub } from "../src/broker/hub.js";
 import { HubServer } from "../src/broker/server.js";
 import { Connection, ConnectError, type ConnectErrorCode } from "../src/broker/connection.js";
+import { ProtocolError } from "../src/broker/errors.js";
+import { request } from "../src/broker/request.js";
+import { defineEvent, count, string } from "../src/broker/schema.js";
 import { WebSocketServer } from "ws";
 import { freePort } from "./helpers/cluster.js";
 
@@ -131,4 +134,24 @@ describe("Connection.connect", () => {
     const err = await connectError("ws://no-such-host.invalid:2149/v1/messages/json", { openTimeoutMs: 8000 });
     expectCode(err, "dns_failure", "connect");
   }, 15_000);
+});
+
+describe("requests over one connection", () => {
+  const Ping = defineEvent("Test::ping_request", string, count);
+  const Pong = defineEvent("Test::ping_response", string, count);
+
+  it("fail as soon as the link goes down when asked to, instead of at the timeout", async () => {
+    const hub = new Hub({ endpointId: "hub-x", version: "9.9.9" });
+    const server = await HubServer.listen(hub, { host: "127.0.0.1", port: 0 });
+    const conn = new Connection({ url: server.url, topics: ["t"] });
+    cleanups.push(() => conn.close());
+    await conn.connect();
+    const started = Date.now();
+    const pending = request(conn, "nobody/home", Ping.make("r-1", 1), Pong, { timeoutMs: 10_000, failOnDown: true }).catch((e: unknown) => e);
+    await server.close();
+    const err = await pending;
+    expect(err).toBeInstanceOf(ProtocolError);
+    expect((err as ProtocolError).code).toBe("disconnected");
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
 });
