@@ -266,6 +266,8 @@ describe("shlex", () => {
     expect(shlexSplit(`a'' '' "" x`)).toEqual(["a", "", "", "x"]);
     expect(shlexSplit(`"a\\"b\\c" 'd\\e' f\\ g # h`)).toEqual(['a"b\\c', "d\\e", "f g", "#", "h"]);
     expect(shlexSplit(" \t\n ")).toEqual([]);
+    // Python knows no bash $'...' quoting: the $ stays, the quotes go, the backslash stays.
+    expect(shlexSplit(`$'a\\n' $"x"`)).toEqual(["$a\\n", "$x"]);
     // Only ASCII whitespace separates words.
     expect(shlexSplit("a\u00a0b")).toEqual(["a\u00a0b"]);
   });

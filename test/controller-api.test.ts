@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { B } from "../src/broker/data.js";
 import { encodeEventMessage, encodeDataMessage } from "../src/broker/messages.js";
-import { awaitResponse } from "../src/broker/peer.js";
+import { awaitResponse } from "../src/broker/request.js";
 import { AgentApi } from "../src/agent/api.js";
 import { CONTROLLER_TOPIC, ControllerApi } from "../src/controller/api.js";
 import { makeResult } from "../src/management/records.js";

@@ -4,7 +4,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { randomUUID } from "node:crypto";
 import { resolve } from "node:path";
-import { request, type Peer } from "../src/broker/peer.js";
+import type { Peer } from "../src/broker/peer.js";
+import { request } from "../src/broker/request.js";
 import { AgentApi, agentTopic } from "../src/agent/api.js";
 import { NodeOutputsCodec } from "../src/management/records.js";
 import type { Configuration, Node, Result } from "../src/management/types.js";

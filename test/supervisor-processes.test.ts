@@ -10,6 +10,7 @@ import {
   type ProcessManagerOptions,
   type SpawnEvent,
 } from "../src/supervisor/process-manager.js";
+import { SupervisorEnv } from "../src/supervisor/api.js";
 
 const node = (script: string): string[] => [process.execPath, "-e", script];
 // Stays up until killed; prints once it is ready to be signalled.
@@ -123,7 +124,7 @@ describe("ProcessManager", () => {
   it("starts a node in its directory with the supervisor's environment plus its own, and destroys it", async () => {
     const pm = manager();
     const dir = path.join(tmp, "nodes", "a");
-    const script = `console.log(JSON.stringify({ cwd: process.cwd(), sup: process.env.ZMGMT_SUPERVISOR_PID, x: process.env.ZM_TEST_X, path: !!process.env.PATH })); setInterval(() => {}, 1000)`;
+    const script = `console.log(JSON.stringify({ cwd: process.cwd(), sup: process.env[${JSON.stringify(SupervisorEnv.supervisorPid)}], x: process.env.ZM_TEST_X, path: !!process.env.PATH })); setInterval(() => {}, 1000)`;
     const spawned = nextEvent(pm, "spawn");
     expect(pm.create({ name: "a", command: node(script), directory: dir, env: { ZM_TEST_X: "42" }, meta: { role: "worker" } })).toBe("");
     const [pending] = pm.status("a");
@@ -304,18 +305,42 @@ describe("ProcessManager", () => {
       stderr: "err5\nerr6\nerr7\nerr8\npartial-err",
     });
     const all = (prefix: string) => [1, 2, 3, 4, 5, 6, 7, 8].map((i) => prefix + i).join("\n");
-    expect(files).toEqual({
-      out: `${all("out")}\npartial-out\n`,
+    // Runs append: what was there stays, and each run ends with a line saying how it ended.
+    const trailer = new RegExp(`^--- \\d{4}-\\d{2}-\\d{2}T[\\d:.]+Z pid ${e.pid} exited with code 2 ---$`);
+    const [outBody, outTrailer] = splitTrailer(files!.out);
+    const [errBody, errTrailer] = splitTrailer(files!.err);
+    expect({ out: outBody, err: errBody, mode: files!.mode }).toEqual({
+      out: `stale\n${all("out")}\npartial-out\n`,
       err: `${all("err")}\npartial-err\n`,
       mode: 0o600,
     });
+    expect(outTrailer).toMatch(trailer);
+    expect(errTrailer).toBe(outTrailer);
 
     const revival = await nextEvent(pm, "spawn");
     expect(revival).toMatchObject({ revived: true, previous: e.outputs });
     await waitFor(() => pm.outputs("o")!.stdout === "second run", "second run's output");
     expect(pm.outputs("o")!.stderr).toBe("");
-    expect(fs.readFileSync(path.join(dir, "stdout"), "utf8")).toBe("second run\n");
-    expect(fs.readFileSync(path.join(dir, "stderr"), "utf8")).toBe("");
+    // The crashed run's evidence survives its revival.
+    expect(fs.readFileSync(path.join(dir, "stdout"), "utf8")).toBe(`${files!.out}second run\n`);
+    expect(fs.readFileSync(path.join(dir, "stderr"), "utf8")).toBe(files!.err);
+  });
+
+  it("rotates a node's output files by size, keeping a bounded number of generations", async () => {
+    const pm = manager({ outputMaxBytes: 1000, outputKeepFiles: 2 });
+    const dir = path.join(tmp, "rot");
+    const script = `for (let i = 0; i < 100; i++) console.log("line " + String(i).padStart(3, "0") + " " + "x".repeat(40)); setInterval(() => {}, 1000);`;
+    pm.create({ name: "rot", command: node(script), directory: dir });
+    await waitFor(() => pm.outputs("rot")!.stdout.endsWith("line 099 " + "x".repeat(40)), "all output");
+    const size = (f: string) => fs.statSync(path.join(dir, f)).size;
+    expect(size("stdout")).toBeLessThanOrEqual(1000);
+    expect(size("stdout.1")).toBeLessThanOrEqual(1000);
+    expect(size("stdout.2")).toBeLessThanOrEqual(1000);
+    expect(fs.existsSync(path.join(dir, "stdout.3"))).toBe(false);
+    expect(fs.readFileSync(path.join(dir, "stdout"), "utf8")).toContain("line 099");
+    expect(fs.readFileSync(path.join(dir, "stdout.1"), "utf8")).not.toContain("line 099");
+    // The tail reported to the agent does not depend on the files.
+    expect(pm.outputs("rot")!.stdout.split("\n")).toHaveLength(100);
   });
 
   it("SIGKILLs a node that ignores SIGTERM after maxTermAttempts", async () => {
@@ -434,7 +459,9 @@ describe("ProcessManager", () => {
     });
     expect(spawns[1]!.previous).toEqual({ stdout: "", stderr: msg });
     expect(exits[1]).toMatchObject({ willRevive: false });
-    expect(fs.readFileSync(path.join(dir, "stderr"), "utf8")).toBe(msg + "\n");
+    const lines = fs.readFileSync(path.join(dir, "stderr"), "utf8").split("\n");
+    expect(lines.filter((l) => l === msg)).toHaveLength(2);
+    expect(lines.filter((l) => l.endsWith(` could not be started: ${msg} ---`))).toHaveLength(2);
   });
 
   it("rejects CPUs that do not exist or cannot be used", async () => {
@@ -483,3 +510,11 @@ describe("ProcessManager", () => {
     expect((await failed).outputs.stderr).toBe("command not found: zmgmt-no-such-command");
   });
 });
+
+/** A file's body and its last line (the run's trailer). */
+function splitTrailer(text: string): [string, string] {
+  const lines = text.split("\n");
+  lines.pop();
+  const trailer = lines.pop() ?? "";
+  return [lines.length ? lines.join("\n") + "\n" : "", trailer];
+}

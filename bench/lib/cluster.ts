@@ -5,6 +5,7 @@ import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { clusterLayout } from "../../src/agent/agent.js";
 import { NodeEnv } from "../../src/node/api.js";
+import { SupervisorEnv } from "../../src/supervisor/api.js";
 import { ControllerClient, resultInstances, resultNodeStatuses } from "../../src/client/controller-client.js";
 import type { Configuration, Node, NodeStatus } from "../../src/management/types.js";
 import { canConnect, freePort, freePortRange, waitFor, type Proc, type Scratch } from "./proc.js";
@@ -145,7 +146,7 @@ export function floorNodeEnv(config: Configuration, nodeName: string, agentUrl: 
     [NodeEnv.agentName]: node.instance,
     [NodeEnv.agentAddr]: url.hostname,
     [NodeEnv.agentPort]: url.port,
-    ZMGMT_SUPERVISOR_PID: String(process.pid),
+    [SupervisorEnv.supervisorPid]: String(process.pid),
   };
   if (node.port !== undefined) env[NodeEnv.port] = String(node.port);
   if (node.metricsPort !== undefined) env[NodeEnv.metricsPort] = String(node.metricsPort);

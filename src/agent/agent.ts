@@ -5,7 +5,7 @@
 // in), an optional controller peer (when it dials out) and a supervisor link.
 
 import { randomUUID } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { errorMessage } from "../broker/errors.js";
 import type { Delivery, Hub, LocalEndpoint, Origin } from "../broker/hub.js";
@@ -26,7 +26,8 @@ import { AGENT_API_VERSION, AGENT_TOPIC_PREFIX, AgentApi, agentTopic } from "./a
 import type { SupervisorLink } from "./supervisor-link.js";
 import { shlexSplit } from "../management/shlex.js";
 import { decodeNodeMeta, encodeNodeMeta } from "./node-meta.js";
-import { CLUSTER_LAYOUT_FILE, clusterLayoutScript, freeLoopbackPort, zeekLaunch, type ZeekInstall } from "./zeek.js";
+import { CLUSTER_LAYOUT_FILE, clusterLayoutScript, freeLoopbackPort, logQueueDirectory, zeekLaunch, type ZeekInstall } from "./zeek.js";
+import { archiveQueuedLogs } from "./log-archiver.js";
 import { ZeekNodeLinks } from "./zeek-links.js";
 
 export interface AgentOptions {
@@ -50,6 +51,8 @@ export interface AgentOptions {
   nodeBaseEnv?: Record<string, string>;
   /** Run nodes as this Zeek instead of `nodeCommand` (a node's ZMGMT_NODE_COMMAND still wins). */
   zeek?: ZeekInstall;
+  /** Where Zeek loggers' rotated logs are archived, and how often the agent looks for them. */
+  logArchive?: { directory: string; intervalMs: number };
 }
 
 interface NodeRecord {
@@ -105,6 +108,8 @@ export class Agent {
   /** Hub origins of controllers that dialed in, to greet each of them once. */
   private readonly controllerOrigins = new Set<string>();
   private readonly zeekLinks = new ZeekNodeLinks((node, event) => this.onNodeEvent(event, node));
+  private archiveTimer: NodeJS.Timeout | undefined;
+  private archiving: Promise<void> = Promise.resolve();
   private closed = false;
 
   constructor(
@@ -169,6 +174,36 @@ export class Agent {
     for (const p of [this.deploy, ...this.restarts.values(), ...this.dispatches.values()]) if (p) clearTimeout(p.timer);
     this.endpoint.close();
     void this.zeekLinks.closeAll();
+    clearInterval(this.archiveTimer);
+  }
+
+  /** Starts archiving what Zeek loggers rotate, now and every interval. */
+  startLogArchival(): void {
+    const archive = this.options.logArchive;
+    if (!archive || this.archiveTimer) return;
+    this.archiveTimer = setInterval(() => void this.archiveLogs(), archive.intervalMs);
+    this.archiveTimer.unref();
+    void this.archiveLogs();
+  }
+
+  /** One archival pass over every node directory, including those of nodes no longer deployed. */
+  archiveLogs(): Promise<void> {
+    const archive = this.options.logArchive;
+    if (!archive) return Promise.resolve();
+    this.archiving = this.archiving.then(async () => {
+      const root = join(this.options.stateDir, "nodes");
+      let dirs: string[];
+      try {
+        dirs = readdirSync(root);
+      } catch {
+        return;
+      }
+      for (const dir of dirs) {
+        const written = await archiveQueuedLogs(logQueueDirectory(join(root, dir)), archive.directory, (msg) => this.log.error(msg));
+        if (written.length) this.log.info(`archived ${written.length} rotated log(s) of ${dir} into ${archive.directory}`);
+      }
+    });
+    return this.archiving;
   }
 
   // ---------------------------------------------------------------------------------------

@@ -43,6 +43,10 @@ export interface AgentProcessOptions {
   controllerTls?: PeerTlsOptions;
   /** Nodes run this Zeek; without it they run `nodeCommand` (the built-in node by default). */
   zeek?: ZeekInstall;
+  /** Archive for Zeek loggers' rotated logs (default `<stateDir>/logs`). */
+  logArchiveDir?: string;
+  /** How often rotated logs are archived (default 60 s). */
+  logArchiveIntervalMs?: number;
 }
 
 
@@ -159,6 +163,10 @@ export async function runAgentProcess(options: AgentProcessOptions, env: NodeJS.
       connectsToController: controllerPeer !== undefined,
       nodeBaseEnv: env[SupervisorEnv.supervisorPid] ? { [SupervisorEnv.supervisorPid]: env[SupervisorEnv.supervisorPid]! } : {},
       ...(options.zeek ? { zeek: options.zeek } : {}),
+      logArchive: {
+        directory: options.logArchiveDir ?? join(options.stateDir, "logs"),
+        intervalMs: Math.max(1000, options.logArchiveIntervalMs ?? 60_000),
+      },
     },
     hub,
     supervisor,
@@ -166,6 +174,7 @@ export async function runAgentProcess(options: AgentProcessOptions, env: NodeJS.
     log,
   );
   await agent.recover();
+  agent.startLogArchival();
   controllerPeer?.start();
   log.info(
     `agent is live, Broker ID ${hub.endpointId}, listening on ${options.listenHost}:${server.port}` +

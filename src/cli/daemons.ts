@@ -11,7 +11,8 @@ import { runNode } from "../node/main.js";
 import { startSupervisor } from "../supervisor/main.js";
 import { findZeekOnPath, probeZeek, type ZeekInstall } from "../agent/zeek.js";
 import type { ProcessManagerOptions } from "../supervisor/process-manager.js";
-import { startControllerFromCli, type ControllerCliOptions } from "./controller-command.js";
+import { startControllerDaemon } from "../controller/main.js";
+import { parseControllerDaemonOptions, type ControllerDaemonOptions } from "../controller/options.js";
 import { addListenerTlsOptions, dialTlsFromFlags, enforceListenPolicy, listenerTlsFromFlags } from "./tls-flags.js";
 
 export function parseHostPort(text: string, defaultPort: number): { host: string; port: number } {
@@ -115,6 +116,8 @@ export function registerDaemonCommands(program: Command): void {
       .option("--zeek <path>", "run every cluster node as this Zeek (default: zeek on PATH, else the built-in zmgmt node)")
       .option("--no-zeek", "run the built-in zmgmt node even where Zeek is installed")
       .option("--node-command <argv...>", "program to run for each node instead of Zeek or the built-in node")
+      .option("--log-archive-dir <dir>", "where Zeek loggers' rotated logs are archived (default: <state-dir>/logs)")
+      .option("--log-archive-interval <seconds>", "how often rotated logs are archived", intOption("--log-archive-interval"), 60)
       .addOption(new Option("--log-level <level>", "management log level").choices(["DEBUG", "INFO", "WARNING", "ERROR"]).default("INFO"))
       .option("--log-stderr", "also print management log lines to stderr"),
   )).action(async (opts) => {
@@ -141,6 +144,8 @@ export function registerDaemonCommands(program: Command): void {
       ...(opts.controller ? { controllerUrl: opts.controller } : {}),
       ...(opts.nodeCommand ? { nodeCommand: opts.nodeCommand } : {}),
       ...(zeek ? { zeek } : {}),
+      ...(opts.logArchiveDir ? { logArchiveDir: opts.logArchiveDir } : {}),
+      logArchiveIntervalMs: opts.logArchiveInterval * 1000,
       ...(tls ? { tls, nodeListenPort: await pickFreePort("127.0.0.1") } : {}),
       ...(controllerTls ? { controllerTls } : {}),
       ...(opts.allowInsecureListen ? { allowInsecureListen: true } : {}),
@@ -181,9 +186,9 @@ export function registerDaemonCommands(program: Command): void {
     .option("--no-auto-assign-metrics-ports", "do not assign metrics ports to nodes that lack one"))
     .addOption(new Option("--from-env").hideHelp())
     .action(async (opts) => {
-      let options: ControllerCliOptions;
+      let options: ControllerDaemonOptions;
       if (opts.fromEnv) {
-        options = JSON.parse(process.env[SupervisorEnv.controllerOptions] ?? "{}") as ControllerCliOptions;
+        options = parseControllerDaemonOptions(process.env[SupervisorEnv.controllerOptions], SupervisorEnv.controllerOptions);
       } else {
         const listen = parseHostPort(opts.listen, DEFAULT_CONTROLLER_WEBSOCKET_PORT);
         const tls = listenerTlsFromFlags(opts);
@@ -210,7 +215,7 @@ export function registerDaemonCommands(program: Command): void {
           ...(opts.allowInsecureListen ? { allowInsecureListen: true } : {}),
         };
       }
-      const running = await startControllerFromCli(options);
+      const running = await startControllerDaemon(options);
       // A controller started by a supervisor (zmgmt up) leaves with it; a standalone one
       // must not care who its parent is.
       if (opts.fromEnv) exitWhenOrphaned(() => running.close());

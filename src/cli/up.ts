@@ -15,7 +15,7 @@ import { parseClusterConfig } from "../client/cluster-config.js";
 import type { Configuration, NodeStatus } from "../management/types.js";
 import { startSupervisor } from "../supervisor/main.js";
 import { addSupervisionOptions, chooseZeek, closeOnSignals, parseHostPort, pickFreePort, processOptions } from "./daemons.js";
-import type { ControllerCliOptions } from "./controller-command.js";
+import type { ControllerDaemonOptions } from "../controller/options.js";
 import { ALLOW_INSECURE_LISTEN_FLAG } from "../management/security.js";
 import { enforceListenPolicy } from "./tls-flags.js";
 
@@ -104,7 +104,7 @@ export function registerUpCommand(program: Command): void {
     if (controllerListen.port === 0) controllerListen.port = await pickFreePort(controllerListen.host);
     if (agentListen.port === 0) agentListen.port = await pickFreePort(agentListen.host);
     const controllerName = `controller-${hostname()}`;
-    const controllerOptions: ControllerCliOptions = {
+    const controllerOptions: ControllerDaemonOptions = {
       name: controllerName,
       stateDir: opts.stateDir,
       listenHost: controllerListen.host,
@@ -131,7 +131,7 @@ export function registerUpCommand(program: Command): void {
 
     const running = await startSupervisor({
       stateDir: opts.stateDir,
-      controller: { name: controllerName, options: controllerOptions as unknown as Record<string, unknown>, port: controllerListen.port },
+      controller: { name: controllerName, options: controllerOptions, port: controllerListen.port },
       agent: {
         name: instanceName,
         options: defaultAgentOptions({

@@ -5,8 +5,6 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import pc from "picocolors";
-import { newReqId } from "../broker/peer.js";
-import { ControllerApi } from "../controller/api.js";
 import type { Configuration } from "../management/types.js";
 import { parseClusterConfig } from "./cluster-config.js";
 import { ClientFailure, connectController, isRegularFile, resolveTarget, type ControllerConnection } from "./connection.js";
@@ -90,7 +88,10 @@ function mergedOptions(cmd: Command): GlobalOptions {
 
 const SPINNER_FRAMES = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
-/** A one-line spinner on stderr, only when stderr is a terminal (never in pipes or logs). */
+/**
+ * A one-line spinner on stderr, only when stderr is a terminal (never in pipes or logs).
+ * Not ora or nanospinner: neither shows the elapsed time, and this is all that is needed.
+ */
 class Spinner {
   private timer: NodeJS.Timeout | undefined;
   private shown = false;
@@ -164,12 +165,13 @@ function settingBool(settings: Settings, section: string, key: string): boolean 
   }
 }
 
-const openConnections = new Set<ControllerConnection>();
+/** A command's one connection, once it has connected. */
+let openConnection: ControllerConnection | undefined;
 
-async function closeAll(): Promise<void> {
-  const closing = [...openConnections].map((c) => c.close().catch(() => undefined));
-  openConnections.clear();
-  await Promise.race([Promise.all(closing), new Promise((r) => setTimeout(r, 1000).unref())]);
+async function closeConnection(): Promise<void> {
+  const closing = openConnection?.close().catch(() => undefined);
+  openConnection = undefined;
+  await Promise.race([closing, new Promise((r) => setTimeout(r, 1000).unref())]);
 }
 
 function exitNow(code: number): never {
@@ -224,6 +226,7 @@ async function runClient(cmd: Command, handler: (ctx: Context) => Promise<number
     tableOptions: { color },
     spinner,
     async connect() {
+      if (openConnection) return openConnection;
       const target = resolveTarget(settings);
       const conn = await connectController(target, {
         attempts: settingNumber(settings, "client", "peering_attempts", "int"),
@@ -231,7 +234,7 @@ async function runClient(cmd: Command, handler: (ctx: Context) => Promise<number
         requestTimeoutMs: settingNumber(settings, "client", "request_timeout_secs", "float") * 1000,
         log,
       });
-      openConnections.add(conn);
+      openConnection = conn;
       return conn;
     },
     print: writeStdout,
@@ -248,14 +251,15 @@ async function runClient(cmd: Command, handler: (ctx: Context) => Promise<number
   let code: number;
   try {
     code = await handler(ctx);
-  } catch (err) {
+  } catch (thrown) {
     spinner.stop();
+    const err = openConnection ? openConnection.failure(thrown) : thrown;
     if (!(err instanceof ClientFailure)) throw err;
     log.error(err.message);
     code = 1;
   }
   spinner.stop();
-  await closeAll();
+  await closeConnection();
   exitNow(code);
 }
 
@@ -301,11 +305,7 @@ async function stageConfig(ctx: Context, file: string): Promise<StageOutcome> {
   }
   const config: Configuration = parsed.config;
   const conn = await ctx.connect();
-  const [, results] = await conn.request(
-    ControllerApi.stage_configuration_request.make(newReqId(), config),
-    ControllerApi.stage_configuration_response,
-  );
-  const rendered = renderStage(results);
+  const rendered = renderStage(await conn.client.stageConfiguration(config));
   ctx.log.all(rendered.logs);
   return { code: rendered.exitCode, conn, ...(rendered.json !== undefined ? { json: rendered.json } : {}) };
 }
@@ -314,7 +314,7 @@ async function deploy(ctx: Context, conn: ControllerConnection): Promise<number>
   ctx.spinner.start("deploying configuration");
   let results;
   try {
-    [, results] = await conn.request(ControllerApi.deploy_request.make(newReqId()), ControllerApi.deploy_response);
+    results = await conn.client.deploy();
   } finally {
     ctx.spinner.stop();
   }
@@ -360,11 +360,7 @@ const COMMANDS: CommandSpec[] = [
         .addOption(new Option("--staged", "the staged configuration (default)").conflicts("deployed")),
     run: async (ctx, _args, options) => {
       const conn = await ctx.connect();
-      const [, result] = await conn.request(
-        ControllerApi.get_configuration_request.make(newReqId(), options["deployed"] === true),
-        ControllerApi.get_configuration_response,
-      );
-      const rendered = renderGetConfig(result);
+      const rendered = renderGetConfig(await conn.client.getConfiguration(options["deployed"] === true));
       ctx.log.all(rendered.logs);
       if (rendered.config === undefined) return rendered.exitCode;
       const text = formatConfig(rendered.config, options["asJson"] === true, ctx.pretty);
@@ -387,11 +383,7 @@ const COMMANDS: CommandSpec[] = [
     configure: (cmd) => cmd.argument("<IDENTIFIER>", "script identifier, e.g. Cluster::node").argument("[NODES...]", "node names"),
     run: async (ctx, [id, ...nodes]) => {
       const conn = await ctx.connect();
-      const [, results] = await conn.request(
-        ControllerApi.get_id_value_request.make(newReqId(), id!, [...new Set(nodes)]),
-        ControllerApi.get_id_value_response,
-      );
-      return emit(ctx, renderGetIdValue(results), idValueTable);
+      return emit(ctx, renderGetIdValue(await conn.client.getIdValue(id!, [...new Set(nodes)])), idValueTable);
     },
   },
   {
@@ -399,8 +391,7 @@ const COMMANDS: CommandSpec[] = [
     description: "show the instances (agents) the controller knows",
     run: async (ctx) => {
       const conn = await ctx.connect();
-      const [, result] = await conn.request(ControllerApi.get_instances_request.make(newReqId()), ControllerApi.get_instances_response);
-      return emit(ctx, renderGetInstances(result), instancesTable);
+      return emit(ctx, renderGetInstances(await conn.client.getInstances()), instancesTable);
     },
   },
   {
@@ -408,8 +399,7 @@ const COMMANDS: CommandSpec[] = [
     description: "show the running nodes of every instance",
     run: async (ctx) => {
       const conn = await ctx.connect();
-      const [, results] = await conn.request(ControllerApi.get_nodes_request.make(newReqId()), ControllerApi.get_nodes_response);
-      return emit(ctx, renderGetNodes(results), nodesTable);
+      return emit(ctx, renderGetNodes(await conn.client.getNodes()), nodesTable);
     },
   },
   {
@@ -430,7 +420,7 @@ const COMMANDS: CommandSpec[] = [
       ctx.spinner.start("restarting nodes");
       let results;
       try {
-        [, results] = await conn.request(ControllerApi.restart_request.make(newReqId(), [...new Set(nodes)]), ControllerApi.restart_response);
+        results = await conn.client.restart([...new Set(nodes)]);
       } finally {
         ctx.spinner.stop();
       }
@@ -461,11 +451,7 @@ const COMMANDS: CommandSpec[] = [
     configure: (cmd) => cmd.option("--with-state", "make the controller keep state for it (it then answers)"),
     run: async (ctx, _args, options) => {
       const conn = await ctx.connect();
-      const [, result] = await conn.request(
-        ControllerApi.test_timeout_request.make(newReqId(), options["withState"] === true),
-        ControllerApi.test_timeout_response,
-      );
-      return emit(ctx, renderTestTimeout(result));
+      return emit(ctx, renderTestTimeout(await conn.client.testTimeout(options["withState"] === true)));
     },
   },
 ];

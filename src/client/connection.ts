@@ -1,14 +1,13 @@
-// The client's link to the controller with zeek-client's connection semantics: one budget of
-// `client.peering_attempts` shared by connecting and the handshake, retries only for refused
-// connections and timeouts, a per-message response timeout, and zeek-client's error texts.
+// The client's link to the controller with zeek-client's connection semantics: one socket,
+// one budget of `client.peering_attempts` shared by connecting and the handshake, retries
+// for connects that time out, a per-message response timeout, and zeek-client's error texts.
 
 import { statSync } from "node:fs";
 import { isIPv6 } from "node:net";
-import WebSocket from "ws";
+import { Connection, isConnectError, type ConnectError, type PeerTlsOptions } from "../broker/connection.js";
 import type { BrokerData } from "../broker/data.js";
-import { type ZeekEvent, dataToEvent, encodeDataMessage, encodeEventMessage, encodeHandshake, WEBSOCKET_PATH } from "../broker/messages.js";
-import { clientTlsSocketOptions, type PeerTlsOptions } from "../broker/peer.js";
-import type { Codec, EventSpec } from "../broker/schema.js";
+import { ProtocolError } from "../broker/errors.js";
+import { type ZeekEvent, dataToEvent, encodeDataMessage, encodeEventMessage, WEBSOCKET_PATH } from "../broker/messages.js";
 import { CONTROLLER_TOPIC } from "../controller/api.js";
 import { ControllerClient } from "./controller-client.js";
 import { parsePyInt } from "./ini.js";
@@ -113,98 +112,6 @@ export function resolveTarget(settings: Settings): ControllerTarget {
   return { host, port, remote: `${host}:${port}`, url, ...(tls ? { tls } : {}) };
 }
 
-function wsTlsOptions(tls: PeerTlsOptions | undefined): WebSocket.ClientOptions {
-  if (!tls) return {};
-  return { ...clientTlsSocketOptions(tls), rejectUnauthorized: tls.rejectUnauthorized ?? false };
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-type ProbeOutcome = { kind: "open" } | { kind: "retry" } | { kind: "fatal"; message: string };
-
-const TLS_CODE = /^(ERR_SSL|ERR_TLS|ERR_OSSL|EPROTO|CERT_|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO_|HOSTNAME_MISMATCH)/;
-
-/**
- * One raw WebSocket used to tell apart what zeek-client tells apart while connecting:
- * refused/timeouts (retry) from other socket, TLS and WebSocket errors (fail at once), and a
- * handshake answered with something that is not an ack.
- */
-class Probe {
-  private readonly ws: WebSocket;
-  private first: string | undefined;
-  private closed = false;
-  private wake: (() => void) | undefined;
-  private outcome: Promise<ProbeOutcome>;
-
-  constructor(
-    private readonly target: ControllerTarget,
-    timeoutMs: number,
-    private readonly log: Logger,
-  ) {
-    this.ws = new WebSocket(target.url, { handshakeTimeout: Math.max(1, timeoutMs), ...wsTlsOptions(target.tls) });
-    this.outcome = new Promise((resolve) => {
-      this.ws.on("open", () => {
-        this.ws.send(encodeHandshake([CONTROLLER_TOPIC]));
-        resolve({ kind: "open" });
-      });
-      this.ws.on("error", (err: Error & { code?: string; errors?: Array<{ code?: string }> }) => {
-        resolve(this.classify(err));
-      });
-      this.ws.on("close", () => {
-        this.closed = true;
-        resolve({ kind: "fatal", message: `websocket error in connect() with controller ${target.remote}: connection closed` });
-        this.wake?.();
-      });
-    });
-    this.ws.on("message", (data) => {
-      if (this.first === undefined) this.first = data.toString();
-      this.wake?.();
-    });
-  }
-
-  private classify(err: Error & { code?: string; errors?: Array<{ code?: string }> }): ProbeOutcome {
-    const remote = this.target.remote;
-    const codes = [err.code, ...(err.errors ?? []).map((e) => e.code)].filter((c): c is string => typeof c === "string");
-    if (codes.includes("ECONNREFUSED")) {
-      this.log.debug(`connection refused for controller ${remote}`);
-      return { kind: "retry" };
-    }
-    if (codes.includes("ETIMEDOUT") || /handshake has timed out/i.test(err.message)) return { kind: "retry" };
-    if (codes.some((c) => TLS_CODE.test(c))) {
-      return { kind: "fatal", message: `socket TLS error in connect() with controller ${remote}: ${err.message}` };
-    }
-    if (codes.length === 0 || codes.some((c) => c.startsWith("WS_ERR"))) {
-      return { kind: "fatal", message: `websocket error in connect() with controller ${remote}: ${err.message}` };
-    }
-    return { kind: "fatal", message: `socket error in connect() with controller ${remote}: ${err.message}` };
-  }
-
-  connected(): Promise<ProbeOutcome> {
-    return this.outcome;
-  }
-
-  /** The first frame after the handshake, "closed", or undefined when none came in time. */
-  async firstFrame(timeoutMs: number): Promise<string | "closed" | undefined> {
-    if (this.first === undefined && !this.closed) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, timeoutMs);
-        this.wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.wake = undefined;
-    }
-    if (this.first !== undefined) return this.first;
-    return this.closed ? "closed" : undefined;
-  }
-
-  close(): void {
-    this.ws.on("error", () => undefined);
-    this.ws.terminate();
-  }
-}
-
 /** Why a first frame is not a handshake ack, in zeek-client's words; undefined if it is one. */
 export function ackProblem(raw: string): string | undefined {
   let obj: unknown;
@@ -227,88 +134,114 @@ export interface ConnectOptions {
   log: Logger;
 }
 
-/** Connects and peers as zeek-client's Controller.connect() does; throws ClientFailure. */
-export async function connectController(target: ControllerTarget, options: ConnectOptions): Promise<ControllerConnection> {
-  const { log, retryDelayMs, requestTimeoutMs } = options;
-  const remote = target.remote;
-  const stepMs = Math.max(50, retryDelayMs);
-  log.info(`connecting to controller ${remote}`);
-  let attempts = options.attempts;
-  const connect = (connectTimeoutMs: number): Promise<ControllerClient> =>
-    ControllerClient.connect({ url: target.url, requestTimeoutMs, connectTimeoutMs, ...(target.tls ? { tls: target.tls } : {}) });
-  const peered = (client: ControllerClient): ControllerConnection => {
-    log.info(`peered with controller ${remote}`);
-    return new ControllerConnection(client, target, requestTimeoutMs, log);
-  };
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-  // Usually the controller is up: one attempt through the real client, one connection.
-  const tookFastPath = attempts > 0;
-  if (tookFastPath) {
-    attempts--;
-    try {
-      return peered(await connect(stepMs));
-    } catch {
-      // Find out why below.
-    }
-  }
-
-  // Otherwise retry and classify failures with a bare socket, then peer for real.
-  let probe: Probe | undefined;
-  while (attempts > 0 && probe === undefined) {
-    attempts--;
-    const p = new Probe(target, stepMs, log);
-    const outcome = await p.connected();
-    if (outcome.kind === "open") {
-      probe = p;
-      break;
-    }
-    p.close();
-    if (outcome.kind === "fatal") throw new ClientFailure(outcome.message);
-    await sleep(retryDelayMs);
-  }
-  if (probe === undefined) throw new ClientFailure(`websocket connection to ${remote} timed out in connect()`);
-  // The server is reachable, so the first attempt may have failed only because the ack was
-  // slow; zeek-client would still have had that attempt for the handshake.
-  if (tookFastPath && attempts === 0) attempts = 1;
-
-  try {
-    let acked = false;
-    while (attempts > 0) {
-      attempts--;
-      const frame = await probe.firstFrame(stepMs);
-      if (frame === "closed") {
-        throw new ClientFailure(`websocket error in handshake with controller ${remote}: Connection to remote host was lost.`);
-      }
-      if (frame !== undefined) {
-        const problem = ackProblem(frame);
-        if (problem !== undefined) throw new ClientFailure(`protocol data error with controller ${remote}: ${problem}, raw data: ${frame}`);
-        acked = true;
-        break;
-      }
-      await sleep(retryDelayMs);
-    }
-    if (!acked) throw new ClientFailure(`websocket connection to ${remote} timed out in handshake`);
-  } finally {
-    probe.close();
-  }
-
-  try {
-    return peered(await connect(Math.max(5000, stepMs * 2)));
-  } catch {
-    throw new ClientFailure(`websocket connection to ${remote} timed out in handshake`);
+/** A failed connect in zeek-client's words, except that a refused connection says so. */
+export function connectFailureMessage(err: ConnectError, remote: string): string {
+  const stage = err.phase === "connect" ? "connect()" : "handshake";
+  switch (err.code) {
+    case "connection_refused":
+      return `connection refused by controller ${remote}: is the controller running and listening there?`;
+    case "timeout":
+      return `websocket connection to ${remote} timed out in ${stage}`;
+    case "tls_failure":
+      return `socket TLS error in ${stage} with controller ${remote}: ${err.detail}`;
+    case "not_broker_endpoint":
+      return `websocket error in ${stage} with controller ${remote}: ${err.detail} (not a Broker WebSocket endpoint: an HTTP server, or the wrong port?)`;
+    case "handshake_rejected":
+      if (err.frame !== undefined) return `protocol data error with controller ${remote}: ${ackProblem(err.frame) ?? err.detail}, raw data: ${err.frame}`;
+      return `websocket error in ${stage} with controller ${remote}: ${err.detail}`;
+    case "closed":
+      return `websocket error in ${stage} with controller ${remote}: ${err.detail}`;
+    case "dns_failure":
+    case "socket_error":
+      return `socket error in ${stage} with controller ${remote}: ${err.detail}`;
   }
 }
 
-type Inspected = { event: ZeekEvent } | { skip: true } | { error: string };
+/**
+ * Connects and peers over one socket as zeek-client's Controller.connect() does: one budget
+ * of attempts shared by connecting and the handshake, retrying only connects that time out.
+ * Unlike zeek-client, a refused connection fails at once instead of after the whole budget.
+ * Throws ClientFailure.
+ */
+export async function connectController(target: ControllerTarget, options: ConnectOptions): Promise<ControllerConnection> {
+  const { log, retryDelayMs } = options;
+  const remote = target.remote;
+  // zeek-client's socket timeout is the retry delay; a floor keeps tiny settings usable.
+  const stepMs = Math.max(50, retryDelayMs);
+  log.info(`connecting to controller ${remote}`);
+  let attempts = options.attempts;
+  while (attempts > 0) {
+    attempts--;
+    const connection = new Connection({
+      url: target.url,
+      topics: [CONTROLLER_TOPIC],
+      openTimeoutMs: stepMs,
+      // What connecting left of the budget goes to the handshake, each attempt one receive
+      // timeout plus one delay; at least one, as the server has proven reachable.
+      ackTimeoutMs: Math.max(1, attempts) * (stepMs + retryDelayMs),
+      ...(target.tls ? { tls: target.tls } : {}),
+    });
+    try {
+      await connection.connect();
+    } catch (err) {
+      await connection.close();
+      if (!isConnectError(err)) throw err;
+      if (err.code === "timeout" && err.phase === "connect") {
+        await sleep(retryDelayMs);
+        continue;
+      }
+      throw new ClientFailure(connectFailureMessage(err, remote));
+    }
+    log.info(`peered with controller ${remote}`);
+    return new ControllerConnection(connection, target, options);
+  }
+  throw new ClientFailure(`websocket connection to ${remote} timed out in connect()`);
+}
 
-/** A peered connection: requests with zeek-client's response matching, and monitoring. */
+/**
+ * The controller as the CLI talks to it: one connection, the typed ControllerClient with
+ * zeek-client's response semantics (the timeout applies to each wait for a message, other
+ * events are skipped, a known event with malformed arguments aborts, a lost link fails),
+ * and monitoring.
+ */
 export class ControllerConnection {
+  readonly client: ControllerClient;
+  private readonly requestTimeoutMs: number;
+  private readonly log: Logger;
+
   constructor(
-    readonly client: ControllerClient,
+    private readonly connection: Connection,
     readonly target: ControllerTarget,
-    private readonly requestTimeoutMs: number,
-    private readonly log: Logger,
-  ) {}
+    options: ConnectOptions,
+  ) {
+    this.requestTimeoutMs = options.requestTimeoutMs;
+    this.log = options.log;
+    const log = this.log;
+    this.client = new ControllerClient(connection, {
+      requestTimeoutMs: this.requestTimeoutMs,
+      wait: {
+        perMessage: true,
+        failOnDown: true,
+        inspect: (topic, data) => {
+          const seen = this.inspect(topic, data);
+          if ("error" in seen) throw new ClientFailure(`no response received: ${seen.error}`);
+          return "event" in seen ? seen.event : undefined;
+        },
+      },
+      ...(log.tracing ? { onPublish: (event: ZeekEvent) => log.debug(`send: ${encodeEventMessage(CONTROLLER_TOPIC, event)}`) } : {}),
+    });
+    connection.on("server-error", (code, context) => log.debug(`skipping non-data message: error ${code}: ${context}`));
+  }
+
+  /** A request's failure in zeek-client's words. */
+  failure(err: unknown): unknown {
+    if (!(err instanceof ProtocolError)) return err;
+    const remote = this.target.remote;
+    if (err.code === "request_timeout") return new ClientFailure(`no response received: websocket connection to ${remote} timed out`);
+    return new ClientFailure(`no response received: unexpected error with controller ${remote}: ${err.message}`);
+  }
 
   private inspect(topic: string, data: BrokerData): Inspected {
     if (this.log.tracing) this.log.debug(`recv: ${encodeDataMessage(topic, data)}`);
@@ -332,66 +265,11 @@ export class ControllerConnection {
   }
 
   /**
-   * Publishes `event` and waits for `response` with the same reqid. Like zeek-client, the
-   * timeout applies to each wait for a message, other events are skipped, and a known event
-   * with malformed arguments aborts. Failures throw ClientFailure("no response received: …").
-   */
-  request<A extends readonly Codec<unknown>[]>(event: ZeekEvent, response: EventSpec<A>): Promise<ReturnType<EventSpec<A>["parse"]>> {
-    const peer = this.client.events;
-    const remote = this.target.remote;
-    const first = event.args[0];
-    const reqid = first?.type === "string" ? first.value : "";
-    return new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const cleanup = (): void => {
-        clearTimeout(timer);
-        peer.off("data", onData);
-        peer.off("server-error", onServerError);
-        peer.off("down", onDown);
-      };
-      const fail = (message: string): void => {
-        cleanup();
-        reject(new ClientFailure(`no response received: ${message}`));
-      };
-      const arm = (): void => {
-        clearTimeout(timer);
-        timer = setTimeout(() => fail(`websocket connection to ${remote} timed out`), this.requestTimeoutMs);
-      };
-      const onData = (topic: string, data: BrokerData): void => {
-        arm();
-        const seen = this.inspect(topic, data);
-        if ("error" in seen) return fail(seen.error);
-        if ("skip" in seen) return;
-        const ev = seen.event;
-        const id = ev.args[0];
-        if (ev.name !== response.name || id?.type !== "string" || id.value !== reqid) return;
-        cleanup();
-        try {
-          resolve(response.parse(ev));
-        } catch (err) {
-          reject(new ClientFailure(`no response received: unexpected error with controller ${remote}: ${err instanceof Error ? err.message : String(err)}`));
-        }
-      };
-      const onServerError = (code: string, context: string): void => {
-        arm();
-        this.log.debug(`skipping non-data message: error ${code}: ${context}`);
-      };
-      const onDown = (reason: string): void => fail(`unexpected error with controller ${remote}: ${reason}`);
-      peer.on("data", onData);
-      peer.on("server-error", onServerError);
-      peer.on("down", onDown);
-      arm();
-      if (this.log.tracing) this.log.debug(`send: ${encodeEventMessage(CONTROLLER_TOPIC, event)}`);
-      if (!peer.publishEvent(CONTROLLER_TOPIC, event)) fail(`unexpected error with controller ${remote}: not connected`);
-    });
-  }
-
-  /**
    * zeek-client's monitor: prints each known event's signature and, after every request
    * timeout's worth of silence, the timeout. Returns a function that stops it.
    */
   monitor(print: (line: string) => void): () => void {
-    const peer = this.client.events;
+    const link = this.connection;
     const remote = this.target.remote;
     let timer: NodeJS.Timeout | undefined;
     const arm = (): void => {
@@ -408,22 +286,24 @@ export class ControllerConnection {
       else if ("event" in seen) print(`received "${describeEvent(seen.event)}"`);
     };
     const onDown = (reason: string): void => print(`no response received: unexpected error with controller ${remote}: ${reason}`);
-    peer.on("data", onData);
-    peer.on("server-error", arm);
-    peer.on("down", onDown);
+    link.on("data", onData);
+    link.on("server-error", arm);
+    link.on("down", onDown);
     arm();
     return () => {
       clearTimeout(timer);
-      peer.off("data", onData);
-      peer.off("server-error", arm);
-      peer.off("down", onDown);
+      link.off("data", onData);
+      link.off("server-error", arm);
+      link.off("down", onDown);
     };
   }
 
   async close(): Promise<void> {
-    await this.client.close();
+    await this.connection.close();
   }
 }
+
+type Inspected = { event: ZeekEvent } | { skip: true } | { error: string };
 
 /** Whether a path names an existing regular file (stage-config's precondition). */
 export function isRegularFile(path: string): boolean {

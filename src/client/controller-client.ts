@@ -1,7 +1,9 @@
 // A client of the controller's API over the WebSocket JSON protocol: what zeek-client does,
 // as a library (used by the CLI, `zmgmt up`, tests and benchmarks).
 
-import { newReqId, Peer, request, type PeerTlsOptions } from "../broker/peer.js";
+import type { PeerTlsOptions } from "../broker/connection.js";
+import { Peer } from "../broker/peer.js";
+import { type Link, type Response, type ResponseWait, newReqId, request } from "../broker/request.js";
 import type { Codec, EventSpec } from "../broker/schema.js";
 import type { ZeekEvent } from "../broker/messages.js";
 import { webSocketUrl } from "../broker/url.js";
@@ -23,12 +25,26 @@ export interface ControllerClientOptions {
   tls?: PeerTlsOptions;
 }
 
-export class ControllerClient {
-  private constructor(
-    private readonly peer: Peer,
-    private readonly requestTimeoutMs: number,
-  ) {}
+export interface ControllerClientSettings {
+  requestTimeoutMs?: number;
+  /** How responses are awaited (the timeout itself is requestTimeoutMs or the call's). */
+  wait?: Omit<ResponseWait, "timeoutMs">;
+  /** Sees every request just before it is sent (for tracing). */
+  onPublish?: (event: ZeekEvent) => void;
+}
 
+/** The controller's API as typed calls, over a reconnecting Peer or a single Connection. */
+export class ControllerClient {
+  private readonly requestTimeoutMs: number;
+
+  constructor(
+    private readonly link: Link,
+    private readonly settings: ControllerClientSettings = {},
+  ) {
+    this.requestTimeoutMs = settings.requestTimeoutMs ?? 20_000;
+  }
+
+  /** A client that reconnects by itself whenever the link drops. */
   static async connect(options: ControllerClientOptions): Promise<ControllerClient> {
     const peer = new Peer({
       url: webSocketUrl(options.url, options.tls !== undefined),
@@ -43,15 +59,15 @@ export class ControllerClient {
       await peer.close();
       throw err;
     }
-    return new ControllerClient(peer, options.requestTimeoutMs ?? 20_000);
+    return new ControllerClient(peer, options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {});
   }
 
-  get events(): Peer {
-    return this.peer;
+  get events(): Link {
+    return this.link;
   }
 
   async close(): Promise<void> {
-    await this.peer.close();
+    await this.link.close();
   }
 
   /** Publishes a request event and waits for the response with the same reqid. */
@@ -59,8 +75,9 @@ export class ControllerClient {
     event: ZeekEvent,
     response: EventSpec<A>,
     timeoutMs = this.requestTimeoutMs,
-  ): Promise<ReturnType<EventSpec<A>["parse"]>> {
-    return request(this.peer, CONTROLLER_TOPIC, event, response, timeoutMs, `the controller at ${this.peer.url}`);
+  ): Promise<Response<A>> {
+    this.settings.onPublish?.(event);
+    return request(this.link, CONTROLLER_TOPIC, event, response, { ...this.settings.wait, timeoutMs }, `the controller at ${this.link.url}`);
   }
 
   async getInstances(): Promise<Result> {

@@ -2,6 +2,8 @@
 // json.dumps(sort_keys=True, indent=2), and get-id-value round-trips Zeek's to_json() text
 // through json.loads, so int/float identity (10 vs 10.0), big integers, ASCII escaping and
 // key order must follow Python, not JSON.stringify.
+// (Not json-bigint or lossless-json: they keep big integers, but neither writes Python's
+// float repr, ensure_ascii escapes and separators.)
 
 import { compareCodePoints } from "./cluster-config.js";
 

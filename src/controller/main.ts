@@ -2,13 +2,14 @@
 // style clients and agents that dial in (a2c) meet, plus the management.log writer.
 
 import { Hub } from "../broker/hub.js";
-import type { PeerTlsOptions } from "../broker/peer.js";
-import { HubServer, type TlsServerOptions } from "../broker/server.js";
-import { createLogger, type LogLevel } from "../management/log.js";
+import { HubServer } from "../broker/server.js";
+import { createLogger } from "../management/log.js";
 import { checkListenSecurity } from "../management/security.js";
 import { DEFAULT_CONTROLLER_WEBSOCKET_PORT } from "./api.js";
-import { Controller, createWebSocketAgentDialer, defaultControllerName, type AgentDialer } from "./controller.js";
-import type { Timers } from "./requests.js";
+import { Controller, defaultControllerName } from "./controller.js";
+import { createWebSocketAgentDialer, type AgentDialer } from "./links.js";
+import { controllerDirectory, type ControllerDaemonOptions } from "./options.js";
+import type { Timers } from "../management/request.js";
 
 /** Reported in every handshake ack; it names our implementation, not a Zeek version. */
 export const CONTROLLER_SOFTWARE_VERSION = "zmgmt 0.1.0";
@@ -19,28 +20,10 @@ export const CONTROLLER_SOFTWARE_VERSION = "zmgmt 0.1.0";
  */
 export const DEFAULT_CONTROLLER_LISTEN_HOST = "127.0.0.1";
 
-export interface StartControllerOptions {
-  listenHost?: string;
-  /** 0 picks a free port; the bound one is returned. Default 2149. */
-  listenPort?: number;
+/** The daemon's options, with the directory given directly and test hooks added. */
+export interface StartControllerOptions extends Partial<Omit<ControllerDaemonOptions, "stateDir">> {
   /** State directory: stored configurations and management-<name>.log. */
   directory: string;
-  name?: string;
-  tls?: TlsServerOptions;
-  /** Accept a plaintext listener on a non-loopback address (see checkListenSecurity). */
-  allowInsecureListen?: boolean;
-  /** Dial agents that listen (c2a) over wss:// with these options; plain ws:// without. */
-  agentTls?: PeerTlsOptions;
-  requestTimeoutMs?: number;
-  autoAssignBrokerPorts?: boolean;
-  autoAssignMetricsPorts?: boolean;
-  brokerStartPort?: number;
-  metricsStartPort?: number;
-  /** Upstream's Broker port, which nodes may not use. Default 2150. */
-  controllerPort?: number;
-  logLevel?: LogLevel;
-  /** Mirror management.log lines to stderr. */
-  logToStderr?: boolean;
   /** For tests: how instances with a listen port are dialed. */
   dialAgent?: AgentDialer;
   timers?: Timers;
@@ -120,4 +103,10 @@ export async function startController(options: StartControllerOptions): Promise<
         logger.flush();
       })()),
   };
+}
+
+/** Starts the controller daemon (`zmgmt controller`, or the one a supervisor runs). */
+export async function startControllerDaemon(options: ControllerDaemonOptions): Promise<RunningController> {
+  const { stateDir: _stateDir, ...rest } = options;
+  return startController({ ...rest, directory: controllerDirectory(options) });
 }

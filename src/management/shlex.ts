@@ -1,6 +1,8 @@
 // Word splitting as Python's shlex.split(s) does it (POSIX mode, no comments), since
 // zeek-client splits `scripts`, `env` and ZEEK_CLIENT_CONFIG_SETTINGS that way, and the
 // agent splits a node's ZMGMT_NODE_COMMAND the same way.
+// Not the npm `shlex` package: its split() also decodes bash's $'...' and $"..." quotes,
+// which Python keeps as `$` plus a quoted word, and its errors lack Python's messages.
 
 export type ShlexErrorCode = "no-closing-quotation" | "no-escaped-character";
 

@@ -7,8 +7,10 @@ import { createServer as createTcpServer, type Server as TcpServer } from "node:
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { NodeEnv, type ClusterLayout } from "./api.js";
+import { checkClusterLayout, checkNodeConfig, parseJsonEnv } from "./env-schemas.js";
 import { ManagedNode, managedNodeOptionsFromEnv, zeekPort } from "./managed-node.js";
 import type { Node } from "../management/types.js";
+import { SupervisorEnv } from "../supervisor/api.js";
 
 const ROLE_TO_CLUSTER_TYPE: Record<string, string> = {
   MANAGER: "Cluster::MANAGER",
@@ -16,16 +18,6 @@ const ROLE_TO_CLUSTER_TYPE: Record<string, string> = {
   PROXY: "Cluster::PROXY",
   WORKER: "Cluster::WORKER",
 };
-
-function parseJsonEnv<T>(env: NodeJS.ProcessEnv, key: string, fallback: T): T {
-  const text = env[key];
-  if (!text) return fallback;
-  try {
-    return JSON.parse(text) as T;
-  } catch (err) {
-    throw new Error(`${key} holds invalid JSON: ${(err as Error).message}`);
-  }
-}
 
 function listen(server: TcpServer | HttpServer, port: number, host: string, what: string): Promise<void> {
   return new Promise((resolvePromise, reject) => {
@@ -73,8 +65,8 @@ function nodeRecordValue(node: Partial<Node>): Record<string, unknown> {
 export async function runNode(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const startedAt = Date.now();
   const options = managedNodeOptionsFromEnv(env);
-  const config = parseJsonEnv<Partial<Node>>(env, NodeEnv.config, {});
-  const layout = parseJsonEnv<ClusterLayout>(env, NodeEnv.cluster, {});
+  const config = parseJsonEnv(env, NodeEnv.config, checkNodeConfig, {});
+  const layout = parseJsonEnv(env, NodeEnv.cluster, checkClusterLayout, {});
   const role = env[NodeEnv.role] ?? config.role ?? "NONE";
   const port = env[NodeEnv.port] ? Number(env[NodeEnv.port]) : config.port;
   const metricsPort = env[NodeEnv.metricsPort] ? Number(env[NodeEnv.metricsPort]) : config.metricsPort;
@@ -106,7 +98,7 @@ export async function runNode(env: NodeJS.ProcessEnv = process.env): Promise<voi
 
   // Cooperative orphan check: a node whose supervisor died stops too, like upstream's
   // once-a-second parent check.
-  const supervisorPid = Number(env["ZMGMT_SUPERVISOR_PID"] ?? 0);
+  const supervisorPid = Number(env[SupervisorEnv.supervisorPid] ?? 0);
   if (supervisorPid > 0) {
     setInterval(() => {
       try {

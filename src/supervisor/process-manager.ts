@@ -5,6 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import type { NodeOutputs } from "../management/types.js";
+import { SupervisorEnv } from "./api.js";
 
 // Owns the cluster node processes of one supervisor: spawning, output capture, stopping with
 // escalation and revival after crashes. It knows nothing about the network; callers turn its
@@ -15,7 +16,7 @@ import type { NodeOutputs } from "../management/types.js";
 // which is expected to call shutdown(). If the supervisor dies without doing so (SIGKILL, crash),
 // nothing stops the children: the kernel re-parents them and they keep running. Upstream nodes
 // poll their parent once a second and exit when it is gone; to allow the same, every child gets
-// ZMGMT_SUPERVISOR_PID and can exit once that process no longer exists (or its ppid changes).
+// the supervisor's pid (SupervisorEnv.supervisorPid) and can exit once that process no longer exists (or its ppid changes).
 // killAll() is synchronous so that it can be called from a process 'exit' handler.
 
 export interface NodeSpec {
@@ -132,6 +133,10 @@ export interface ProcessManagerOptions {
   sigkill?: boolean;
   /** Lines kept per stream and run. */
   outputMaxLines?: number;
+  /** Size at which a node's stdout or stderr file is rotated (default 10 MiB). */
+  outputMaxBytes?: number;
+  /** Rotated generations kept per stream (default 2: `stdout.1`, `stdout.2`). */
+  outputKeepFiles?: number;
   /** How long to wait for a dead child's pipes to drain (a grandchild may hold them open). */
   outputGraceMs?: number;
   initialDelayMs?: number;
@@ -150,7 +155,75 @@ export interface ProcessManagerOptions {
 // would otherwise grow the pending buffer without limit.
 const MAX_LINE_CHARS = 64 * 1024;
 
-const SUPERVISOR_PID_ENV = "ZMGMT_SUPERVISOR_PID";
+/**
+ * A node's stdout or stderr file. Runs append to it, so the output of a run that crashed is
+ * still there after its revival; past `maxBytes` the file moves to `<name>.1` (older ones to
+ * `.2` … up to `keep`), which bounds the disk a node can fill.
+ */
+export class OutputFile {
+  private size: number;
+
+  private constructor(
+    private readonly file: string,
+    private fd: number,
+    private readonly maxBytes: number,
+    private readonly keep: number,
+  ) {
+    this.size = fs.fstatSync(fd).size;
+  }
+
+  static open(file: string, maxBytes: number, keep: number): OutputFile {
+    const fd = fs.openSync(file, "a", 0o600);
+    // The mode given to open() only applies to new files; an older file keeps its mode otherwise.
+    fs.fchmodSync(fd, 0o600);
+    return new OutputFile(file, fd, maxBytes, keep);
+  }
+
+  /**
+   * Writes whole lines, rotating between them, so no file grows past `maxBytes` unless a
+   * single line does. Synchronous, so the file is complete and ordered whenever someone reads it.
+   */
+  write(text: string): void {
+    let batch = "";
+    let batchBytes = 0;
+    for (const line of text.split(/(?<=\n)/)) {
+      const bytes = Buffer.byteLength(line);
+      if (this.size + batchBytes > 0 && this.size + batchBytes + bytes > this.maxBytes) {
+        if (batch) fs.writeSync(this.fd, batch);
+        this.size += batchBytes;
+        if (this.size > 0) this.rotate();
+        batch = "";
+        batchBytes = 0;
+      }
+      batch += line;
+      batchBytes += bytes;
+    }
+    if (batch) fs.writeSync(this.fd, batch);
+    this.size += batchBytes;
+  }
+
+  close(): void {
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      // already unusable; nothing left to flush
+    }
+  }
+
+  private rotate(): void {
+    fs.closeSync(this.fd);
+    if (this.keep > 0) {
+      for (let i = this.keep - 1; i >= 1; i--) {
+        if (fs.existsSync(`${this.file}.${i}`)) fs.renameSync(`${this.file}.${i}`, `${this.file}.${i + 1}`);
+      }
+      fs.renameSync(this.file, `${this.file}.1`);
+    } else {
+      fs.truncateSync(this.file);
+    }
+    this.fd = fs.openSync(this.file, "a", 0o600);
+    this.size = 0;
+  }
+}
 
 /** Last lines of one stream of one run, mirrored line by line into a file. */
 class LineCapture {
@@ -162,7 +235,7 @@ class LineCapture {
 
   constructor(
     private readonly max: number,
-    private fd: number | undefined,
+    private file: OutputFile | undefined,
     private readonly onWriteError: (err: Error) => void,
   ) {}
 
@@ -181,19 +254,14 @@ class LineCapture {
     this.record(parts);
   }
 
-  /** Flushes a last line without a newline and closes the file. */
-  end(): void {
+  /** Flushes a last line without a newline, appends `trailer` to the file only, and closes it. */
+  end(trailer?: string): void {
     const rest = this.pending + this.decoder.end();
     this.pending = "";
     if (rest) this.record([rest]);
-    if (this.fd !== undefined) {
-      try {
-        fs.closeSync(this.fd);
-      } catch {
-        // already unusable; nothing left to flush
-      }
-      this.fd = undefined;
-    }
+    if (trailer !== undefined) this.writeFile(trailer + "\n");
+    this.file?.close();
+    this.file = undefined;
   }
 
   text(): string {
@@ -214,17 +282,16 @@ class LineCapture {
         this.next = (this.next + 1) % this.max;
       }
     }
-    if (this.fd === undefined) return;
+    this.writeFile(lines.join("\n") + "\n");
+  }
+
+  private writeFile(text: string): void {
+    if (this.file === undefined) return;
     try {
-      // Synchronous so the file is complete whenever someone reads it, and ordered.
-      fs.writeSync(this.fd, lines.join("\n") + "\n");
+      this.file.write(text);
     } catch (err) {
-      try {
-        fs.closeSync(this.fd);
-      } catch {
-        // ignore: the write error is what gets reported
-      }
-      this.fd = undefined;
+      this.file.close();
+      this.file = undefined;
       this.onWriteError(err as Error);
     }
   }
@@ -274,6 +341,8 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
   private readonly maxTermAttempts: number;
   private readonly sigkill: boolean;
   private readonly outputMaxLines: number;
+  private readonly outputMaxBytes: number;
+  private readonly outputKeepFiles: number;
   private readonly outputGraceMs: number;
   private readonly initialDelayMs: number;
   private readonly doubleEvery: number;
@@ -288,6 +357,8 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     this.maxTermAttempts = options.maxTermAttempts ?? 13;
     this.sigkill = options.sigkill ?? true;
     this.outputMaxLines = options.outputMaxLines ?? 100;
+    this.outputMaxBytes = options.outputMaxBytes ?? 10 * 1024 * 1024;
+    this.outputKeepFiles = options.outputKeepFiles ?? 2;
     this.outputGraceMs = options.outputGraceMs ?? 200;
     this.initialDelayMs = options.initialDelayMs ?? 1000;
     this.doubleEvery = Math.max(1, options.doubleEvery ?? 3);
@@ -475,7 +546,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     rec.run = run;
     rec.state = "starting";
 
-    const env: NodeJS.ProcessEnv = { ...this.baseEnv, ...spec.env, [SUPERVISOR_PID_ENV]: String(process.pid) };
+    const env: NodeJS.ProcessEnv = { ...this.baseEnv, ...spec.env, [SupervisorEnv.supervisorPid]: String(process.pid) };
     let argv = spec.command;
     let failure: string | undefined;
     if (!isDirectory(directory)) {
@@ -538,13 +609,10 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     }
   }
 
-  private openOutputFile(name: string, directory: string, stream: "stdout" | "stderr"): number | undefined {
+  private openOutputFile(name: string, directory: string, stream: "stdout" | "stderr"): OutputFile | undefined {
     const file = path.join(directory, stream);
     try {
-      const fd = fs.openSync(file, "w", 0o600);
-      // The mode given to open() only applies to new files; an older file keeps its mode otherwise.
-      fs.fchmodSync(fd, 0o600);
-      return fd;
+      return OutputFile.open(file, this.outputMaxBytes, this.outputKeepFiles);
     } catch (err) {
       this.emit("warning", { name, message: `cannot open ${file}: ${(err as Error).message}` });
       return undefined;
@@ -582,9 +650,11 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     // Anything still arriving (from a grandchild holding the pipes) must not leak into the next run.
     run.child?.stdout?.destroy();
     run.child?.stderr?.destroy();
-    run.stdout.end();
-    run.stderr.end();
     const exit = run.exit;
+    // Each run ends with a line saying how, so the files read as a history of runs.
+    const trailer = runTrailer(run.pid, exit, run.stopReason);
+    run.stdout.end(trailer);
+    run.stderr.end(trailer);
     if (rec.run === run) rec.lastExit = exit;
     const outputs = runOutputs(run);
 
@@ -685,6 +755,14 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     const run = rec.run;
     if (run?.alive && performance.now() - run.startMono > this.resetAfterMs) this.resetRevival(rec);
   }
+}
+
+function runTrailer(pid: number, exit: ExitInfo, stopReason: StopReason | undefined): string {
+  const how =
+    exit.error !== undefined
+      ? `could not be started: ${exit.error}`
+      : `pid ${pid} ${exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code ?? "?"}`}${stopReason ? ` (${stopReason})` : ""}`;
+  return `--- ${new Date(exit.at).toISOString()} ${how} ---`;
 }
 
 function signalRun(run: Run, signal: NodeJS.Signals): void {

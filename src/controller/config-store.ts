@@ -1,7 +1,7 @@
 import { mkdir, open, readdir, readFile, rename, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 
-import type { Configuration } from "./types.js";
+import type { Configuration } from "../management/types.js";
 
 /** The controller keeps at most one configuration per state. */
 export const CONFIG_STATES = ["STAGED", "READY", "DEPLOYED"] as const;

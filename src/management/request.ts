@@ -1,13 +1,16 @@
-// Request tracking for the controller: every client request and every sub-request sent to
-// an agent is one entry with its own timer. Upstream keeps requests in a table that is
-// swept every 2 s, so its timeouts fire anywhere between T and T+2 s; a timer per request
-// fires at T and needs no sweep.
+// Request tracking shared by the management roles: every request a role waits on (a
+// client's request, a sub-request to an agent or a node) is one entry with its own timer.
+// A role keeps one tracker whose state type is a union discriminated by `kind`, one member
+// per request kind, so a response handler narrows with `getOfKind` instead of casting.
+//
+// Upstream keeps requests in a table swept every 2 s, so its timeouts fire anywhere between
+// T and T+2 s; a timer per request fires at T and needs no sweep.
 
 import { randomUUID } from "node:crypto";
-import { resultToString } from "../management/records.js";
-import type { Result } from "../management/types.js";
+import { resultToString } from "./records.js";
+import type { Result } from "./types.js";
 
-/** The clock the tracker schedules on; injectable so tests can drive time by hand. */
+/** The clock a tracker schedules on; injectable so tests can drive time by hand. */
 export interface Timers {
   set(callback: () => void, ms: number): unknown;
   clear(handle: unknown): void;
@@ -32,39 +35,68 @@ export interface TrackedRequest<S> {
   readonly state: S;
   /** Results collected so far, in arrival order. */
   readonly results: Result[];
-  /** True once the request was finished or timed out; it is no longer tracked then. */
+  /** True once the request was finished, cancelled or timed out; it is no longer tracked then. */
   finished: boolean;
 }
 
+/** The member of a state union with the given `kind`. */
+export type OfKind<S, K> = Extract<S, { readonly kind: K }>;
+
+/** Narrows a request by the kind of its state. */
+export function hasKind<S extends { readonly kind: string }, K extends S["kind"]>(
+  request: TrackedRequest<S>,
+  kind: K,
+): request is TrackedRequest<OfKind<S, K>> {
+  return request.state.kind === kind;
+}
+
 export interface CreateRequestOptions<S> {
-  /** Defaults to a fresh random id. Client requests keep the id the client chose. */
+  /** Defaults to a fresh id. Client requests keep the id the client chose. */
   id?: string;
   parentId?: string;
   state: S;
   /** Overrides the tracker's default timeout for this request. */
   timeoutMs?: number;
-  /** Runs when the request is finished (not when it times out). */
+  /** Runs when the request is finished (not when it times out or is cancelled). */
   onFinish?: (request: TrackedRequest<S>) => void;
-  /** Runs when the timer fires before the request was finished. */
+  /** Overrides the tracker's `onTimeout` for this request. */
   onTimeout?: (request: TrackedRequest<S>) => void;
 }
 
-export interface RequestTrackerOptions {
+export interface RequestTrackerOptions<S> {
   timeoutMs: number;
   timers?: Timers;
   newId?: () => string;
+  /**
+   * The timeout path for every request that brings no `onTimeout` of its own: one handler
+   * that switches on the state's kind keeps a role's timeout behaviour in one place.
+   */
+  onTimeout?: (request: TrackedRequest<S>) => void;
 }
 
-export class DuplicateRequestError extends Error {
+/** Stable codes, so callers and logs can tell the failures apart without parsing text. */
+export type RequestErrorCode = "duplicate_request" | "unknown_parent";
+
+export class RequestError extends Error {
+  constructor(
+    readonly code: RequestErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = "RequestError";
+  }
+}
+
+export class DuplicateRequestError extends RequestError {
   constructor(readonly id: string) {
-    super(`request ${id} is already pending`);
+    super("duplicate_request", `request ${id} is already pending`);
     this.name = "DuplicateRequestError";
   }
 }
 
-export class UnknownParentError extends Error {
+export class UnknownParentError extends RequestError {
   constructor(readonly parentId: string) {
-    super(`parent request ${parentId} is not pending`);
+    super("unknown_parent", `parent request ${parentId} is not pending`);
     this.name = "UnknownParentError";
   }
 }
@@ -73,50 +105,55 @@ interface Entry<S> {
   request: TrackedRequest<S>;
   timer: unknown;
   children: Set<string>;
-  onFinish: ((request: TrackedRequest<S>) => void) | undefined;
-  onTimeout: ((request: TrackedRequest<S>) => void) | undefined;
+  onFinish: (() => void) | undefined;
+  onTimeout: (() => void) | undefined;
 }
 
 /**
- * Pending requests by id. Ending a request (finish or timeout) also forgets its pending
- * sub-requests without running their callbacks: once a parent has answered, whatever its
- * children still bring in has nowhere to go, so late responses find no entry and are
- * dropped by the caller.
+ * Pending requests by id. Ending a request (finish, cancel or timeout) also forgets its
+ * pending sub-requests without running their callbacks: once a parent has answered,
+ * whatever its children still bring in has nowhere to go, so late responses find no entry
+ * and are dropped by the caller.
  */
 export class RequestTracker<S> {
   private readonly entries = new Map<string, Entry<S>>();
   private readonly timers: Timers;
   private readonly newId: () => string;
+  private readonly defaultOnTimeout: ((request: TrackedRequest<S>) => void) | undefined;
   readonly timeoutMs: number;
 
-  constructor(options: RequestTrackerOptions) {
+  constructor(options: RequestTrackerOptions<S>) {
     this.timeoutMs = options.timeoutMs;
     this.timers = options.timers ?? realTimers;
     this.newId = options.newId ?? randomUUID;
+    this.defaultOnTimeout = options.onTimeout;
   }
 
   get size(): number {
     return this.entries.size;
   }
 
-  create(options: CreateRequestOptions<S>): TrackedRequest<S> {
+  /** Starts tracking a request; the returned request keeps the narrow state type given. */
+  create<T extends S>(options: CreateRequestOptions<T>): TrackedRequest<T> {
     const id = options.id ?? this.newId();
     if (this.entries.has(id)) throw new DuplicateRequestError(id);
     const parent = options.parentId !== undefined ? this.entries.get(options.parentId) : undefined;
     if (options.parentId !== undefined && !parent) throw new UnknownParentError(options.parentId);
-    const request: TrackedRequest<S> = {
+    const request: TrackedRequest<T> = {
       id,
       ...(options.parentId !== undefined ? { parentId: options.parentId } : {}),
       state: options.state,
       results: [],
       finished: false,
     };
+    const { onFinish, onTimeout } = options;
+    const fallback = this.defaultOnTimeout;
     const entry: Entry<S> = {
       request,
       timer: this.timers.set(() => this.expire(id), options.timeoutMs ?? this.timeoutMs),
       children: new Set(),
-      onFinish: options.onFinish,
-      onTimeout: options.onTimeout,
+      onFinish: onFinish && (() => onFinish(request)),
+      onTimeout: onTimeout ? () => onTimeout(request) : fallback && (() => fallback(request)),
     };
     this.entries.set(id, entry);
     parent?.children.add(id);
@@ -127,22 +164,27 @@ export class RequestTracker<S> {
     return this.entries.get(id)?.request;
   }
 
+  /** The pending request with this id if its state has this kind; a response's lookup. */
+  getOfKind<K extends S extends { readonly kind: infer A } ? A : never>(
+    id: string,
+    kind: K,
+  ): TrackedRequest<OfKind<S, K>> | undefined {
+    const request = this.entries.get(id)?.request;
+    return request && isOfKind<S, K>(request, kind) ? request : undefined;
+  }
+
   /** The pending parent of a pending sub-request, if both are still tracked. */
   parentOf(id: string): TrackedRequest<S> | undefined {
     const parentId = this.entries.get(id)?.request.parentId;
     return parentId === undefined ? undefined : this.entries.get(parentId)?.request;
   }
 
-  /** Pending sub-requests of `id`, oldest first. */
   /** Pending children of a request, counted without building a list (fan-outs ask often). */
   childCount(id: string): number {
-    const entry = this.entries.get(id);
-    if (!entry) return 0;
-    let n = 0;
-    for (const c of entry.children) if (this.entries.has(c)) n++;
-    return n;
+    return this.entries.get(id)?.children.size ?? 0;
   }
 
+  /** Pending sub-requests of `id`, oldest first. */
   childrenOf(id: string): TrackedRequest<S>[] {
     const entry = this.entries.get(id);
     if (!entry) return [];
@@ -163,11 +205,11 @@ export class RequestTracker<S> {
   finish(id: string): boolean {
     const entry = this.remove(id);
     if (!entry) return false;
-    entry.onFinish?.(entry.request);
+    entry.onFinish?.();
     return true;
   }
 
-  /** Stops tracking a request without running any callback. */
+  /** Stops tracking a request (and its pending children) without running any callback. */
   cancel(id: string): boolean {
     return this.remove(id) !== undefined;
   }
@@ -181,10 +223,11 @@ export class RequestTracker<S> {
     this.entries.clear();
   }
 
+  // The one timeout path: the timer of a request that is still tracked.
   private expire(id: string): void {
     const entry = this.remove(id);
     if (!entry) return;
-    entry.onTimeout?.(entry.request);
+    entry.onTimeout?.();
   }
 
   private remove(id: string): Entry<S> | undefined {
@@ -199,6 +242,11 @@ export class RequestTracker<S> {
     for (const child of entry.children) this.remove(child);
     return entry;
   }
+}
+
+function isOfKind<S, K>(request: TrackedRequest<S>, kind: K): request is TrackedRequest<OfKind<S, K>> {
+  const state: unknown = request.state;
+  return typeof state === "object" && state !== null && "kind" in state && state.kind === kind;
 }
 
 /** Upstream's `Request::to_string`, used in tx log lines. */

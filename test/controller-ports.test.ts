@@ -6,9 +6,9 @@ import {
   assignMetricsPorts,
   fillObservedHosts,
   prepareReadyConfig,
-} from "../src/management/ports.js";
+} from "../src/controller/ports.js";
 import type { ClusterRole, Configuration, Instance, Node } from "../src/management/types.js";
-import { validateConfiguration } from "../src/management/validation.js";
+import { validateConfiguration } from "../src/controller/validation.js";
 
 function inst(name: string, host = "0.0.0.0", listenPort?: number): Instance {
   return listenPort === undefined ? { name, host } : { name, host, listenPort };

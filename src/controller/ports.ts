@@ -1,6 +1,6 @@
 import { isIPv6 } from "node:net";
 
-import type { ClusterRole, Configuration, Node } from "./types.js";
+import type { ClusterRole, Configuration, Node } from "../management/types.js";
 import { compareText } from "./validation.js";
 
 export const DEFAULT_BROKER_START_PORT = 2200;

@@ -4,7 +4,7 @@ import { join } from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { CONFIG_STORE_VERSION, ConfigStore } from "../src/management/config-store.js";
+import { CONFIG_STORE_VERSION, ConfigStore } from "../src/controller/config-store.js";
 import type { Configuration } from "../src/management/types.js";
 
 let dir: string;

@@ -1,0 +1,74 @@
+// What the controller's parts share: the request states (one member per request kind),
+// and the context each part is handed instead of reaching into the others.
+
+import type { ZeekEvent } from "../broker/messages.js";
+import type { Logger } from "../management/log.js";
+import { DuplicateRequestError, type OfKind, type RequestTracker, type TrackedRequest } from "../management/request.js";
+import type { Configuration, Result } from "../management/types.js";
+import { compareText } from "./validation.js";
+import type { InstanceRegistry } from "./instances.js";
+import type { StoredConfigs } from "./persistence.js";
+
+export const TIMED_OUT = "request timed out";
+
+export interface DeployState {
+  readonly kind: "deploy";
+  readonly config: Configuration;
+  /** Internal redeploys (start-up, agents coming back) never answer a client. */
+  readonly internal: boolean;
+  /** Instances the config was sent to (in this deployment) and that are still expected to answer or did. */
+  readonly sentTo: Set<string>;
+  readonly answered: Set<string>;
+}
+
+/** The sub-requests one client request fans out to agents. */
+export type FanOutOp = "get_nodes" | "node_dispatch" | "restart";
+
+/** Client requests that are answered once every agent asked has answered. */
+export type FanOutKind = "get_nodes" | "get_id_value" | "restart";
+
+export type RequestState =
+  | DeployState
+  | { readonly kind: FanOutKind }
+  | { readonly kind: "test_timeout" }
+  | { readonly kind: "welcome"; readonly instance: string }
+  | { readonly kind: "agent"; readonly instance: string; readonly op: "deploy" | FanOutOp };
+
+export type RequestKind = RequestState["kind"];
+
+/** A tracked controller request; narrowed to one kind when `K` is given. */
+export type ControllerRequest<K extends RequestKind = RequestKind> = TrackedRequest<OfKind<RequestState, K>>;
+
+/** The shape shared by every controller response event. */
+export interface ResponseSpec<P> {
+  readonly name: string;
+  make(reqid: string, payload: P): ZeekEvent;
+}
+
+export interface ControllerContext {
+  readonly log: Logger;
+  readonly requests: RequestTracker<RequestState>;
+  readonly instances: InstanceRegistry;
+  readonly configs: StoredConfigs;
+  /** Answers a client on the controller topic. */
+  reply(spec: ResponseSpec<Result>, reqid: string, result: Result): void;
+  replyAll(spec: ResponseSpec<Result[]>, reqid: string, results: Result[], req?: ControllerRequest): void;
+}
+
+/**
+ * Runs `create` and returns its request, or undefined when a client reused the id of a
+ * request still pending: the answer to that one carries this reqid too, so it answers both.
+ */
+export function unlessDuplicate<T>(log: Logger, create: () => T): T | undefined {
+  try {
+    return create();
+  } catch (err) {
+    if (!(err instanceof DuplicateRequestError)) throw err;
+    log.warning(`request ${err.id} is already pending, ignoring the duplicate`);
+    return undefined;
+  }
+}
+
+export function byName<T extends { name: string }>(a: T, b: T): number {
+  return compareText(a.name, b.name);
+}
