@@ -116,6 +116,8 @@ export function locateZeek(flag?: string): { path?: string; tried: string[] } {
     if (!p) continue;
     tried.push(`${from}: ${p}`);
     if (executable(p)) return { path: resolve(p), tried };
+    // A Zeek named explicitly is the one to measure, not a fallback.
+    if (from === "--zeek" || from === "ZEEK") return { tried };
   }
   return { tried };
 }
