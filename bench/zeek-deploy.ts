@@ -12,7 +12,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
-import { startAgent, startController, type RunningAgent, type RunningController } from "./lib/cluster.js";
+import { startAgent, startController } from "./lib/cluster.js";
 import type { Logf } from "./lib/log.js";
 import {
   CLI,
@@ -193,8 +193,6 @@ function iniOf(nodes: ZeekNode[]): string {
   return out.join("\n");
 }
 
-const EMPTY_INI = `[instances]\n${INSTANCE}\n`;
-
 /** `Cluster::nodes` as Zeek's own layout generator writes it. */
 function layoutOf(nodes: ZeekNode[]): string {
   const entries = nodes.map((n) => {
@@ -337,10 +335,8 @@ interface Plane {
   nodesDir: string;
   /** The controller's WebSocket port, for zeek-client. */
   port: number;
-  /** The process whose descendants are the cluster nodes (and the plane's own helpers). */
-  root: Proc;
-  /** Descendants of `root` with no cluster nodes running. */
-  baseline: number;
+  /** Every process of the plane with no nodes running (its nodes descend from the first). */
+  pids: () => number[];
 }
 
 async function clientReady(scratch: Scratch, client: string, port: number, timeoutMs: number): Promise<void> {
@@ -396,12 +392,12 @@ async function startUpstream(scratch: Scratch, zeek: string, client: string, tak
   });
   await waitFor(() => canConnect(ws), 60_000, `upstream controller on port ${ws}`);
   await clientReady(scratch, client, ws, 60_000);
-  return { name: "upstream", nodesDir: join(dir, "state", "nodes"), port: ws, root, baseline: descendants(root.pid).length };
+  return { name: "upstream", nodesDir: join(dir, "state", "nodes"), port: ws, pids: () => [root.pid, ...descendants(root.pid)] };
 }
 
 const ZMGMT_AGENT_ARGS = ["--request-timeout", "240", "--restart-delay", "1", "--stop-timeout", "5"];
 
-async function startZmgmt(scratch: Scratch, zeek: string, client: string): Promise<{ plane: Plane; controller: RunningController; agent: RunningAgent }> {
+async function startZmgmt(scratch: Scratch, zeek: string, client: string): Promise<Plane> {
   const controller = await startController(scratch, { requestTimeoutSec: 300, portsNeeded: 8 });
   const agent = await startAgent(scratch, {
     name: INSTANCE,
@@ -411,7 +407,12 @@ async function startZmgmt(scratch: Scratch, zeek: string, client: string): Promi
     env: { ZEEK_DEFAULT_LISTEN_ADDRESS: "127.0.0.1" },
   });
   await clientReady(scratch, client, controller.port, 60_000);
-  return { plane: { name: "zmgmt", nodesDir: join(agent.stateDir, "nodes"), port: controller.port, root: agent.proc, baseline: descendants(agent.proc.pid).length }, controller, agent };
+  return {
+    name: "zmgmt",
+    nodesDir: join(agent.stateDir, "nodes"),
+    port: controller.port,
+    pids: () => [agent.proc.pid, ...descendants(agent.proc.pid), controller.proc.pid],
+  };
 }
 
 function rssMb(pids: number[]): number {
@@ -458,15 +459,6 @@ async function measuredDeploy(scratch: Scratch, client: string, plane: Plane, no
   const notRunning = nodes.filter((n) => states.get(n.name) !== "RUNNING").map((n) => `${n.name} (${states.get(n.name) ?? "absent"})`);
   if (notRunning.length) throw new Error(`${plane.name} answered the deploy but not RUNNING: ${notRunning.join(", ")}`);
   return { ms, wallMs: out.wallMs, stageMs: [...out.transactMs].find(([name]) => /stage_configuration_request$/.test(name))?.[1] ?? NaN };
-}
-
-/** Deploys the empty configuration and waits until every node process is gone and its ports are free. */
-async function clear(scratch: Scratch, client: string, plane: Plane, nodes: ZeekNode[], emptyIni: string): Promise<void> {
-  const out = await zeekClient(scratch, client, plane.port, ["deploy-config", emptyIni]);
-  if (out.code !== 0) throw new Error(`${plane.name}: clearing deploy failed (exit ${out.code}): ${(out.stdout + out.stderr).slice(-400)}`);
-  // Upstream answers an empty deploy before its nodes have exited.
-  await waitFor(() => descendants(plane.root.pid).length <= plane.baseline, 120_000, `${plane.name} nodes to exit`, 100);
-  await waitFor(async () => (await Promise.all(portsOf(nodes).map((p) => canConnect(p)))).every((up) => !up), 30_000, `${plane.name} node ports to close`, 100);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -518,21 +510,9 @@ export async function runZeekDeployBench(opts: ZeekDeployOptions, mode: "full" |
 
   const scratch = new Scratch("zeek-deploy");
   const taken = new Set<number>();
+  let forced = 0;
   try {
-    const planes: Plane[] = [];
-    const upstream = await startUpstream(scratch, zeek, client, taken);
-    planes.push(upstream);
-    let zm: Awaited<ReturnType<typeof startZmgmt>> | undefined;
-    if (!report.zmgmtPending) {
-      zm = await startZmgmt(scratch, zeek, client);
-      planes.push(zm.plane);
-    }
-    await sleep(1000);
-    report.controlPlaneRssMb.upstream = rssMb([upstream.root.pid, ...descendants(upstream.root.pid)]);
-    if (zm) report.controlPlaneRssMb.zmgmt = rssMb([zm.controller.proc.pid, zm.agent.proc.pid, ...descendants(zm.agent.proc.pid)]);
-
-    const emptyIni = join(scratch.dir, "empty.ini");
-    writeFileSync(emptyIni, EMPTY_INI);
+    const planes: Array<Plane["name"]> = report.zmgmtPending ? ["upstream"] : ["upstream", "zmgmt"];
     const iface = report.workerInterface === "lo" ? "lo" : undefined;
 
     // One unmeasured start of the smallest cluster, so that no variant pays for reading
@@ -544,7 +524,7 @@ export async function runZeekDeployBench(opts: ZeekDeployOptions, mode: "full" |
       const iniPath = join(scratch.dir, `cluster-${workers}.ini`);
       writeFileSync(iniPath, iniOf(nodes));
       const floor: number[] = [];
-      const measured = new Map<Plane["name"], { ms: number[]; wall: number[]; stage: number[] }>(planes.map((p) => [p.name, { ms: [], wall: [], stage: [] }]));
+      const measured = new Map<Plane["name"], { ms: number[]; wall: number[]; stage: number[] }>(planes.map((p) => [p, { ms: [], wall: [], stage: [] }]));
       const iterations = opts.iterations(workers);
       const failures: ZeekDeployCase["failures"] = [];
       for (let i = 0; i < iterations; i++) {
@@ -555,24 +535,32 @@ export async function runZeekDeployBench(opts: ZeekDeployOptions, mode: "full" |
             floor.push(ms);
             return `floor ${ms.toFixed(0)} ms`;
           },
-          ...planes.map((plane) => async () => {
+          ...planes.map((name) => async () => {
+            // A fresh plane for every deploy, torn down with its nodes afterwards: a
+            // long-lived upstream instance got slower deploy after deploy (in one run 14,
+            // 22, 30 s for the same 8 nodes, then over 180 s for 20), which would measure
+            // its history rather than a deploy.
+            const own = new Scratch(`zeek-${name}`);
             let result: string;
             try {
-              const d = await measuredDeploy(scratch, client, plane, nodes, iniPath);
-              measured.get(plane.name)!.ms.push(d.ms);
-              measured.get(plane.name)!.wall.push(d.wallMs);
-              measured.get(plane.name)!.stage.push(d.stageMs);
-              result = `${plane.name} ${d.ms.toFixed(0)} ms (client run ${d.wallMs.toFixed(0)} ms`;
+              const plane = name === "upstream" ? await startUpstream(own, zeek, client, new Set(taken)) : await startZmgmt(own, zeek, client);
+              await sleep(1000);
+              if (report.controlPlaneRssMb[name] === undefined) report.controlPlaneRssMb[name] = rssMb(plane.pids());
+              const d = await measuredDeploy(own, client, plane, nodes, iniPath);
+              measured.get(name)!.ms.push(d.ms);
+              measured.get(name)!.wall.push(d.wallMs);
+              measured.get(name)!.stage.push(d.stageMs);
+              result = `${name} ${d.ms.toFixed(0)} ms (client run ${d.wallMs.toFixed(0)} ms)`;
             } catch (err) {
               // One slow or failed deploy is a result about that plane, not a reason to
-              // lose the whole section; a plane that cannot be cleared is.
+              // lose the whole section.
               const error = err instanceof Error ? err.message : String(err);
-              failures.push({ plane: plane.name, run: i + 1, error });
-              result = `${plane.name} FAILED: ${error.slice(0, 300)} (`;
+              failures.push({ plane: name, run: i + 1, error });
+              result = `${name} FAILED: ${error.slice(0, 300)}`;
+            } finally {
+              forced += (await own.close()).length;
             }
-            const t0 = performance.now();
-            await clear(scratch, client, plane, nodes, emptyIni);
-            return `${result}, clearing ${(performance.now() - t0).toFixed(0)} ms)`;
+            return result;
           }),
         ];
         const line: string[] = [];
@@ -613,6 +601,7 @@ export async function runZeekDeployBench(opts: ZeekDeployOptions, mode: "full" |
       report.cases.push(c);
     }
   } finally {
+    forced += (await scratch.close()).length;
     report.loadAvg.end = round(loadavg()[0]!, 2);
     const cores = cpus().length;
     if (Math.max(report.loadAvg.start, report.loadAvg.end) > cores) {
@@ -621,10 +610,9 @@ export async function runZeekDeployBench(opts: ZeekDeployOptions, mode: "full" |
           "Zeek start-up is CPU-bound, so every absolute time here is inflated; the variants shared the same conditions, turn by turn.",
       );
     }
-    const forced = await scratch.close();
     report.notes.push(
-      forced.length
-        ? `Teardown: ${forced.length} process(es) needed SIGKILL after SIGTERM.`
+      forced
+        ? `Teardown: ${forced} process(es) needed SIGKILL after SIGTERM.`
         : "Teardown: every process of this section (Zeek supervisor, nodes, controllers, agent) exited on SIGTERM.",
     );
   }
@@ -675,8 +663,8 @@ export function renderZeekDeploy(r: ZeekDeployReport): string[] {
       "the Broker cluster backend), until each node listens: its cluster port (manager, logger, proxies) and its metrics port (all). " +
       "**Upstream**: Zeek's Management Framework from the same build (`zeek -j` with its controller, agent and supervisor). " +
       "**zmgmt**: our controller and agent with `--zeek`. Both managed variants get the same INI through the stock zeek-client (`deploy-config`) and are timed " +
-      "from the deploy request to its response (both answer once every node has checked in), confirmed RUNNING with get-nodes; each deploy starts from an " +
-      "instance without nodes. The variants take turns in a rotating order. Times in ms.",
+      "from the deploy request to its response (both answer once every node has checked in), confirmed RUNNING with get-nodes. Each managed deploy goes to a " +
+      "freshly started controller and agent (an instance without nodes), which are stopped with their nodes afterwards; the variants take turns in a rotating order. Times in ms.",
     "",
   );
   if (r.zmgmtPending) md.push(`**zmgmt: pending.** ${r.zmgmtPending}; only the floor and upstream were measured.`, "");
