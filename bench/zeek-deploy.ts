@@ -62,7 +62,7 @@ export interface ZeekDeployCase {
   zmgmtMinusUpstreamP50Ms?: { low: number; high: number };
   samples: { floorMs: number[]; upstreamMs: number[]; zmgmtMs: number[] };
   /** Deploys that failed or did not answer in time; they count as no sample. */
-  failures: Array<{ plane: "upstream" | "zmgmt"; run: number; error: string }>;
+  failures: Array<{ plane: "floor" | "upstream" | "zmgmt"; run: number; error: string }>;
 }
 
 export interface ZeekDeployReport {
@@ -520,26 +520,36 @@ export async function runZeekDeployBench(opts: ZeekDeployOptions, mode: "full" |
     await floorRun(scratch, env, await clusterNodes(Math.min(...opts.workers), iface, taken), "warmup");
 
     for (const workers of opts.workers) {
-      const nodes = await clusterNodes(workers, iface, taken);
-      const iniPath = join(scratch.dir, `cluster-${workers}.ini`);
-      writeFileSync(iniPath, iniOf(nodes));
       const floor: number[] = [];
       const measured = new Map<Plane["name"], { ms: number[]; wall: number[]; stage: number[] }>(planes.map((p) => [p, { ms: [], wall: [], stage: [] }]));
       const iterations = opts.iterations(workers);
       const failures: ZeekDeployCase["failures"] = [];
+      let nodeCount = workers + 4;
       for (let i = 0; i < iterations; i++) {
+        // Ports are picked per run, shortly before use: other work on the host takes ports
+        // too. Within a run all three variants use the same ones.
+        const nodes = await clusterNodes(workers, iface, new Set(taken));
+        nodeCount = nodes.length;
+        const iniPath = join(scratch.dir, `cluster-${workers}-${i}.ini`);
+        writeFileSync(iniPath, iniOf(nodes));
         // Rotate the order, so that no variant always runs right after another's teardown.
         const steps: Array<() => Promise<string>> = [
           async () => {
-            const ms = await floorRun(scratch, env, nodes, `${workers}-${i}`);
-            floor.push(ms);
-            return `floor ${ms.toFixed(0)} ms`;
+            try {
+              const ms = await floorRun(scratch, env, nodes, `${workers}-${i}`);
+              floor.push(ms);
+              return `floor ${ms.toFixed(0)} ms`;
+            } catch (err) {
+              const error = err instanceof Error ? err.message : String(err);
+              failures.push({ plane: "floor", run: i + 1, error });
+              return `floor FAILED: ${error.slice(0, 300)}`;
+            }
           },
           ...planes.map((name) => async () => {
-            // A fresh plane for every deploy, torn down with its nodes afterwards: a
-            // long-lived upstream instance got slower deploy after deploy (in one run 14,
-            // 22, 30 s for the same 8 nodes, then over 180 s for 20), which would measure
-            // its history rather than a deploy.
+            // A fresh plane for every deploy, torn down with its nodes afterwards: clearing
+            // a long-lived upstream instance between deploys was fragile (once its deploy
+            // had not answered within the wait, it refused the next one while that was
+            // pending), and a fresh plane measures a deploy rather than a plane's history.
             const own = new Scratch(`zeek-${name}`);
             let result: string;
             try {
@@ -575,7 +585,7 @@ export async function runZeekDeployBench(opts: ZeekDeployOptions, mode: "full" |
       const zmm = measured.get("zmgmt");
       const c: ZeekDeployCase = {
         workers,
-        nodes: nodes.length,
+        nodes: nodeCount,
         floorMs: fs,
         ratios: {},
         samples: { floorMs: floor.map((v) => round(v, 1)), upstreamMs: up.ms.map((v) => round(v, 1)), zmgmtMs: [] },
