@@ -3,6 +3,7 @@
 
 import { Command, Option } from "commander";
 import { hostname } from "node:os";
+import { resolve } from "node:path";
 import { defaultAgentOptions, runAgentProcess, type AgentProcessOptions } from "../agent/main.js";
 import { SupervisorEnv } from "../supervisor/api.js";
 import { DEFAULT_AGENT_PORT, DEFAULT_AGENT_REQUEST_TIMEOUT_MS } from "../agent/api.js";
@@ -135,7 +136,9 @@ export function registerDaemonCommands(program: Command): void {
     const zeek = opts.nodeCommand ? undefined : chooseZeek(opts.zeek as string | false | undefined);
     const agentOptions: AgentProcessOptions = defaultAgentOptions({
       name: opts.name,
-      stateDir: opts.stateDir,
+      // The agent process runs in a directory below the state directory, so it gets the
+      // path resolved here rather than one it would take relative to itself.
+      stateDir: resolve(opts.stateDir),
       listenHost: listen.host,
       listenPort: listen.port,
       requestTimeoutMs: opts.requestTimeout * 1000,
@@ -144,7 +147,7 @@ export function registerDaemonCommands(program: Command): void {
       ...(opts.controller ? { controllerUrl: opts.controller } : {}),
       ...(opts.nodeCommand ? { nodeCommand: opts.nodeCommand } : {}),
       ...(zeek ? { zeek } : {}),
-      ...(opts.logArchiveDir ? { logArchiveDir: opts.logArchiveDir } : {}),
+      ...(opts.logArchiveDir ? { logArchiveDir: resolve(opts.logArchiveDir) } : {}),
       logArchiveIntervalMs: opts.logArchiveInterval * 1000,
       ...(tls ? { tls, nodeListenPort: await pickFreePort("127.0.0.1") } : {}),
       ...(controllerTls ? { controllerTls } : {}),
