@@ -186,6 +186,17 @@ describe("import-zeekctl: realistic node.cfg files", () => {
     expect(w).toMatch(/node\.cfg:25: \[sensor-a\] lb_method=custom/);
   });
 
+  it("gives one host one instance whatever its spelling, and says how an address was renamed", () => {
+    const result = importZeekctl(
+      "[m]\ntype=manager\nhost=Sensor.Example\n[w]\ntype=worker\nhost=sensor.example\ninterface=eth0\n[p]\ntype=proxy\nhost=2001:db8::7\n",
+    );
+    const nodes = readBack(result);
+    expect(nodes.get("m")!.instance).toBe("agent-sensor.example");
+    expect(nodes.get("w")!.instance).toBe("agent-sensor.example");
+    expect(nodes.get("p")!.instance).toBe("agent-2001-db8--7");
+    expect(result.warnings).toEqual(['node.cfg:10: host "2001:db8::7" becomes instance "agent-2001-db8--7"']);
+  });
+
   it("doubles % so that interpolation on read-back gives zeekctl's value", () => {
     const result = importZeekctl("[m]\ntype=manager\nhost=localhost\nenv_vars=RATE=50%%,X=%%(y)s\n");
     expect(readBack(result).get("m")!.env).toEqual({ RATE: "50%", X: "%(y)s" });

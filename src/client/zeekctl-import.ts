@@ -257,8 +257,9 @@ export function importZeekctl(nodeCfg: string, options: ZeekctlImportOptions = {
       name = localInstance;
     } else {
       // Instance names become agent, directory and topic names.
-      name = `agent-${host.replace(/[^A-Za-z0-9._-]/g, "-")}`;
-      if (name !== `agent-${host}`) warnings.push(`${optionLine(section, "host")}: host "${host}" becomes instance "${name}"`);
+      // Host names are case-insensitive; one host must not become two instances.
+      name = `agent-${host.toLowerCase().replace(/[^a-z0-9._-]/g, "-")}`;
+      if (name !== `agent-${host.toLowerCase()}`) warnings.push(`${optionLine(section, "host")}: host "${host}" becomes instance "${name}"`);
     }
     const known = hostOfInstance.get(name);
     if (known !== undefined && known.toLowerCase() !== host.toLowerCase() && !(isLocalHost(known) && isLocalHost(host))) {
