@@ -3,7 +3,7 @@
 import { join } from "node:path";
 import type { PeerTlsOptions } from "../broker/peer.js";
 import type { TlsServerOptions } from "../broker/server.js";
-import type { LogLevel } from "../management/log.js";
+import type { LogFormat, LogLevel } from "../management/log.js";
 import { startController } from "../controller/main.js";
 
 export interface ControllerCliOptions {
@@ -14,6 +14,8 @@ export interface ControllerCliOptions {
   requestTimeoutMs: number;
   logLevel?: LogLevel;
   logToStderr?: boolean;
+  /** Format of the stderr copy of the management log; applied process-wide by the command. */
+  logFormat?: LogFormat;
   brokerStartPort?: number;
   metricsStartPort?: number;
   autoAssignBrokerPorts?: boolean;
@@ -23,7 +25,7 @@ export interface ControllerCliOptions {
   agentTls?: PeerTlsOptions;
 }
 
-export async function startControllerFromCli(options: ControllerCliOptions): Promise<{ close(): Promise<void> }> {
+export async function startControllerFromCli(options: ControllerCliOptions): Promise<{ port: number; close(): Promise<void> }> {
   return startController({
     name: options.name,
     listenHost: options.listenHost,
