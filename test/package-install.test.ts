@@ -60,7 +60,7 @@ describe.skipIf(unavailable !== undefined)("npm pack and install", () => {
     const tarball = join(out, tarballs[0]!);
 
     const listing = (await run("tar", ["tzf", tarball], { timeout: 30_000 })).stdout.split("\n").filter(Boolean);
-    for (const f of ["package/bin/zmgmt.js", "package/dist/cli/main.js", "package/dist/node/main.js", "package/zeek/zmgmt/node.zeek", "package/README.md"]) {
+    for (const f of ["package/bin/zmgmt.js", "package/dist/cli/main.js", "package/dist/node/main.js", "package/zeek/zmgmt/node.zeek", "package/README.md", "package/contrib/systemd/zmgmt-controller.service", "package/contrib/systemd/zmgmt-agent.service"]) {
       expect(listing).toContain(f);
     }
     // Development files stay out of the package.
