@@ -8,6 +8,7 @@ import { createLogger, type LogLevel } from "../management/log.js";
 import { checkListenSecurity } from "../management/security.js";
 import { DEFAULT_CONTROLLER_WEBSOCKET_PORT } from "./api.js";
 import { Controller, createWebSocketAgentDialer, defaultControllerName, type AgentDialer } from "./controller.js";
+import { controllerReplyRouting } from "./replies.js";
 import type { Timers } from "./requests.js";
 
 /** Reported in every handshake ack; it names our implementation, not a Zeek version. */
@@ -67,7 +68,7 @@ export async function startController(options: StartControllerOptions): Promise<
     level: options.logLevel ?? "INFO",
     ...(options.logToStderr ? { stderr: true } : {}),
   });
-  const hub = new Hub({ version: CONTROLLER_SOFTWARE_VERSION, relayBetweenPeers: false });
+  const hub = new Hub({ version: CONTROLLER_SOFTWARE_VERSION, relayBetweenPeers: false, replies: controllerReplyRouting() });
   const controller = await Controller.open(
     hub,
     {
