@@ -124,6 +124,20 @@ describe("reply routing", () => {
     expect(peer.names()).toEqual(["Test::get_response(a)", "Test::get_response(b)", "Test::notify_change(heard)"]);
   });
 
+  it("settles the request of a peer that publishes without subscribing, so it is pinged again", async () => {
+    const { server, local, requests } = await start({ pingIntervalMs: 100 });
+    const peer = await Listener.open(server.url, []);
+    peer.ws.send(encodeEventMessage("svc", Request.make("q")));
+    await eventually(() => requests.includes("q"), 3000, "request delivered");
+    await sleep(300);
+    const before = peer.pings;
+    await sleep(400);
+    expect(peer.pings).toBe(before);
+    local.publishEvent("svc", Response.make("q", "answer"));
+    await eventually(() => peer.pings > before, 3000, "pings to resume");
+    expect(peer.events).toEqual([]);
+  });
+
   it("answers a request too large to decode with the response its sender waits for", async () => {
     const { server, requests } = await start({ pingIntervalMs: 0, maxFrameBytes: 64 * 1024 });
     const peer = await Listener.open(server.url, ["svc"]);

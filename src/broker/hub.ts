@@ -305,9 +305,12 @@ export class Hub extends EventEmitter {
     if (from.kind === "local" || this.relayBetweenPeers) {
       for (const [id, conn] of this.connections) {
         if (id === from.id) continue;
+        // Settled even where it is not delivered, or a peer that asks without subscribing
+        // would count as waiting forever and never be pinged again.
+        const settled = answers !== undefined && conn.settleReply(answers);
         if (!topicMatches(conn.subscribed ?? [], topic)) continue;
         // A waiting peer hears only its own answers (see ReplyRouting).
-        if (conn.awaitingReply && (answers === undefined || !conn.settleReply(answers))) continue;
+        if (conn.awaitingReply && !settled) continue;
         conn.sendText(lazyText());
       }
     }
