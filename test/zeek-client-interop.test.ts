@@ -33,8 +33,9 @@ if (!located.found) {
 }
 
 const ZC = located.found ? located.path : "";
-const AGENT_ARGS = ["--request-timeout", "4", "--restart-delay", "0.2", "--stop-timeout", "3"];
-const CONTROLLER_TIMEOUT_SEC = 6;
+const AGENT_ARGS = ["--request-timeout", "10", "--restart-delay", "0.2", "--stop-timeout", "3"];
+// Generous: nodes are real processes, and restarts wait for them to check in again.
+const CONTROLLER_TIMEOUT_SEC = 14;
 /** Above the controller's own timeout, so the controller's answer always comes first. */
 const CLIENT_TIMEOUT = `client.request_timeout_secs=${CONTROLLER_TIMEOUT_SEC + 6}`;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -467,6 +468,48 @@ describe.skipIf(!located.found)("stock zeek-client against controller, agents an
     const run = await monitor.done;
     expect(run.code, describeRun(run)).toBe(0);
     expect(run.stdout).toMatch(/^received "Management::Controller::API::get_nodes_response\(reqid: <class '[\w.]+String'>, results: <class '[\w.]+Vector'>\)"$/m);
+  });
+
+  // --- the client's own timeouts ---------------------------------------------------------
+
+  it("test-timeout gives up after the client's own timeout (exit 1) while another client loops get-nodes", async () => {
+    let looping = true;
+    let loops = 0;
+    const loop = (async () => {
+      while (looping) {
+        const r = await zc(["get-nodes"]);
+        expect(r.code, describeRun(r)).toBe(0);
+        loops++;
+      }
+    })();
+    let run: ZeekClientRun;
+    try {
+      // Neither the controller's pings nor the other client's answers may restart the wait.
+      run = await zc(["--set", "client.request_timeout_secs=8", "test-timeout"], { timeoutMs: 60_000 });
+    } finally {
+      looping = false;
+      await loop;
+    }
+    expect(run.code, describeRun(run)).toBe(1);
+    expect(run.stdout).toBe("");
+    expect(run.stderr).toContain(`error: no response received: websocket connection to 127.0.0.1:${port} timed out`);
+    expect(run.ms).toBeGreaterThanOrEqual(8000);
+    expect(run.ms).toBeLessThan(20_000);
+    expect(loops).toBeGreaterThanOrEqual(3);
+  });
+
+  it("stage-config of a configuration too large for the controller shows the refusal at once (exit 1)", async () => {
+    // interface, unlike env and scripts, is not shlex-split: zeek-client handles it quickly.
+    const huge = CLUSTER_INI.replace("interface = lo\nenv", `interface = ${"x".repeat(5 * 1024 * 1024)}\nenv`);
+    const run = await zc(["stage-config", iniFile("huge.ini", huge)]);
+    expect(run.code, describeRun(run)).toBe(1);
+    expect(json(run)).toEqual({
+      errors: [expect.stringMatching(/^request refused: frame of \d+ bytes exceeds the limit of 4194304 bytes$/)],
+      results: {},
+    });
+    // An answer, not the client's timeout.
+    expect(run.ms).toBeLessThan(CONTROLLER_TIMEOUT_SEC * 1000);
+    expect(json(await zc(["get-config", "--as-json"])).id).toBe(stagedId);
   });
 
   // --- redeploying -----------------------------------------------------------------------
