@@ -599,4 +599,34 @@ env = FOO=bar BAZ="a b"
       },
     });
   });
+
+  // --- a node that cannot run ----------------------------------------------------------
+
+  it("deploy shows a node that fails at start with its output (exit 1), and get-nodes shows its state", async () => {
+    const broken = `[instances]
+instance-1
+instance-2
+
+[manager]
+instance = instance-1
+role = manager
+
+[broken]
+instance = instance-2
+role = worker
+env = ZMGMT_NODE_COMMAND="sh -c 'echo about to fail; echo boom >&2; exit 3'"
+`;
+    const run = await zc(["deploy-config", iniFile("broken.ini", broken)]);
+    expect(run.code, describeRun(run)).toBe(1);
+    const out = json(run);
+    expect(out.results.nodes).toEqual({
+      broken: { instance: "instance-2", success: false, stdout: "about to fail", stderr: "boom" },
+      manager: { instance: "instance-1", success: true },
+    });
+    const nodes = await zc(["get-nodes"]);
+    // zeek-client's rule: node states are shown, not judged; only failed Results fail it.
+    expect(nodes.code, describeRun(nodes)).toBe(0);
+    const state = json(nodes).results["instance-2"].broken.state;
+    expect(["CRASHED", "PENDING", "FAILED"]).toContain(state);
+  });
 });
