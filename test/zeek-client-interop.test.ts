@@ -5,6 +5,7 @@
 // redeployed), which is also the order an operator meets these answers in.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TestEnv, freePort, pidAlive } from "./helpers/cluster.js";
@@ -628,5 +629,56 @@ env = ZMGMT_NODE_COMMAND="sh -c 'echo about to fail; echo boom >&2; exit 3'"
     expect(nodes.code, describeRun(nodes)).toBe(0);
     const state = json(nodes).results["instance-2"].broken.state;
     expect(["CRASHED", "PENDING", "FAILED"]).toContain(state);
+  });
+});
+
+describe.skipIf(!located.found)("stock zeek-client over TLS", () => {
+  let env: TestEnv;
+  const f = (name: string): string => join(env.dir, name);
+  beforeAll(() => {
+    env = new TestEnv("zmgmt-zc-tls-");
+    writeFileSync(
+      f("openssl.cnf"),
+      "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = unused\n" +
+        "[ca_ext]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\n" +
+        "[server_ext]\nbasicConstraints = CA:FALSE\nextendedKeyUsage = serverAuth\nsubjectAltName = IP:127.0.0.1\n" +
+        "[client_ext]\nbasicConstraints = CA:FALSE\nextendedKeyUsage = clientAuth\n",
+    );
+    const ssl = (...args: string[]): void => void execFileSync("openssl", args, { cwd: env.dir, stdio: ["ignore", "ignore", "pipe"] });
+    const newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    ssl("req", "-x509", "-new", "-config", "openssl.cnf", "-extensions", "ca_ext", ...newKey, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=ca");
+    for (const [name, ext, serial] of [["server", "server_ext", "1001"], ["client", "client_ext", "1002"]] as const) {
+      ssl("req", "-new", "-config", "openssl.cnf", ...newKey, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${name}`);
+      ssl("x509", "-req", "-in", `${name}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", serial, "-days", "2", "-extfile", "openssl.cnf", "-extensions", ext, "-out", `${name}.pem`);
+    }
+  });
+  afterAll(async () => env?.cleanup());
+
+  const tlsArgs = (): string[] => ["--tls-cert", f("server.pem"), "--tls-key", f("server.key")];
+
+  it("ssl.enable alone reaches a TLS controller without verifying it (exit 0); plaintext does not (exit 1)", async () => {
+    const { port } = await env.startController({ extraArgs: tlsArgs() });
+    const base = ["--controller", `127.0.0.1:${port}`, "--set", "client.peering_attempts=2", "--set", "client.peering_retry_delay_secs=0.2"];
+    const secure = await runZeekClient(ZC, [...base, "--set", "ssl.enable=true", "get-instances"]);
+    expect(secure.code, describeRun(secure)).toBe(0);
+    expect(json(secure)).toEqual({});
+    const plain = await runZeekClient(ZC, [...base, "get-instances"]);
+    expect(plain.code, describeRun(plain)).toBe(1);
+    expect(plain.stdout).toBe("");
+    expect(plain.stderr).toMatch(/^error: /m);
+  });
+
+  it("with client certificates required, a client presenting one gets in (exit 0) and one without does not (exit 1)", async () => {
+    const { port } = await env.startController({ extraArgs: [...tlsArgs(), "--tls-ca", f("ca.pem"), "--tls-verify-clients"] });
+    const base = ["--controller", `127.0.0.1:${port}`, "--set", "client.peering_attempts=2", "--set", "client.peering_retry_delay_secs=0.2", "--set", "ssl.enable=true"];
+    const cfg = f("client-tls.cfg");
+    writeFileSync(cfg, `[ssl]\ncertificate = ${f("client.pem")}\nkeyfile = ${f("client.key")}\ncafile = ${f("ca.pem")}\n`);
+    const withCert = await runZeekClient(ZC, ["-c", cfg, ...base, "get-instances"]);
+    expect(withCert.code, describeRun(withCert)).toBe(0);
+    expect(json(withCert)).toEqual({});
+    const withoutCert = await runZeekClient(ZC, [...base, "get-instances"]);
+    expect(withoutCert.code, describeRun(withoutCert)).toBe(1);
+    expect(withoutCert.stdout).toBe("");
+    expect(withoutCert.stderr).toMatch(/^error: /m);
   });
 });
