@@ -486,7 +486,7 @@ describe.skipIf(!located.found)("stock zeek-client against controller, agents an
     let run: ZeekClientRun;
     try {
       // Neither the controller's pings nor the other client's answers may restart the wait.
-      run = await zc(["--set", "client.request_timeout_secs=8", "test-timeout"], { timeoutMs: 60_000 });
+      run = await zc(["--set", "client.request_timeout_secs=8", "test-timeout"], { timeoutMs: 30_000 });
     } finally {
       looping = false;
       await loop;
@@ -709,7 +709,7 @@ describe.skipIf(!located.found)("stock zeek-client against zmgmt up", () => {
     expect(nodes.code, describeRun(nodes)).toBe(0);
     const statuses = Object.values(json(nodes).results as Record<string, Record<string, any>>).flatMap((n) => Object.values(n));
     expect(statuses.filter((s) => s.mgmt_role === null).map((s) => s.state)).toEqual(Array(5).fill("RUNNING"));
-    const run = await runZeekClient(ZC, [...base, "--set", "client.request_timeout_secs=8", "test-timeout"], { timeoutMs: 60_000 });
+    const run = await runZeekClient(ZC, [...base, "--set", "client.request_timeout_secs=8", "test-timeout"], { timeoutMs: 30_000 });
     expect(run.code, describeRun(run)).toBe(1);
     expect(run.stderr).toContain(`error: no response received: websocket connection to 127.0.0.1:${controllerPort} timed out`);
     expect(run.ms).toBeGreaterThanOrEqual(8000);
