@@ -10,13 +10,13 @@ import { gunzipSync } from "node:zlib";
 import { join } from "node:path";
 import { TestEnv, freePort, freePortRange, killGroup, pidAlive, processesUnder, type Proc } from "./helpers/cluster.js";
 import { eventually } from "./helpers/ws.js";
-import { locateZeek, locateZeekClient, zeekClient, type ClientRun } from "./helpers/zeek.js";
+import { locateZeek, locateZeekClientOrSkip, zeekClient, type ClientRun } from "./helpers/zeek.js";
 
 const zeek = locateZeek();
-const client = locateZeekClient();
-const canRun = zeek.path !== undefined && client.path !== undefined;
-const ZEEK = zeek.path ?? "";
-const CLIENT = client.path ?? "";
+const client = locateZeekClientOrSkip();
+const canRun = zeek !== undefined && client !== undefined;
+const ZEEK = zeek ?? "";
+const CLIENT = client ?? "";
 /** Capturing on `lo` needs root (or capabilities Zeek's binary does not have here). */
 const canCapture = process.getuid?.() === 0;
 const AGENT = "agent-zeek";
