@@ -62,7 +62,9 @@ function nodesOf(run: ClientRun): Record<string, NodeView> {
   return results[AGENT] ?? {};
 }
 
-describe.skipIf(!canRun)("a real Zeek cluster", () => {
+// Each step runs zeek-client (a Python process) a few times against ten Zeek processes; on a
+// loaded 2-core machine a step takes well over the default minute.
+describe.skipIf(!canRun)("a real Zeek cluster", { timeout: 180_000 }, () => {
   let env: TestEnv;
   let controllerPort = 0;
   let agentProc: Proc;
@@ -264,7 +266,7 @@ describe.skipIf(!canRun)("a real Zeek cluster", () => {
   });
 });
 
-describe.skipIf(!canRun)("zmgmt up --zeek", () => {
+describe.skipIf(!canRun)("zmgmt up --zeek", { timeout: 180_000 }, () => {
   let env: TestEnv;
   afterAll(async () => {
     await env?.cleanup();
