@@ -9,7 +9,7 @@ import { Peer } from "../broker/peer.js";
 import { HubServer, type HubServerOptions, type TlsServerOptions } from "../broker/server.js";
 import type { PeerTlsOptions } from "../broker/peer.js";
 import { WEBSOCKET_PATH } from "../broker/messages.js";
-import { createLogger, type LogLevel } from "../management/log.js";
+import { createLogger, type LogFormat, type LogLevel } from "../management/log.js";
 import { checkListenSecurity } from "../management/security.js";
 import { SUPERVISOR_TOKEN_HEADER, SupervisorEnv } from "../supervisor/api.js";
 import { zmgmtCommand } from "../cli/paths.js";
@@ -31,6 +31,8 @@ export interface AgentProcessOptions {
   nodeCommand?: string[];
   logLevel?: LogLevel;
   logToStderr?: boolean;
+  /** Format of the stderr copy of the management log (default pretty). */
+  logFormat?: LogFormat;
   /** TLS for the listener controllers dial (c2a); nodes then use a loopback listener of their own. */
   tls?: TlsServerOptions;
   /**
@@ -93,12 +95,15 @@ export async function runAgentProcess(options: AgentProcessOptions, env: NodeJS.
   const verdict = checkListenSecurity("agent", options.listenHost, options.tls, options.allowInsecureListen === true);
   if (verdict.error) throw new Error(verdict.error);
   const directory = join(options.stateDir, "nodes", options.name);
+  // `ps` tells the agent apart from its supervisor and nodes, all `node …/main.js` otherwise.
+  process.title = `zmgmt agent ${options.name}`;
   const log = createLogger({
     node: options.name,
     role: "AGENT",
     directory,
     level: options.logLevel ?? "INFO",
     stderr: options.logToStderr ?? false,
+    ...(options.logFormat ? { stderrFormat: options.logFormat } : {}),
   });
 
   const supervisor = new SupervisorLink(supervisorUrl, supervisorToken, options.requestTimeoutMs).start();

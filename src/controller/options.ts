@@ -70,6 +70,8 @@ export const ControllerDaemonOptionsSchema = Type.Composite(
       logLevel: Type.Optional(LogLevelSchema),
       /** Mirror management.log lines to stderr. */
       logToStderr: Type.Optional(Type.Boolean()),
+      /** Format of that stderr copy; the file stays JSON lines. */
+      logFormat: Type.Optional(Type.Union([Type.Literal("pretty"), Type.Literal("json")])),
       tls: Type.Optional(TlsServerSchema),
       /** Accept a plaintext listener on a non-loopback address (see checkListenSecurity). */
       allowInsecureListen: Type.Optional(Type.Boolean()),

@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { Hub } from "../broker/hub.js";
 import { HubServer } from "../broker/server.js";
-import { createLogger, type LogLevel } from "../management/log.js";
+import { createLogger, type LogFormat, type LogLevel } from "../management/log.js";
 import { zmgmtCommand } from "../cli/paths.js";
 import { VERSION } from "../version.js";
 import { SUPERVISOR_TOKEN_HEADER, SupervisorEnv } from "./api.js";
@@ -28,6 +28,7 @@ export interface SupervisorProcessOptions {
   processOptions?: ProcessManagerOptions;
   logLevel?: LogLevel;
   logToStderr?: boolean;
+  logFormat?: LogFormat;
 }
 
 export interface RunningSupervisor {
@@ -38,12 +39,14 @@ export interface RunningSupervisor {
 }
 
 export async function startSupervisor(options: SupervisorProcessOptions): Promise<RunningSupervisor> {
+  process.title = `zmgmt supervisor ${options.agent.name}`;
   const log = createLogger({
     node: "supervisor",
     role: "SUPERVISOR",
     directory: join(options.stateDir, "nodes", "supervisor"),
     level: options.logLevel ?? "INFO",
     stderr: options.logToStderr ?? false,
+    ...(options.logFormat ? { stderrFormat: options.logFormat } : {}),
   });
   const agentToken = randomBytes(24).toString("hex");
   const nodeToken = randomBytes(24).toString("hex");
