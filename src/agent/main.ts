@@ -12,7 +12,7 @@ import { WEBSOCKET_PATH } from "../broker/messages.js";
 import { createLogger, type LogLevel } from "../management/log.js";
 import { checkListenSecurity } from "../management/security.js";
 import { SUPERVISOR_TOKEN_HEADER, SupervisorEnv } from "../supervisor/api.js";
-import { zmgmtCommand } from "../cli/paths.js";
+import { zmgmtCommand } from "../management/paths.js";
 import { Agent } from "./agent.js";
 import { DEFAULT_AGENT_PORT, DEFAULT_AGENT_REQUEST_TIMEOUT_MS, agentTopic } from "./api.js";
 import { SupervisorLink } from "./supervisor-link.js";

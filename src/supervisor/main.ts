@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { Hub } from "../broker/hub.js";
 import { HubServer } from "../broker/server.js";
 import { createLogger, type LogLevel } from "../management/log.js";
-import { zmgmtCommand } from "../cli/paths.js";
+import { zmgmtCommand } from "../management/paths.js";
 import { VERSION } from "../version.js";
 import { SUPERVISOR_TOKEN_HEADER, SupervisorEnv } from "./api.js";
 import { ProcessManager, type ProcessManagerOptions } from "./process-manager.js";
