@@ -32,7 +32,7 @@ import { logQueueDirectory } from "./zeek.js";
 import { ZeekNodeLinks } from "./zeek-links.js";
 
 export type { AgentOptions } from "./options.js";
-export { NODE_COMMAND_ENV, clusterLayout } from "./launch.js";
+export { clusterLayout } from "./launch.js";
 
 export class Agent {
   private readonly endpoint: LocalEndpoint;

@@ -8,11 +8,10 @@ import { shlexSplit } from "../management/shlex.js";
 import type { Configuration, Node } from "../management/types.js";
 import { NodeEnv, type ClusterLayout } from "../node/api.js";
 import type { SupervisedNodeConfig } from "../supervisor/api.js";
+import { NODE_COMMAND_ENV } from "./api.js";
 import { encodeNodeMeta } from "./node-meta.js";
 import type { AgentOptions } from "./options.js";
 import { CLUSTER_LAYOUT_FILE, clusterLayoutScript, freeLoopbackPort, zeekLaunch } from "./zeek.js";
-
-export const NODE_COMMAND_ENV = "ZMGMT_NODE_COMMAND";
 
 export type LaunchOptions = Pick<AgentOptions, "name" | "stateDir" | "nodeCommand" | "nodeUrl" | "nodeToken" | "nodeBaseEnv" | "zeek">;
 

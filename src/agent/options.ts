@@ -1,6 +1,71 @@
-// What the agent's logic takes (AgentOptions); the daemon that runs it builds these.
+// The agent's options: what the daemon takes (AgentDaemonOptions, declared once as a schema,
+// since `zmgmt agent` and `zmgmt up` hand them to the agent process as JSON in the
+// environment, where they are validated before use) and what the agent's logic takes
+// (AgentOptions), which the daemon derives from them.
 
+import { Type, type Static } from "@sinclair/typebox";
+import { LogLevelSchema, PeerTlsSchema, PortSchema, TlsServerSchema, jsonOptionsReader } from "../management/options-schema.js";
 import type { ZeekInstall } from "./zeek.js";
+
+const ZeekInstallSchema = Type.Object(
+  {
+    path: Type.String({ minLength: 1 }),
+    version: Type.String(),
+  },
+  { additionalProperties: false },
+);
+
+export const AgentDaemonOptionsSchema = Type.Object(
+  {
+    name: Type.String({ minLength: 1 }),
+    /** Node directories and the agent's own (`<stateDir>/nodes/<name>`). */
+    stateDir: Type.String({ minLength: 1 }),
+    listenHost: Type.String({ minLength: 1 }),
+    listenPort: PortSchema,
+    /** ws(s)://host:port of the controller to dial (a2c); absent means wait for it (c2a). */
+    controllerUrl: Type.Optional(Type.String({ minLength: 1 })),
+    requestTimeoutMs: Type.Number({ minimum: 0 }),
+    /** argv of the default node program (default: the built-in zmgmt node). */
+    nodeCommand: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
+    logLevel: Type.Optional(LogLevelSchema),
+    logToStderr: Type.Optional(Type.Boolean()),
+    /** TLS for the listener controllers dial (c2a); nodes then use a loopback listener of their own. */
+    tls: Type.Optional(TlsServerSchema),
+    /**
+     * Port of that loopback node listener (TLS only). Nodes outlive agent restarts and keep
+     * the URL they were started with, so the supervisor picks it once; 0 (default) is any port.
+     */
+    nodeListenPort: Type.Optional(PortSchema),
+    /** Accept a plaintext listener on a non-loopback address (see checkListenSecurity). */
+    allowInsecureListen: Type.Optional(Type.Boolean()),
+    controllerTls: Type.Optional(PeerTlsSchema),
+    /** Nodes run this Zeek; without it they run `nodeCommand` (the built-in node by default). */
+    zeek: Type.Optional(ZeekInstallSchema),
+    /** Archive for Zeek loggers' rotated logs (default `<stateDir>/logs`). */
+    logArchiveDir: Type.Optional(Type.String({ minLength: 1 })),
+    /** How often rotated logs are archived (default 60 s). */
+    logArchiveIntervalMs: Type.Optional(Type.Number({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+
+export type AgentDaemonOptions = Static<typeof AgentDaemonOptionsSchema>;
+
+// Fails to compile when the Zeek probe's result and the schema drift apart.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const zeekMatches: Same<Static<typeof ZeekInstallSchema>, ZeekInstall> = true;
+void zeekMatches;
+
+export class AgentOptionsError extends Error {
+  readonly code = "invalid_agent_options";
+  constructor(message: string) {
+    super(message);
+    this.name = "AgentOptionsError";
+  }
+}
+
+/** Parses and validates agent daemon options passed as JSON (e.g. through the environment). */
+export const parseAgentDaemonOptions = jsonOptionsReader(AgentDaemonOptionsSchema, "agent options", (message) => new AgentOptionsError(message));
 
 export interface AgentOptions {
   name: string;
