@@ -145,7 +145,8 @@ async function measuredDeploy(client: ControllerClient, config: Configuration): 
 
 function agentPids(agent: RunningAgent): { supervisor: number; agentProcess?: number; nodes: number[] } {
   const all = descendants(agent.proc.pid);
-  const agentProcess = all.find((p) => cmdline(p).includes("agent-process"));
+  // The agent process renames itself (`zmgmt agent NAME`); before it does, argv names it.
+  const agentProcess = all.find((p) => cmdline(p).includes("agent-process") || cmdline(p).join(" ").startsWith("zmgmt agent "));
   return { supervisor: agent.proc.pid, ...(agentProcess !== undefined ? { agentProcess } : {}), nodes: all.filter((p) => p !== agentProcess) };
 }
 

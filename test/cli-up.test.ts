@@ -2,6 +2,9 @@
 // it all down again.
 
 import { afterEach, describe, expect, it } from "vitest";
+import { existsSync, readdirSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
 import { TestEnv, freePort, freePortRange, pidAlive, processesUnder } from "./helpers/cluster.js";
 import { eventually } from "./helpers/ws.js";
 import { ControllerClient, resultNodeStatuses } from "../src/client/controller-client.js";
@@ -17,6 +20,7 @@ describe("zmgmt up", () => {
     const controllerPort = await freePort();
     const up = env.spawnCli([
       "up",
+      "--no-zeek",
       "--state-dir",
       "state",
       "--controller-listen",
@@ -49,5 +53,55 @@ describe("zmgmt up", () => {
     expect(up.child.exitCode).toBe(0);
     for (const pid of pids) expect(pidAlive(pid)).toBe(false);
     expect(processesUnder(env.dir)).toEqual([]);
+  });
+
+  it("refuses to start on a busy port without touching the running cluster, and starts again in the same folder", async () => {
+    env = new TestEnv();
+    const controllerPort = await freePort();
+    const brokerStart = String(await freePortRange(8));
+    const metricsStart = String(await freePortRange(8));
+    const upArgs = (agentPort: string) => [
+      "up",
+      "--no-zeek",
+      "--state-dir",
+      "state",
+      "--controller-listen",
+      `127.0.0.1:${controllerPort}`,
+      "--agent-listen",
+      `127.0.0.1:${agentPort}`,
+      "--broker-start-port",
+      brokerStart,
+      "--metrics-start-port",
+      metricsStart,
+    ];
+    const nodePids = async (): Promise<Record<string, number | undefined>> => {
+      const client = await ControllerClient.connect({ url: `127.0.0.1:${controllerPort}` });
+      const statuses = (await client.getNodes()).flatMap((r) => resultNodeStatuses(r) ?? []);
+      await client.close();
+      return Object.fromEntries(statuses.map((s) => [s.node, s.pid]));
+    };
+    const first = env.spawnCli(upArgs("0"));
+    await eventually(() => first.output().includes("cluster is up"), 30_000, "the first cluster to come up");
+    const before = await nodePids();
+
+    const second = env.spawnCli(upArgs("0"));
+    const started = Date.now();
+    await eventually(() => second.child.exitCode !== null, 15_000, "the second zmgmt up to give up");
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(second.child.exitCode).toBe(1);
+    expect(second.output()).toContain(`zmgmt up: the controller port 127.0.0.1:${controllerPort} is in use`);
+    expect(await nodePids()).toEqual(before);
+
+    process.kill(first.pid, "SIGINT");
+    await eventually(() => first.child.exitCode !== null, 20_000, "the first zmgmt up to exit");
+    // State lives where it was asked to, not nested inside a daemon's own directory.
+    const controllerDir = join(env.dir, "state", "nodes", `controller-${hostname()}`);
+    expect(readdirSync(controllerDir)).toContain("configs.json");
+    expect(existsSync(join(controllerDir, "state"))).toBe(false);
+
+    // Again in the same folder: the controller resumes its deployment, and ours follows it.
+    const again = env.spawnCli(upArgs("0"));
+    await eventually(() => again.output().includes("cluster is up"), 40_000, "the cluster to come up again");
+    expect(again.output()).not.toContain("still pending");
   });
 });

@@ -8,7 +8,7 @@ import {
   prepareReadyConfig,
 } from "../src/controller/ports.js";
 import type { ClusterRole, Configuration, Instance, Node } from "../src/management/types.js";
-import { validateConfiguration } from "../src/controller/validation.js";
+import { validateConfiguration } from "../src/management/validation.js";
 
 function inst(name: string, host = "0.0.0.0", listenPort?: number): Instance {
   return listenPort === undefined ? { name, host } : { name, host, listenPort };

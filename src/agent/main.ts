@@ -59,12 +59,15 @@ export async function runAgentProcess(options: AgentDaemonOptions, env: NodeJS.P
   const verdict = checkListenSecurity("agent", options.listenHost, options.tls, options.allowInsecureListen === true);
   if (verdict.error) throw new Error(verdict.error);
   const directory = join(options.stateDir, "nodes", options.name);
+  // `ps` tells the agent apart from its supervisor and nodes, all `node …/main.js` otherwise.
+  process.title = `zmgmt agent ${options.name}`;
   const log = createLogger({
     node: options.name,
     role: "AGENT",
     directory,
     level: options.logLevel ?? "INFO",
     stderr: options.logToStderr ?? false,
+    ...(options.logFormat ? { stderrFormat: options.logFormat } : {}),
   });
 
   const supervisor = new SupervisorLink(supervisorUrl, supervisorToken, options.requestTimeoutMs).start();

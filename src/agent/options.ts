@@ -4,7 +4,7 @@
 // (AgentOptions), which the daemon derives from them.
 
 import { Type, type Static } from "@sinclair/typebox";
-import { LogLevelSchema, PeerTlsSchema, PortSchema, TlsServerSchema, jsonOptionsReader } from "../management/options-schema.js";
+import { LogFormatSchema, LogLevelSchema, PeerTlsSchema, PortSchema, TlsServerSchema, jsonOptionsReader } from "../management/options-schema.js";
 import type { ZeekInstall } from "./zeek.js";
 
 const ZeekInstallSchema = Type.Object(
@@ -29,6 +29,8 @@ export const AgentDaemonOptionsSchema = Type.Object(
     nodeCommand: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
     logLevel: Type.Optional(LogLevelSchema),
     logToStderr: Type.Optional(Type.Boolean()),
+    /** Format of the stderr copy of the management log (default pretty). */
+    logFormat: Type.Optional(LogFormatSchema),
     /** TLS for the listener controllers dial (c2a); nodes then use a loopback listener of their own. */
     tls: Type.Optional(TlsServerSchema),
     /**

@@ -4,6 +4,7 @@
 import { Command, Option } from "commander";
 import { defaultAgentOptions, runAgentProcess } from "../agent/main.js";
 import { parseAgentDaemonOptions, type AgentDaemonOptions } from "../agent/options.js";
+import { resolve } from "node:path";
 import { SupervisorEnv } from "../supervisor/api.js";
 import { DEFAULT_AGENT_PORT, DEFAULT_AGENT_REQUEST_TIMEOUT_MS } from "../agent/api.js";
 import { DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS, DEFAULT_CONTROLLER_WEBSOCKET_PORT } from "../controller/api.js";
@@ -15,6 +16,7 @@ import type { ProcessManagerOptions } from "../supervisor/process-manager.js";
 import { startControllerDaemon } from "../controller/main.js";
 import { parseControllerDaemonOptions, type ControllerDaemonOptions } from "../controller/options.js";
 import { addListenerTlsOptions, dialTlsFromFlags, enforceListenPolicy, listenerTlsFromFlags } from "./tls-flags.js";
+import { applyLogFormat, listenUrl, logFormatOption, printStartupLine, waitForListener } from "./startup.js";
 
 export function parseHostPort(text: string, defaultPort: number): { host: string; port: number } {
   const m = /^\[([^\]]+)\](?::(\d*))?$/.exec(text) ?? /^([^:]*)(?::(\d*))?$/.exec(text);
@@ -120,8 +122,10 @@ export function registerDaemonCommands(program: Command): void {
       .option("--log-archive-dir <dir>", "where Zeek loggers' rotated logs are archived (default: <state-dir>/logs)")
       .option("--log-archive-interval <seconds>", "how often rotated logs are archived", intOption("--log-archive-interval"), 60)
       .addOption(new Option("--log-level <level>", "management log level").choices(["DEBUG", "INFO", "WARNING", "ERROR"]).default("INFO"))
-      .option("--log-stderr", "also print management log lines to stderr"),
+      .option("--log-stderr", "also print management log lines to stderr")
+      .addOption(logFormatOption()),
   )).action(async (opts) => {
+    const logFormat = applyLogFormat(opts.logFormat);
     const listen = parseHostPort(opts.listen, DEFAULT_AGENT_PORT);
     const tls = listenerTlsFromFlags(opts);
     const controllerFlags = { ca: opts.controllerCa, cert: opts.controllerCert, key: opts.controllerKey, passphrase: opts.tlsPassphrase };
@@ -133,19 +137,24 @@ export function registerDaemonCommands(program: Command): void {
       throw new Error(`--controller ${opts.controller} is plaintext, but TLS options for it were given: use wss:// or HOST:PORT`);
     }
     enforceListenPolicy("agent", listen.host, tls, opts.allowInsecureListen === true);
-    const zeek = opts.nodeCommand ? undefined : chooseZeek(opts.zeek as string | false | undefined);
+    // The foreground's one start-up line says what the nodes run.
+    let nodesRun = opts.nodeCommand ? `cluster nodes run ${(opts.nodeCommand as string[]).join(" ")}` : "cluster nodes run the built-in zmgmt node";
+    const zeek = opts.nodeCommand ? undefined : chooseZeek(opts.zeek as string | false | undefined, process.env, (m) => (nodesRun = m));
     const agentOptions: AgentDaemonOptions = defaultAgentOptions({
       name: opts.name,
-      stateDir: opts.stateDir,
+      // The agent process runs in a directory below the state directory, so it gets the
+      // path resolved here rather than one it would take relative to itself.
+      stateDir: resolve(opts.stateDir),
       listenHost: listen.host,
       listenPort: listen.port,
       requestTimeoutMs: opts.requestTimeout * 1000,
       logLevel: opts.logLevel,
       logToStderr: opts.logStderr === true,
+      logFormat,
       ...(opts.controller ? { controllerUrl: opts.controller } : {}),
       ...(opts.nodeCommand ? { nodeCommand: opts.nodeCommand } : {}),
       ...(zeek ? { zeek } : {}),
-      ...(opts.logArchiveDir ? { logArchiveDir: opts.logArchiveDir } : {}),
+      ...(opts.logArchiveDir ? { logArchiveDir: resolve(opts.logArchiveDir) } : {}),
       logArchiveIntervalMs: opts.logArchiveInterval * 1000,
       ...(tls ? { tls, nodeListenPort: await pickFreePort("127.0.0.1") } : {}),
       ...(controllerTls ? { controllerTls } : {}),
@@ -158,8 +167,15 @@ export function registerDaemonCommands(program: Command): void {
       processOptions: processOptions(opts),
       logLevel: opts.logLevel,
       logToStderr: opts.logStderr === true,
+      logFormat,
     });
     closeOnSignals(() => running.close());
+    const url = listenUrl(listen.host, agentOptions.listenPort, tls !== undefined);
+    const listening = await waitForListener(listen.host, agentOptions.listenPort, 15_000);
+    const dials = opts.controller ? `controller ${opts.controller}` : "waiting for a controller to dial in";
+    printStartupLine(
+      `zmgmt agent ${opts.name} ${listening ? "listening on" : "not yet listening on"} ${url}, ${dials}, ${nodesRun} (state in ${opts.stateDir})`,
+    );
   });
 
   program
@@ -179,6 +195,7 @@ export function registerDaemonCommands(program: Command): void {
     .option("--request-timeout <seconds>", "timeout of controller requests", intOption("--request-timeout"), DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS / 1000)
     .addOption(new Option("--log-level <level>", "management log level").choices(["DEBUG", "INFO", "WARNING", "ERROR"]).default("INFO"))
     .option("--log-stderr", "also print management log lines to stderr")
+    .addOption(logFormatOption())
     .option("--broker-start-port <port>", "first port for cluster-port auto-assignment", intOption("--broker-start-port"), 2200)
     .option("--metrics-start-port <port>", "first port for metrics-port auto-assignment", intOption("--metrics-start-port"), 9000)
     .option("--no-auto-assign-ports", "do not assign cluster ports to manager, logger and proxy nodes that lack one")
@@ -205,6 +222,7 @@ export function registerDaemonCommands(program: Command): void {
           requestTimeoutMs: opts.requestTimeout * 1000,
           logLevel: opts.logLevel,
           logToStderr: opts.logStderr === true,
+          logFormat: opts.logFormat,
           brokerStartPort: opts.brokerStartPort,
           metricsStartPort: opts.metricsStartPort,
           autoAssignBrokerPorts: opts.autoAssignPorts !== false,
@@ -214,7 +232,10 @@ export function registerDaemonCommands(program: Command): void {
           ...(opts.allowInsecureListen ? { allowInsecureListen: true } : {}),
         };
       }
+      applyLogFormat(options.logFormat);
+      process.title = `zmgmt controller ${options.name}`;
       const running = await startControllerDaemon(options);
+      printStartupLine(`zmgmt controller ${options.name} listening on ${listenUrl(options.listenHost, running.port, options.tls !== undefined)} (state in ${options.stateDir})`);
       // A controller started by a supervisor (zmgmt up) leaves with it; a standalone one
       // must not care who its parent is.
       if (opts.fromEnv) exitWhenOrphaned(() => running.close());
@@ -233,15 +254,19 @@ export function registerDaemonCommands(program: Command): void {
  * The Zeek that nodes run: `--zeek PATH`, else `zeek` on PATH (or a package's usual
  * prefix); none with --no-zeek or when there is none. Says which, once, on stderr.
  */
-export function chooseZeek(flag: string | false | undefined, env: NodeJS.ProcessEnv = process.env): ZeekInstall | undefined {
+export function chooseZeek(
+  flag: string | false | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+  say: (message: string) => void = (m) => process.stderr.write(`zmgmt: ${m}\n`),
+): ZeekInstall | undefined {
   if (flag === false) return undefined;
   const path = typeof flag === "string" ? flag : findZeekOnPath(env["PATH"]);
   if (path === undefined) {
-    process.stderr.write("zmgmt: no zeek found on PATH; cluster nodes run the built-in zmgmt node (use --zeek PATH to run Zeek)\n");
+    say("no zeek found on PATH; cluster nodes run the built-in zmgmt node (use --zeek PATH to run Zeek)");
     return undefined;
   }
   const zeek = probeZeek(path);
-  process.stderr.write(`zmgmt: cluster nodes run Zeek ${zeek.version} (${zeek.path})\n`);
+  say(`cluster nodes run Zeek ${zeek.version} (${zeek.path})`);
   return zeek;
 }
 

@@ -4,7 +4,8 @@
 
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { createServer } from "node:net";
 import { Command, Option } from "commander";
 import pc from "picocolors";
 import { DEFAULT_AGENT_PORT, DEFAULT_AGENT_REQUEST_TIMEOUT_MS } from "../agent/api.js";
@@ -78,6 +79,34 @@ async function connectWithRetry(url: string, deadline: number): Promise<Controll
   }
 }
 
+interface ListenPort {
+  what: string;
+  flag: string;
+  host: string;
+  port: number;
+}
+
+/** Exits naming the first port that something else already listens on. */
+async function assertPortsFree(ports: ListenPort[]): Promise<void> {
+  for (const p of ports) {
+    const error = await new Promise<NodeJS.ErrnoException | undefined>((done) => {
+      const srv = createServer();
+      srv.once("error", (err: NodeJS.ErrnoException) => done(err));
+      srv.listen(p.port, p.host, () => srv.close(() => done(undefined)));
+    });
+    if (!error) continue;
+    const where = `${p.host.includes(":") ? `[${p.host}]` : p.host}:${p.port}`;
+    const why =
+      error.code === "EADDRINUSE"
+        ? `is in use: another \`zmgmt up\`, controller or agent probably runs there ` +
+          (p.what === "controller" ? `(see \`zmgmt get-nodes --controller ${where}\`)` : "") +
+          `; stop it, or pick another port with ${p.flag}`
+        : `cannot be used: ${error.message}`;
+    process.stderr.write(`zmgmt up: the ${p.what} port ${where} ${why}\n`);
+    process.exit(1);
+  }
+}
+
 export function registerUpCommand(program: Command): void {
   addSupervisionOptions(
     program
@@ -104,6 +133,15 @@ export function registerUpCommand(program: Command): void {
     enforceListenPolicy("agent", agentListen.host, undefined, allowInsecureListen);
     if (controllerListen.port === 0) controllerListen.port = await pickFreePort(controllerListen.host);
     if (agentListen.port === 0) agentListen.port = await pickFreePort(agentListen.host);
+    // Before anything starts: a second `up` would otherwise have its agent join the first
+    // cluster's controller under the same name and take its nodes over.
+    await assertPortsFree([
+      { what: "controller", flag: "--controller-listen", ...controllerListen },
+      { what: "agent", flag: "--agent-listen", ...agentListen },
+    ]);
+    // Daemons run in directories of their own below the state directory; a relative path
+    // would be taken relative to those and nest the state inside itself.
+    opts.stateDir = resolve(opts.stateDir);
     const controllerName = `controller-${hostname()}`;
     const controllerOptions: ControllerDaemonOptions = {
       name: controllerName,
@@ -178,7 +216,13 @@ export function registerUpCommand(program: Command): void {
       process.exit(1);
     }
     process.stdout.write(`deploying configuration ${config.id} (${config.nodes.length} nodes)...\n`);
-    const deployed = await client.deploy(opts.timeout * 1000);
+    // A controller restarted in the same state directory first redeploys what it had
+    // deployed before; ours goes out once that is done.
+    let deployed = await client.deploy(opts.timeout * 1000);
+    while (deployed.some((r) => /^earlier deployment .* still pending$/.test(r.error ?? "")) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 250));
+      deployed = await client.deploy(opts.timeout * 1000);
+    }
     for (const r of deployed.filter((r) => !r.success)) {
       const outputs = resultNodeOutputs(r);
       process.stderr.write(`${pc.red("failed")}: ${r.node ?? r.instance ?? "deploy"}: ${r.error ?? ""}\n`);

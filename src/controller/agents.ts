@@ -7,7 +7,7 @@ import { eventToData, type ZeekEvent } from "../broker/messages.js";
 import { AgentApi, agentTopic } from "../agent/api.js";
 import { resultToString } from "../management/records.js";
 import type { Instance, Result } from "../management/types.js";
-import { compareText } from "./validation.js";
+import { compareText } from "../management/validation.js";
 import { CONTROLLER_API_VERSION } from "./api.js";
 import { byName, type ControllerContext, type ControllerRequest } from "./context.js";
 import { sameLink, type AgentDialer, type AgentLink, type Dial } from "./links.js";

@@ -5,7 +5,7 @@ import type { ZeekEvent } from "../broker/messages.js";
 import type { Logger } from "../management/log.js";
 import { DuplicateRequestError, type OfKind, type RequestTracker, type TrackedRequest } from "../management/request.js";
 import type { Configuration, Result } from "../management/types.js";
-import { compareText } from "./validation.js";
+import { compareText } from "../management/validation.js";
 import type { InstanceRegistry } from "./instances.js";
 import type { StoredConfigs } from "./persistence.js";
 

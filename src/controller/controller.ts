@@ -18,7 +18,7 @@ import { DEFAULT_BROKER_START_PORT, DEFAULT_METRICS_START_PORT, prepareReadyConf
 import { ConfigurationCodec, InstanceVecCodec, makeResult, resultToString } from "../management/records.js";
 import { RequestTracker, hasKind, requestToString, type Timers } from "../management/request.js";
 import type { Configuration, Result } from "../management/types.js";
-import { compareText, validateConfiguration } from "./validation.js";
+import { compareText, validateConfiguration } from "../management/validation.js";
 import { Agents } from "./agents.js";
 import {
   CONTROLLER_TOPIC,

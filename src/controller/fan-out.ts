@@ -8,7 +8,7 @@ import type { Logger } from "../management/log.js";
 import { NodeStatusVecCodec, makeResult, resultToString } from "../management/records.js";
 import { hasKind } from "../management/request.js";
 import type { Configuration, Result } from "../management/types.js";
-import { compareText } from "./validation.js";
+import { compareText } from "../management/validation.js";
 import type { Agents } from "./agents.js";
 import { ControllerApi } from "./api.js";
 import {

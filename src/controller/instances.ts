@@ -4,7 +4,7 @@
 // it in one entry, changed only through the transitions below, means no path can forget
 // one part of an instance while another part lingers.
 
-import { compareText } from "./validation.js";
+import { compareText } from "../management/validation.js";
 import type { Instance } from "../management/types.js";
 import { sameLink, type AgentLink, type Dial } from "./links.js";
 

@@ -5,7 +5,7 @@
 
 import { Type, type Static } from "@sinclair/typebox";
 import { join } from "node:path";
-import { LogLevelSchema, PeerTlsSchema, PortSchema as Port, TlsServerSchema, jsonOptionsReader } from "../management/options-schema.js";
+import { LogFormatSchema, LogLevelSchema, PeerTlsSchema, PortSchema as Port, TlsServerSchema, jsonOptionsReader } from "../management/options-schema.js";
 
 /** What the controller's logic takes; every field has a default. */
 export const ControllerSettingsSchema = Type.Object({
@@ -39,6 +39,8 @@ export const ControllerDaemonOptionsSchema = Type.Composite(
       logLevel: Type.Optional(LogLevelSchema),
       /** Mirror management.log lines to stderr. */
       logToStderr: Type.Optional(Type.Boolean()),
+      /** Format of that stderr copy; the file stays JSON lines. */
+      logFormat: Type.Optional(LogFormatSchema),
       tls: Type.Optional(TlsServerSchema),
       /** Accept a plaintext listener on a non-loopback address (see checkListenSecurity). */
       allowInsecureListen: Type.Optional(Type.Boolean()),

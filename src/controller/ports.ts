@@ -1,7 +1,7 @@
 import { isIPv6 } from "node:net";
 
 import type { ClusterRole, Configuration, Node } from "../management/types.js";
-import { compareText } from "./validation.js";
+import { compareText } from "../management/validation.js";
 
 export const DEFAULT_BROKER_START_PORT = 2200;
 export const DEFAULT_METRICS_START_PORT = 9000;

@@ -1,13 +1,27 @@
 // management.log: one structured JSON line per entry with upstream's columns (ts, node,
 // level, role, message), written to `management-<node>.log` in the process's directory,
-// and optionally mirrored to stderr for people watching a terminal.
+// and optionally mirrored to stderr for people watching a terminal (or a journal), either
+// as the same JSON lines or as plain text.
 
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import pino, { type Logger as PinoLogger } from "pino";
 
 export type LogLevel = "DEBUG" | "INFO" | "WARNING" | "ERROR";
 export type LogRole = "AGENT" | "CONTROLLER" | "NODE" | "SUPERVISOR" | "CLIENT";
+/** How the stderr copy reads; the file is always JSON lines. */
+export type LogFormat = "pretty" | "json";
+export const LOG_FORMATS: readonly LogFormat[] = ["pretty", "json"];
+
+let processStderrFormat: LogFormat = "pretty";
+/**
+ * The stderr format of loggers created later in this process that do not name one: the
+ * format is a property of the process's stderr (set once by its command line), and
+ * some loggers are created by code that does not know about it.
+ */
+export function setStderrLogFormat(format: LogFormat): void {
+  processStderrFormat = format;
+}
 
 const PINO_LEVEL: Record<LogLevel, string> = { DEBUG: "debug", INFO: "info", WARNING: "warn", ERROR: "error" };
 const LEVEL_NAME: Record<string, LogLevel> = { debug: "DEBUG", info: "INFO", warn: "WARNING", error: "ERROR" };
@@ -20,6 +34,8 @@ export interface LoggerOptions {
   level?: LogLevel;
   /** Also write each line to stderr. */
   stderr?: boolean;
+  /** Format of the stderr copy (default pretty). */
+  stderrFormat?: LogFormat;
 }
 
 export interface Logger {
@@ -40,7 +56,12 @@ export function createLogger(options: LoggerOptions): Logger {
       stream: pino.destination({ dest: join(options.directory, `management-${options.node}.log`), sync: true, mkdir: true }),
     });
   }
-  if (options.stderr) streams.push({ level: "debug", stream: pino.destination({ dest: 2, sync: true }) });
+  if (options.stderr) {
+    streams.push({
+      level: "debug",
+      stream: (options.stderrFormat ?? processStderrFormat) === "json" ? pino.destination({ dest: 2, sync: true }) : prettyStderr(),
+    });
+  }
   if (streams.length === 0) return silentLogger();
 
   const logger: PinoLogger = pino(
@@ -63,6 +84,31 @@ export function createLogger(options: LoggerOptions): Logger {
     error: (m) => logger.error(m),
     flush: () => logger.flush(),
   };
+}
+
+/**
+ * One readable line per entry: `2026-11-29T10:00:00.000Z INFO    controller c1: message`.
+ * Synchronous like the JSON copy, so the last lines before an exit are not lost.
+ */
+function prettyStderr(): { write(line: string): void } {
+  return {
+    write(line: string): void {
+      writeSync(2, formatPretty(line));
+    },
+  };
+}
+
+export function formatPretty(jsonLine: string): string {
+  let entry: { ts?: number; node?: string; level?: string; role?: string; message?: string };
+  try {
+    entry = JSON.parse(jsonLine) as typeof entry;
+  } catch {
+    return jsonLine.endsWith("\n") ? jsonLine : `${jsonLine}\n`;
+  }
+  const time = typeof entry.ts === "number" ? new Date(entry.ts * 1000).toISOString() : "-";
+  const level = (entry.level ?? "INFO").padEnd(7);
+  const who = `${(entry.role ?? "").toLowerCase()} ${entry.node ?? ""}`.trim();
+  return `${time} ${level} ${who}: ${entry.message ?? ""}\n`;
 }
 
 export function silentLogger(): Logger {

@@ -6,11 +6,14 @@ import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import type { PeerTlsOptions } from "../broker/peer.js";
 import type { TlsServerOptions } from "../broker/server.js";
-import type { LogLevel } from "./log.js";
+import type { LogFormat, LogLevel } from "./log.js";
 
 export const PortSchema = Type.Integer({ minimum: 0, maximum: 65535 });
 
 export const LogLevelSchema = Type.Union([Type.Literal("DEBUG"), Type.Literal("INFO"), Type.Literal("WARNING"), Type.Literal("ERROR")]);
+
+/** Format of the stderr copy of the management log. */
+export const LogFormatSchema = Type.Union([Type.Literal("pretty"), Type.Literal("json")]);
 
 export const TlsServerSchema = Type.Object(
   {
@@ -43,7 +46,8 @@ const schemasMatch: [
   Same<Static<typeof TlsServerSchema>, TlsServerOptions>,
   Same<Static<typeof PeerTlsSchema>, PeerTlsOptions>,
   Same<Static<typeof LogLevelSchema>, LogLevel>,
-] = [true, true, true];
+  Same<Static<typeof LogFormatSchema>, LogFormat>,
+] = [true, true, true, true];
 void schemasMatch;
 
 /**

@@ -65,6 +65,9 @@ function nodeRecordValue(node: Partial<Node>): Record<string, unknown> {
 export async function runNode(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const startedAt = Date.now();
   const options = managedNodeOptionsFromEnv(env);
+  // Every node is `node …/main.js node` on its command line; the title is what tells them
+  // apart in `ps` and top. Linux truncates it to the length of the original command line.
+  process.title = `zmgmt node ${options.name}`;
   const config = parseJsonEnv(env, NodeEnv.config, checkNodeConfig, {});
   const layout = parseJsonEnv(env, NodeEnv.cluster, checkClusterLayout, {});
   const role = env[NodeEnv.role] ?? config.role ?? "NONE";

@@ -8,7 +8,7 @@ import { Hub } from "../broker/hub.js";
 import { HubServer } from "../broker/server.js";
 import type { AgentDaemonOptions } from "../agent/api.js";
 import type { ControllerDaemonOptions } from "../controller/api.js";
-import { createLogger, type LogLevel } from "../management/log.js";
+import { createLogger, type LogFormat, type LogLevel } from "../management/log.js";
 import { zmgmtCommand } from "../management/paths.js";
 import { VERSION } from "../version.js";
 import { SUPERVISOR_TOKEN_HEADER, SupervisorEnv } from "./api.js";
@@ -30,6 +30,7 @@ export interface SupervisorProcessOptions {
   processOptions?: ProcessManagerOptions;
   logLevel?: LogLevel;
   logToStderr?: boolean;
+  logFormat?: LogFormat;
 }
 
 export interface RunningSupervisor {
@@ -40,12 +41,14 @@ export interface RunningSupervisor {
 }
 
 export async function startSupervisor(options: SupervisorProcessOptions): Promise<RunningSupervisor> {
+  process.title = `zmgmt supervisor ${options.agent.name}`;
   const log = createLogger({
     node: "supervisor",
     role: "SUPERVISOR",
     directory: join(options.stateDir, "nodes", "supervisor"),
     level: options.logLevel ?? "INFO",
     stderr: options.logToStderr ?? false,
+    ...(options.logFormat ? { stderrFormat: options.logFormat } : {}),
   });
   const agentToken = randomBytes(24).toString("hex");
   const nodeToken = randomBytes(24).toString("hex");

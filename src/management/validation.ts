@@ -1,4 +1,4 @@
-import type { Configuration, Instance, Node } from "../management/types.js";
+import type { Configuration, Instance, Node } from "./types.js";
 
 /**
  * Options for {@link validateConfiguration}. Every field is optional; the defaults are

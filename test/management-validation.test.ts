@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 
 import { CLUSTER_ROLES, type ClusterRole, type Configuration, type Instance, type Node } from "../src/management/types.js";
-import { compareText, validateConfiguration } from "../src/controller/validation.js";
+import { compareText, validateConfiguration } from "../src/management/validation.js";
 
 function inst(name: string, listenPort?: number, host = "0.0.0.0"): Instance {
   return listenPort === undefined ? { name, host } : { name, host, listenPort };
