@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { ZEEK_NODE_SCRIPT, clusterLayoutScript, findZeekOnPath, probeZeek, zeekLaunch } from "../src/agent/zeek.js";
 import { decodeNodeMeta, encodeNodeMeta } from "../src/agent/node-meta.js";
 import { archivePlacement } from "../src/agent/log-archiver.js";
+import { sameDeployment } from "../src/agent/config-equality.js";
 import type { Configuration, Node } from "../src/management/types.js";
 
 function node(name: string, role: Node["role"], extra: Partial<Node> = {}): Node {
@@ -148,3 +149,29 @@ describe("archive placement of rotated logs", () => {
     }
   });
 });
+
+describe("identical deployments", () => {
+  it("ignore ids, node states and ordering, but not anything a node is launched with", () => {
+    const reordered: Configuration = {
+      ...CONFIG,
+      id: "cfg-2",
+      instances: [...CONFIG.instances].reverse(),
+      nodes: [...CONFIG.nodes].reverse().map((n) => ({ ...n, state: "PENDING" as const, env: { ...n.env } })),
+    };
+    expect(sameDeployment(CONFIG, reordered)).toBe(true);
+    const changes: Array<(c: Configuration) => void> = [
+      (c) => (c.nodes[0]!.port = 2299),
+      (c) => (c.nodes[2]!.env = { A: "1" }),
+      (c) => (c.nodes[2]!.scripts = ["other.zeek"]),
+      (c) => (c.nodes[2]!.cpuAffinity = 1),
+      (c) => (c.instances[1]!.host = "10.0.0.3"),
+      (c) => c.nodes.push(node("proxy-1", "PROXY")),
+    ];
+    for (const change of changes) {
+      const next = structuredClone(CONFIG);
+      change(next);
+      expect(sameDeployment(CONFIG, next)).toBe(false);
+    }
+  });
+});
+

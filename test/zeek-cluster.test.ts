@@ -132,6 +132,16 @@ describe.skipIf(!canRun)("a real Zeek cluster", { timeout: 180_000 }, () => {
     expect(layout).toContain("redef Cluster::manager_is_logger = F;");
   });
 
+  it("re-deploys an identical configuration without restarting any node", async () => {
+    const before = await clusterNodes();
+    const again = await zc(["deploy-config", join(env.dir, "cluster.ini")]);
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    const after = await clusterNodes();
+    for (const [name, n] of Object.entries(before)) expect(after[name]?.pid, name).toBe(n.pid);
+    const deployedId = ((await zc(["get-config", "--deployed", "--as-json"])).json as { id: string }).id;
+    expect(deployedId).toBe((again.json as { results: { id: string } }).results.id);
+  });
+
   it("answers get-id-value for real identifiers exactly as upstream does", async () => {
     const interval = await zc(["get-id-value", "Log::default_rotation_interval", "manager"]);
     expect(interval.code).toBe(0);

@@ -10,6 +10,7 @@ import type { Configuration, Result } from "../management/types.js";
 import { AgentApi } from "./api.js";
 import type { AgentContext, AgentRequestOf } from "./context.js";
 import { clusterLayout, nodeLaunch } from "./launch.js";
+import { sameDeployment } from "./config-equality.js";
 import { decodeNodeMeta } from "./node-meta.js";
 import { loadAgentState, saveAgentState } from "./state-file.js";
 
@@ -106,6 +107,12 @@ export class Deployments {
     ctx.reply(AgentApi.deploy_response.make(reqid, results), reqid);
   }
 
+  /** Whether the supervisor runs exactly this instance's nodes of `config`. */
+  private runsAllOf(config: Configuration): boolean {
+    const mine = config.nodes.filter((n) => n.instance === this.ctx.options.name);
+    return mine.every((n) => this.ctx.nodes.has(n.name)) && this.ctx.nodes.size === mine.length;
+  }
+
   private finish(pending: AgentRequestOf<"deploy">): void {
     if (this.ctx.requests.finish(pending.id)) this.answer(pending, false);
   }
@@ -125,6 +132,13 @@ export class Deployments {
     const instance = ctx.options.name;
     if (config.id === this.configId && !force) {
       ctx.log.info(`already running config ${config.id}`);
+      ctx.reply(AgentApi.deploy_response.make(reqid, [makeResult(reqid, { instance })]), reqid);
+      return;
+    }
+    if (!force && this.config !== undefined && this.config.id === this.configId && sameDeployment(this.config, config) && this.runsAllOf(config)) {
+      // zeek-client stages every deploy-config under a new id; an unchanged cluster keeps running.
+      ctx.log.info(`config ${config.id} launches exactly what config ${this.configId} does; adopting it without restarting nodes`);
+      this.adopt(config);
       ctx.reply(AgentApi.deploy_response.make(reqid, [makeResult(reqid, { instance })]), reqid);
       return;
     }

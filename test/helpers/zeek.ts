@@ -35,7 +35,10 @@ export interface ClientRun extends ZeekClientRun {
 
 /** Runs the stock zeek-client against a controller on 127.0.0.1:`port`. */
 export async function zeekClient(client: string, port: number, args: string[], timeoutMs = 60_000): Promise<ClientRun> {
-  const run = await runZeekClient(client, ["--controller", `127.0.0.1:${port}`, ...args], { timeoutMs });
+  // zeek-client's own 20 s request timeout is shorter than a deploy of Zeek nodes that
+  // fail to start takes to be reported on a loaded machine.
+  const settings = ["--set", `client.request_timeout_secs=${Math.floor(timeoutMs / 1000) - 5}`];
+  const run = await runZeekClient(client, ["--controller", `127.0.0.1:${port}`, ...settings, ...args], { timeoutMs });
   try {
     return { ...run, json: JSON.parse(run.stdout) as unknown };
   } catch {
