@@ -211,6 +211,20 @@ describe("agent API with real processes", () => {
     expect(states).toContain("CRASHED");
   });
 
+  it("restarts a CRASHED node at once instead of waiting out its revival delay", async () => {
+    // A revival delay far longer than the test, so the node stays CRASHED until restarted.
+    const { peer } = await setup(["--restart-delay", "120"]);
+    await deploy(peer, config([node("worker-01", "WORKER"), node("worker-02", "WORKER")]));
+    const pid = (await clusterNodes(peer)).get("worker-01")!.pid!;
+    process.kill(pid, "SIGKILL");
+    await eventually(async () => (await clusterNodes(peer)).get("worker-01")?.state === "CRASHED", 10_000, "worker-01 CRASHED");
+    const [, results] = await request(peer, agentTopic(AGENT), AgentApi.restart_request.make(randomUUID(), ["worker-01"]), AgentApi.restart_response, 10_000);
+    expect(results).toEqual([expect.objectContaining({ node: "worker-01", success: true })]);
+    const after = (await clusterNodes(peer)).get("worker-01")!;
+    expect(after.state).toBe("RUNNING");
+    expect(after.pid).not.toBe(pid);
+  });
+
   it("reports a port conflict with the node's stderr in the deploy result", async () => {
     const { peer } = await setup();
     const blocker: Server = createServer();

@@ -6,12 +6,15 @@ import { errorMessage } from "../broker/errors.js";
 import { newReqId } from "../broker/request.js";
 import { hasKind } from "../management/request.js";
 import { NodeOutputsCodec, NodeStatusVecCodec, makeResult, resultToString } from "../management/records.js";
-import type { NodeStatus, Result } from "../management/types.js";
+import type { NodeStatus, Result, State } from "../management/types.js";
 import { NODE_TOPIC, NodeApi } from "../node/api.js";
 import type { SupervisedNodeStatus } from "../supervisor/api.js";
 import { AgentApi } from "./api.js";
 import type { AgentContext, AgentRequest, AgentRequestOf } from "./context.js";
 import { decodeNodeMeta } from "./node-meta.js";
+
+
+const RESTARTABLE: ReadonlySet<State> = new Set<State>(["RUNNING", "CRASHED", "FAILED"]);
 
 export class NodeOperations {
   constructor(private readonly ctx: AgentContext) {}
@@ -150,9 +153,11 @@ export class NodeOperations {
       ctx.reply(AgentApi.restart_response.make(reqid, []), `${reqid}, ${why}`);
       return;
     }
-    // Crashed nodes are already being revived. Nodes the supervisor gave up on are not, and
-    // a restart is what the give-up notice tells the operator to do, so they are included.
-    const targets = names.filter((n) => ["RUNNING", "FAILED"].includes(ctx.nodes.get(n)?.state ?? ""));
+    // A crashed node waiting out its revival delay and one the supervisor gave up on are
+    // restarted too, at once: that is what an operator asks for. Only a node still coming
+    // up is left alone, and the answer says so.
+    const targets = names.filter((n) => RESTARTABLE.has(ctx.nodes.get(n)?.state ?? "UNKNOWN"));
+    const skipped = names.filter((n) => !targets.includes(n));
     const pending = ctx.requests.create({
       id: newReqId(),
       state: {
@@ -162,6 +167,10 @@ export class NodeOperations {
         oldPids: new Map(targets.map((n) => [n, ctx.nodes.get(n)?.helloPid])),
       },
     });
+    for (const n of skipped) {
+      const state = ctx.nodes.get(n)?.state ?? "UNKNOWN";
+      pending.results.push(makeResult(reqid, { instance, node: n, success: false, error: `node ${n} is ${state}, not restarted` }));
+    }
     await Promise.all(
       targets.map(async (n) => {
         const rec = ctx.nodes.get(n);
