@@ -148,7 +148,7 @@ describe("without a controller", () => {
     expect(conflict.code).toBe(2);
     const badCommand = await runCli(["set-config", "x.ini"]);
     expect(badCommand.code).toBe(2);
-    expect(badCommand.stderr).toBe("error: unknown command 'set-config'\n");
+    expect(badCommand.stderr).toBe("error: unknown command 'set-config' (did you mean get-config?)\n");
     const none = await runCli([]);
     expect(none.code).toBe(1);
     expect(none.stderr).toBe("error: please provide a command to execute.\n");
@@ -156,6 +156,47 @@ describe("without a controller", () => {
     const help = await runCli(["help", "get-id-value"]);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain("Usage: zmgmt get-id-value [options] <IDENTIFIER> [NODES...]");
+  });
+
+  it("suggests commands and options close to a typo", async () => {
+    const command = await runCli(["get-node"]);
+    expect(command.code).toBe(2);
+    expect(command.stderr).toBe("error: unknown command 'get-node' (did you mean get-nodes?)\n");
+    const far = await runCli(["frobnicate"]);
+    expect(far.code).toBe(2);
+    expect(far.stderr).toBe("error: unknown command 'frobnicate'\n");
+    // --json is a global option, hidden in each command's help but still suggested.
+    const option = await runCli(["get-nodes", "--jsno"]);
+    expect(option.code).toBe(2);
+    expect(option.stderr).toBe("error: unknown option '--jsno' (did you mean --json?)\n");
+  });
+
+  it("rejects a bad --controller port, unknown --set keys and a missing -c file before connecting", async () => {
+    const port = await runCli(["--controller", "127.0.0.1:abc", "get-nodes"]);
+    expect(port.code).toBe(1);
+    expect(port.stdout).toBe("");
+    expect(port.stderr).toBe(
+      'error: invalid --controller value "127.0.0.1:abc": port "abc" is not a number (use HOST:PORT, e.g. 127.0.0.1:2149)\n',
+    );
+    const key = await runCli(["--set", "client.request_timeuot_secs=1", "get-nodes"]);
+    expect(key.code).toBe(1);
+    expect(key.stderr).toBe(
+      'error: unknown setting "client.request_timeuot_secs" in --set client.request_timeuot_secs=1 ' +
+        "(did you mean client.request_timeout_secs?); show-settings lists them all\n",
+    );
+    // show-settings too: it would otherwise print the typo back as if it were a setting.
+    const shown = await runCli(["show-settings", "--set", "sll.enable=true"]);
+    expect(shown.code).toBe(1);
+    expect(shown.stdout).toBe("");
+    expect(shown.stderr).toContain("(did you mean ssl.enable?)");
+    // Keys fold to lower case as in configparser, and the deprecated ssl.disable only warns.
+    expect((await runCli(["--set", "client.Pretty_JSON=false", "--set", "ssl.disable=1", "show-settings"])).code).toBe(0);
+    const missing = await runCli(["-c", "/nonexistent/zeek-client.cfg", "get-nodes"]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe('error: client settings file "/nonexistent/zeek-client.cfg" not found\n');
+    // The environment's file stays optional, as in zeek-client.
+    const fromEnv = await runCli(["show-settings"], { env: { ZEEK_CLIENT_CONFIG_FILE: "/nonexistent/zeek-client.cfg" } });
+    expect(fromEnv.code).toBe(0);
   });
 
   it("shows the effective settings in precedence order", async () => {

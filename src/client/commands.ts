@@ -23,6 +23,7 @@ import {
   renderTestTimeout,
   type Rendered,
 } from "./render.js";
+import { didYouMean } from "./suggest.js";
 import { loadSettings, renderSettings, type Settings } from "./settings.js";
 import { deployTable, idValueTable, instancesTable, nodesTable, restartTable, type TableOptions } from "./tables.js";
 
@@ -194,6 +195,11 @@ async function runClient(cmd: Command, handler: (ctx: Context) => Promise<number
   } catch (err) {
     if (!(err instanceof IniError)) throw err;
     if (!opts.quiet) process.stderr.write(`error: ${err.message}\n`);
+    return exitNow(1);
+  }
+  if (loaded.fatal.length > 0) {
+    const log = new Logger({ quiet: opts.quiet });
+    for (const e of loaded.fatal) log.error(e);
     return exitNow(1);
   }
   const settings = loaded.settings;
@@ -462,6 +468,19 @@ function exitForCommanderError(err: CommanderError): never {
   exitNow(USAGE_EXIT);
 }
 
+/**
+ * Commander suggests only options that help shows, and the global options are hidden on
+ * each command (they are listed once, on zmgmt --help); a typo in `--jsno` should still
+ * point at `--json`. This replaces commander's hook with the same message over every option.
+ */
+function suggestHiddenOptions(cmd: Command): void {
+  (cmd as unknown as { unknownOption(flag: string): void }).unknownOption = (flag: string) => {
+    const longs = cmd.options.map((o) => o.long).filter((l): l is string => l !== undefined);
+    const hint = flag.startsWith("--") ? didYouMean(flag, longs) : "";
+    cmd.error(`error: unknown option '${flag}'${hint}`, { exitCode: USAGE_EXIT, code: "commander.unknownOption" });
+  };
+}
+
 /** Adds zeek-client's global options and commands to the `zmgmt` program. */
 export function registerClientCommands(program: Command): void {
   // As with zeek-client, options before the command belong to the client; this also keeps
@@ -476,7 +495,11 @@ export function registerClientCommands(program: Command): void {
     .argument("[command...]")
     .action(async (words: string[], _opts: unknown, cmd: Command) => {
       if (words.length > 0) {
-        program.error(`error: unknown command '${words[0]}'`, { exitCode: USAGE_EXIT, code: "commander.unknownCommand" });
+        const names = program.commands.flatMap((c) => [c.name(), ...c.aliases()]);
+        program.error(`error: unknown command '${words[0]}'${didYouMean(words[0]!, names)}`, {
+          exitCode: USAGE_EXIT,
+          code: "commander.unknownCommand",
+        });
       }
       const opts = mergedOptions(cmd);
       new Logger({ quiet: opts.quiet }).error("please provide a command to execute.");
@@ -487,6 +510,7 @@ export function registerClientCommands(program: Command): void {
     let cmd = program.command(spec.name).description(spec.description);
     if (spec.configure) cmd = spec.configure(cmd);
     addGlobalOptions(cmd, true);
+    suggestHiddenOptions(cmd);
     cmd.addHelpText("after", "\nThe global options (zmgmt --help) may also follow the command name.");
     cmd.action(async (...params: unknown[]) => {
       const self = params[params.length - 1] as Command;
