@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { WebSocketServer } from "ws";
 import { dataToEvent, decodeDataMessage, encodeAck, encodeEventMessage } from "../src/broker/messages.js";
 import { ControllerApi } from "../src/controller/api.js";
+import { AgentApi } from "../src/agent/api.js";
 import { InstanceVecCodec, makeResult } from "../src/management/records.js";
 import { CLI, TestEnv, freePort } from "./helpers/cluster.js";
 
@@ -292,6 +293,91 @@ describe("against a scripted server", () => {
       expect(json(r)).toEqual({ "agent-x": { host: "10.0.0.1", port: 2151 } });
       // One command, one connection: the slow ack is waited for on the same socket.
       expect(connections).toBe(1);
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      await new Promise((r) => wss.close(r));
+    }
+  });
+});
+
+describe("monitor against a scripted controller", () => {
+  afterEach(killClients);
+
+  /** Acks, then sends what a controller passes on to every client, including others' responses. */
+  async function notifyingServer(): Promise<{ wss: WebSocketServer; port: number }> {
+    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+    wss.on("connection", (ws) => {
+      ws.once("message", () => {
+        ws.send(encodeAck("fake-controller", "2.8"));
+        const topic = "zeek/management/controller";
+        const worker = { name: "worker-01", instance: "agent-a", role: "WORKER", state: "CRASHED", env: {} } as const;
+        setTimeout(() => {
+          ws.send(encodeEventMessage(topic, ControllerApi.get_nodes_response.make("someone-else", [])));
+          ws.send(encodeEventMessage(topic, AgentApi.notify_log.make("agent-a", "node worker-01 (pid 4242) exited with code 1", "worker-01")));
+          ws.send(encodeEventMessage(topic, AgentApi.notify_change.make("agent-a", worker, "RUNNING", "CRASHED")));
+          ws.send(encodeEventMessage(topic, { name: "Some::other_event", args: [] }));
+          ws.send(encodeEventMessage(topic, AgentApi.notify_error.make("agent-a", "failed to restart node worker-01", undefined)));
+          // Re-issued under the controller's prefix reads the same.
+          const relayed = AgentApi.notify_change.make("agent-a", { ...worker, state: "RUNNING" }, "CRASHED", "RUNNING");
+          ws.send(encodeEventMessage(topic, { ...relayed, name: "Management::Controller::API::notify_change" }));
+        }, 200);
+      });
+    });
+    await new Promise((r) => wss.once("listening", r));
+    return { wss, port: (wss.address() as { port: number }).port };
+  }
+
+  it("--json prints one JSON line per change, log and error and nothing else; the link going away ends it with 1", async () => {
+    const { wss, port } = await notifyingServer();
+    try {
+      const child = spawn(process.execPath, [CLI, "--controller", `127.0.0.1:${port}`, "--set", "client.request_timeout_secs=1", "monitor", "--json"], {
+        env: { ...process.env, ZEEK_CLIENT_CONFIG_FILE: "", ZEEK_CLIENT_CONFIG_SETTINGS: "" },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      running.add(child);
+      let out = "";
+      let err = "";
+      child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+      child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+      await until(async () => (out.split("\n").length > 4 ? true : undefined), 15_000, "four events");
+      // Longer than the request timeout: silence is not reported as an error here.
+      await new Promise((r) => setTimeout(r, 1500));
+      for (const c of wss.clients) c.close();
+      expect(await exited).toBe(1);
+      running.delete(child);
+      const lines = out.trimEnd().split("\n").map((l) => JSON.parse(l));
+      expect(lines).toEqual([
+        { time: expect.any(String), event: "log", instance: "agent-a", node: "worker-01", message: "node worker-01 (pid 4242) exited with code 1" },
+        { time: expect.any(String), event: "change", instance: "agent-a", node: "worker-01", old: "RUNNING", new: "CRASHED" },
+        { time: expect.any(String), event: "error", instance: "agent-a", message: "failed to restart node worker-01" },
+        { time: expect.any(String), event: "change", instance: "agent-a", node: "worker-01", old: "CRASHED", new: "RUNNING" },
+      ]);
+      expect(Number.isNaN(Date.parse(lines[0].time))).toBe(false);
+      expect(err).toMatch(new RegExp(`^error: lost the connection to controller 127\\.0\\.0\\.1:${port}: .*\\n$`));
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      await new Promise((r) => wss.close(r));
+    }
+  });
+
+  it("piped without --json keeps zeek-client's output", async () => {
+    const { wss, port } = await notifyingServer();
+    try {
+      const child = spawn(process.execPath, [CLI, "--controller", `127.0.0.1:${port}`, "monitor"], {
+        env: { ...process.env, ZEEK_CLIENT_CONFIG_FILE: "", ZEEK_CLIENT_CONFIG_SETTINGS: "" },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      running.add(child);
+      let out = "";
+      child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+      await until(async () => (out.includes("get_nodes_response(") ? true : undefined), 15_000, "the response");
+      child.kill("SIGINT");
+      expect(await exited).toBe(0);
+      running.delete(child);
+      expect(out).toContain('received "Management::Controller::API::get_nodes_response(');
+      expect(out).not.toContain("notify_change");
     } finally {
       for (const c of wss.clients) c.terminate();
       await new Promise((r) => wss.close(r));

@@ -24,6 +24,7 @@ import {
   type Rendered,
 } from "./render.js";
 import { didYouMean } from "./suggest.js";
+import { humanLine, jsonLine } from "./monitor.js";
 import { loadSettings, renderSettings, type Settings } from "./settings.js";
 import { deployTable, idValueTable, instancesTable, nodesTable, restartTable, type TableOptions } from "./tables.js";
 
@@ -141,6 +142,9 @@ interface Context {
   pretty: boolean;
   /** Tables instead of JSON: stdout is a terminal and --json was not given. */
   human: boolean;
+  /** --json was given. */
+  json: boolean;
+  quiet: boolean;
   tableOptions: TableOptions;
   spinner: Spinner;
   connect(): Promise<ControllerConnection>;
@@ -229,6 +233,8 @@ async function runClient(cmd: Command, handler: (ctx: Context) => Promise<number
     log,
     pretty,
     human: process.stdout.isTTY === true && !opts.json,
+    json: opts.json,
+    quiet: opts.quiet,
     tableOptions: { color },
     spinner,
     async connect() {
@@ -410,11 +416,25 @@ const COMMANDS: CommandSpec[] = [
   },
   {
     name: "monitor",
-    description: "print the events the controller sends, until Ctrl-C",
+    description: "print the cluster's state changes, logs and errors as they happen, until Ctrl-C",
     run: async (ctx) => {
       const conn = await ctx.connect();
-      conn.monitor((line) => void ctx.print(line + "\n"));
-      return new Promise<number>(() => undefined);
+      if (!ctx.human && !ctx.json) {
+        // Piped without --json: zeek-client's output, every event's signature.
+        conn.monitor((line) => void ctx.print(line + "\n"));
+        return new Promise<number>(() => undefined);
+      }
+      if (ctx.human && !ctx.quiet) process.stderr.write(pc.dim(`watching controller ${conn.target.remote}; Ctrl-C to stop\n`));
+      const color = ctx.tableOptions.color ? pc : undefined;
+      return new Promise<number>((resolve) => {
+        conn.watch(
+          (n) => void ctx.print((ctx.json ? jsonLine(n, new Date()) : humanLine(n, new Date(), color ? { color } : {})) + "\n"),
+          (message) => {
+            ctx.log.error(message);
+            resolve(1);
+          },
+        );
+      });
     },
   },
   {

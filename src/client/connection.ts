@@ -12,6 +12,7 @@ import { CONTROLLER_TOPIC } from "../controller/api.js";
 import { ControllerClient } from "./controller-client.js";
 import { parsePyInt } from "./ini.js";
 import type { Logger } from "./log.js";
+import { notificationOf, type Notification } from "./monitor.js";
 import { brokerRepr, checkEvent, describeEvent } from "./render.js";
 import type { Settings } from "./settings.js";
 
@@ -295,6 +296,34 @@ export class ControllerConnection {
       link.off("data", onData);
       link.off("server-error", arm);
       link.off("down", onDown);
+    };
+  }
+
+  /**
+   * The readable monitor: only the cluster's notifications reach `on`; responses meant for
+   * other clients and the silence between events are not reported. Returns a function that
+   * stops it.
+   */
+  watch(on: (notification: Notification) => void, onDown: (message: string) => void): () => void {
+    const link = this.connection;
+    const onData = (topic: string, data: BrokerData): void => {
+      if (this.log.tracing) this.log.debug(`recv: ${encodeDataMessage(topic, data)}`);
+      let event: ZeekEvent;
+      try {
+        event = dataToEvent(data);
+      } catch {
+        return;
+      }
+      const notification = notificationOf(event);
+      if (notification) on(notification);
+      else this.log.debug(`skipping event "${event.name}"`);
+    };
+    const down = (reason: string): void => onDown(`lost the connection to controller ${this.target.remote}: ${reason}`);
+    link.on("data", onData);
+    link.on("down", down);
+    return () => {
+      link.off("data", onData);
+      link.off("down", down);
     };
   }
 
