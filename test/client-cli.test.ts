@@ -121,7 +121,7 @@ describe("without a controller", () => {
       expect(r.stdout).toBe("");
       expect(r.stderr).toBe(
         `error: websocket error in connect() with controller 127.0.0.1:${port}: Unexpected server response: 200 ` +
-          "(not a Broker WebSocket endpoint: an HTTP server, or the wrong port?)\n",
+          "(an HTTP server answered, not a Broker WebSocket endpoint: a web or metrics port? The controller listens on 2149 by default)\n",
       );
     } finally {
       await closeServer(http);
@@ -293,6 +293,58 @@ describe("against a scripted server", () => {
       expect(json(r)).toEqual({ "agent-x": { host: "10.0.0.1", port: 2151 } });
       // One command, one connection: the slow ack is waited for on the same socket.
       expect(connections).toBe(1);
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      await new Promise((r) => wss.close(r));
+    }
+  });
+});
+
+describe("pointed at an agent", () => {
+  let env: TestEnv;
+  let agentPort = 0;
+
+  beforeAll(async () => {
+    env = new TestEnv("zmgmt-client-agent-");
+    agentPort = (await env.startAgent({ name: "agent-x" })).port;
+  }, 60_000);
+
+  afterAll(async () => {
+    killClients();
+    await env?.cleanup();
+  }, 60_000);
+
+  it("says it is an agent, not a controller, when the request goes unanswered", async () => {
+    const r = await runCli(["--controller", `127.0.0.1:${agentPort}`, "--set", "client.request_timeout_secs=1", "get-nodes"]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toBe(
+      `error: no response received: websocket connection to 127.0.0.1:${agentPort} timed out; ` +
+        `127.0.0.1:${agentPort} is agent "agent-x", not a controller (agents take no client requests): ` +
+        "point --controller at the controller's address, port 2149 by default\n",
+    );
+  });
+
+  it("fails at once when an agent greets the client on the controller topic", async () => {
+    // An endpoint that behaves like an agent relaying its hello where the client listens.
+    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+    wss.on("connection", (ws) => {
+      ws.once("message", () => {
+        ws.send(encodeAck("fake-agent", "2.8"));
+        ws.send(encodeEventMessage("zeek/management/controller", AgentApi.notify_agent_hello.make("agent-y", "fake-agent", false, 1)));
+      });
+    });
+    await new Promise((r) => wss.once("listening", r));
+    const port = (wss.address() as { port: number }).port;
+    try {
+      const r = await runCli(["--controller", `127.0.0.1:${port}`, "get-instances"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(
+        `error: no response received: 127.0.0.1:${port} is agent "agent-y", not a controller (agents take no client requests): ` +
+          "point --controller at the controller's address, port 2149 by default\n",
+      );
+      // Not the default 20 s request timeout.
+      expect(r.ms).toBeLessThan(10_000);
     } finally {
       for (const c of wss.clients) c.terminate();
       await new Promise((r) => wss.close(r));

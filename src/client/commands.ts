@@ -265,7 +265,7 @@ async function runClient(cmd: Command, handler: (ctx: Context) => Promise<number
     code = await handler(ctx);
   } catch (thrown) {
     spinner.stop();
-    const err = openConnection ? openConnection.failure(thrown) : thrown;
+    const err = openConnection ? await openConnection.failure(thrown) : thrown;
     if (!(err instanceof ClientFailure)) throw err;
     log.error(err.message);
     code = 1;
