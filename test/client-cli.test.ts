@@ -1,7 +1,7 @@
 // The client commands as a user runs them: the built CLI as a real process, against a real
 // controller and agent (with its supervisor and nodes), or against nothing at all.
 
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
 import { createServer, type Server } from "node:net";
@@ -46,6 +46,37 @@ function runCli(
       clearTimeout(timer);
       running.delete(child);
       resolve({ code, stdout, stderr, ms: Date.now() - started });
+    });
+  });
+}
+
+const HAVE_SCRIPT = spawnSync("script", ["--version"]).status === 0;
+
+/** Runs the CLI on a pseudo-terminal (util-linux `script`), as a person at a terminal would; stdout and stderr arrive mixed. */
+function runTty(args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<Run> {
+  const quote = (a: string): string => `'${a.replace(/'/g, "'\\''")}'`;
+  const command = [process.execPath, CLI, ...args].map(quote).join(" ");
+  return runCommand("script", ["-qefc", command, "/dev/null"], opts);
+}
+
+function runCommand(file: string, args: string[], opts: { cwd?: string; timeoutMs?: number }): Promise<Run> {
+  const started = Date.now();
+  const child = spawn(file, args, {
+    cwd: opts.cwd,
+    env: { ...process.env, ZEEK_CLIENT_CONFIG_FILE: "", ZEEK_CLIENT_CONFIG_SETTINGS: "", NO_COLOR: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  running.add(child);
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 30_000);
+  return new Promise((resolve) => {
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      running.delete(child);
+      resolve({ code, stdout: stdout.replace(/\r\n/g, "\n"), stderr, ms: Date.now() - started });
     });
   });
 }
@@ -635,6 +666,32 @@ describe("against a real cluster", () => {
     const bad = await zc(["restart", "nope"]);
     expect(bad.code).toBe(1);
     expect(json(bad)).toEqual({ errors: [{ error: "unknown cluster node", source: "nope" }], results: {} });
+  });
+
+  it("hints at the nodes the controller knows when a name is unknown, on stderr only", async () => {
+    const typo = await zc(["restart", "wroker-01"]);
+    expect(typo.code).toBe(1);
+    expect(json(typo)).toEqual({ errors: [{ error: "unknown cluster node", source: "wroker-01" }], results: {} });
+    expect(typo.stderr).toBe('hint: no node "wroker-01" (did you mean worker-01?)\n');
+    const far = await zc(["get-id-value", "Cluster::node", "xyz"]);
+    expect(far.code).toBe(1);
+    expect(json(far)).toEqual({ errors: [{ error: "unknown cluster node", source: "xyz" }], results: {} });
+    expect(far.stderr).toBe('hint: no node "xyz"; the cluster\'s nodes are manager, worker-01\n');
+    expect((await zc(["-q", "restart", "wroker-01"])).stderr).toBe("");
+  });
+
+  it.skipIf(!HAVE_SCRIPT)("on a terminal, the controller's validation errors read like local ones", async () => {
+    const file = join(env.dir, "bad-instance.ini");
+    writeFileSync(file, "[instances]\nagent-a\n\n[manager]\ninstance = agent-zz\nrole = manager\n");
+    const remote = await runTty(["--controller", `127.0.0.1:${port}`, "stage-config", file], { cwd: env.dir });
+    expect(remote.code).toBe(1);
+    expect(remote.stdout).not.toContain('"errors"');
+    expect(remote.stdout).toMatch(/^error: .*agent-zz.*\nerror: configuration has errors, not staged\n$/);
+    const badRole = join(env.dir, "bad-role.ini");
+    writeFileSync(badRole, "[manager]\ninstance = agent-a\nrole = chef\n");
+    const local = await runTty(["--controller", `127.0.0.1:${port}`, "stage-config", badRole], { cwd: env.dir });
+    expect(local.code).toBe(1);
+    expect(local.stdout).toBe('error: invalid node "manager" configuration: role "chef" is invalid\nerror: configuration has errors, not sending\n');
   });
 
   it("test-timeout: answered with state, times out without", async () => {

@@ -24,6 +24,7 @@ import {
   type Rendered,
 } from "./render.js";
 import { didYouMean } from "./suggest.js";
+import { resultNodeStatuses } from "./controller-client.js";
 import { humanLine, jsonLine } from "./monitor.js";
 import { loadSettings, renderSettings, type Settings } from "./settings.js";
 import { deployTable, idValueTable, instancesTable, nodesTable, restartTable, type TableOptions } from "./tables.js";
@@ -322,6 +323,54 @@ async function stageConfig(ctx: Context, file: string): Promise<StageOutcome> {
   return { code: rendered.exitCode, conn, ...(rendered.json !== undefined ? { json: rendered.json } : {}) };
 }
 
+/**
+ * Staging's answer: zeek-client's JSON, except that on a terminal the controller's
+ * validation errors are printed as the same `error:` lines a locally found problem gets.
+ */
+async function printStaged(ctx: Context, staged: StageOutcome): Promise<void> {
+  if (staged.json === undefined) return;
+  const errors = (staged.json as PyDict)["errors"];
+  if (ctx.human && Array.isArray(errors) && errors.length > 0) {
+    for (const e of errors) ctx.log.error(typeof e === "string" ? e : pyDumps(e, null));
+    ctx.log.error("configuration has errors, not staged");
+    return;
+  }
+  await ctx.printJson(staged.json);
+}
+
+/**
+ * For names the controller answered "unknown cluster node" to, a hint on stderr naming the
+ * closest nodes it reported (or all of them). The JSON on stdout stays zeek-client's.
+ */
+async function hintUnknownNodes(ctx: Context, conn: ControllerConnection, json: PyJson | undefined): Promise<void> {
+  if (ctx.quiet || json === undefined || json === null || typeof json !== "object" || Array.isArray(json)) return;
+  const errors = (json as PyDict)["errors"];
+  if (!Array.isArray(errors)) return;
+  const unknown = errors.flatMap((e) => {
+    if (e === null || typeof e !== "object" || Array.isArray(e)) return [];
+    const d = e as PyDict;
+    return d["error"] === "unknown cluster node" && typeof d["source"] === "string" ? [d["source"]] : [];
+  });
+  if (unknown.length === 0) return;
+  let names: string[] = [];
+  try {
+    for (const result of await conn.client.getNodes()) {
+      for (const status of resultNodeStatuses(result) ?? []) if (status.mgmtRole !== "AGENT" && status.mgmtRole !== "CONTROLLER") names.push(status.node);
+    }
+  } catch {
+    return; // A hint is not worth a second failure.
+  }
+  names = [...new Set(names)].sort();
+  for (const name of unknown) {
+    const close = didYouMean(name, names);
+    const text = close
+      ? `hint: no node "${name}"${close}`
+      : `hint: no node "${name}"; the cluster's nodes are ${names.length ? names.join(", ") : "none (nothing deployed?)"}`;
+    ctx.spinner.clear();
+    process.stderr.write(`${text}\n`);
+  }
+}
+
 async function deploy(ctx: Context, conn: ControllerConnection): Promise<number> {
   ctx.spinner.start("deploying configuration");
   let results;
@@ -355,7 +404,7 @@ const COMMANDS: CommandSpec[] = [
     run: async (ctx, [file]) => {
       const staged = await stageConfig(ctx, file!);
       if (staged.code !== 0 || staged.conn === undefined) {
-        if (staged.json !== undefined) await ctx.printJson(staged.json);
+        await printStaged(ctx, staged);
         return staged.code;
       }
       return deploy(ctx, staged.conn);
@@ -395,7 +444,10 @@ const COMMANDS: CommandSpec[] = [
     configure: (cmd) => cmd.argument("<IDENTIFIER>", "script identifier, e.g. Cluster::node").argument("[NODES...]", "node names"),
     run: async (ctx, [id, ...nodes]) => {
       const conn = await ctx.connect();
-      return emit(ctx, renderGetIdValue(await conn.client.getIdValue(id!, [...new Set(nodes)])), idValueTable);
+      const rendered = renderGetIdValue(await conn.client.getIdValue(id!, [...new Set(nodes)]));
+      const code = await emit(ctx, rendered, idValueTable);
+      await hintUnknownNodes(ctx, conn, rendered.json);
+      return code;
     },
   },
   {
@@ -450,7 +502,10 @@ const COMMANDS: CommandSpec[] = [
       } finally {
         ctx.spinner.stop();
       }
-      return emit(ctx, renderRestart(results), restartTable);
+      const rendered = renderRestart(results);
+      const code = await emit(ctx, rendered, restartTable);
+      await hintUnknownNodes(ctx, conn, rendered.json);
+      return code;
     },
   },
   {
@@ -459,7 +514,7 @@ const COMMANDS: CommandSpec[] = [
     configure: (cmd) => cmd.argument("<FILE>", 'cluster configuration file, "-" for stdin'),
     run: async (ctx, [file]) => {
       const staged = await stageConfig(ctx, file!);
-      if (staged.json !== undefined) await ctx.printJson(staged.json);
+      await printStaged(ctx, staged);
       return staged.code;
     },
   },
