@@ -263,7 +263,9 @@ describe("without a controller", () => {
       );
       const invalid = await runCli(["--controller", "127.0.0.1:1", "deploy-config", "-"], { input: "[m]\nrole = chef\n" });
       expect(invalid.code).toBe(1);
-      expect(invalid.stderr).toBe('error: invalid node "m" configuration: role "chef" is invalid\nerror: configuration has errors, not sending\n');
+      expect(invalid.stderr).toBe(
+        'error: invalid node "m" configuration: role "chef" is invalid (<stdin>, line 2)\nerror: configuration has errors, not sending\n',
+      );
       const absent = await runCli(["stage-config", join(env.dir, "nope.ini")]);
       expect(absent.code).toBe(1);
       expect(absent.stderr).toBe("error: please provide a cluster configuration file.\n");
@@ -691,7 +693,9 @@ describe("against a real cluster", () => {
     writeFileSync(badRole, "[manager]\ninstance = agent-a\nrole = chef\n");
     const local = await runTty(["--controller", `127.0.0.1:${port}`, "stage-config", badRole], { cwd: env.dir });
     expect(local.code).toBe(1);
-    expect(local.stdout).toBe('error: invalid node "manager" configuration: role "chef" is invalid\nerror: configuration has errors, not sending\n');
+    expect(local.stdout).toBe(
+      `error: invalid node "manager" configuration: role "chef" is invalid (${badRole}, line 3)\nerror: configuration has errors, not sending\n`,
+    );
   });
 
   it("test-timeout: answered with state, times out without", async () => {

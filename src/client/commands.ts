@@ -309,9 +309,13 @@ async function stageConfig(ctx: Context, file: string): Promise<StageOutcome> {
     return { code: 1 };
   }
   const text = await readConfigSource(file);
-  const parsed = parseClusterConfig(text, { fileName: file === "-" ? "<stdin>" : file });
+  const fileName = file === "-" ? "<stdin>" : file;
+  const parsed = parseClusterConfig(text, { fileName });
   for (const w of parsed.warnings) ctx.log.warning(w);
-  for (const e of parsed.errors) ctx.log.error(e);
+  parsed.errors.forEach((e, i) => {
+    const line = parsed.errorLines[i];
+    ctx.log.error(line === undefined ? e : `${e} (${fileName}, line ${line})`);
+  });
   if (parsed.config === undefined) {
     ctx.log.error("configuration has errors, not sending");
     return { code: 1 };
