@@ -446,6 +446,33 @@ describe("monitor against a scripted controller", () => {
     }
   });
 
+  it.skipIf(!HAVE_SCRIPT)("on a terminal prints one readable line per change, log and error", async () => {
+    const { wss, port } = await notifyingServer();
+    try {
+      const run = runTty(["--controller", `127.0.0.1:${port}`, "monitor"], { timeoutMs: 30_000 });
+      // The server closes the link once the events are out; monitor then ends with 1.
+      setTimeout(() => {
+        for (const c of wss.clients) c.close();
+      }, 4000);
+      const r = await run;
+      expect(r.code).toBe(1);
+      const lines = r.stdout.split("\n").filter((l) => l !== "");
+      expect(lines[0]).toBe(`watching controller 127.0.0.1:${port}; Ctrl-C to stop`);
+      const stamp = "\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d  ";
+      expect(lines.slice(1, 5)).toEqual([
+        expect.stringMatching(new RegExp(`^${stamp}worker-01 on agent-a: node worker-01 \\(pid 4242\\) exited with code 1$`)),
+        expect.stringMatching(new RegExp(`^${stamp}worker-01 on agent-a: RUNNING -> CRASHED$`)),
+        expect.stringMatching(new RegExp(`^${stamp}agent-a: error: failed to restart node worker-01$`)),
+        expect.stringMatching(new RegExp(`^${stamp}worker-01 on agent-a: CRASHED -> RUNNING$`)),
+      ]);
+      expect(lines[5]).toMatch(/^error: lost the connection to controller /);
+      expect(lines).toHaveLength(6);
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      await new Promise((r) => wss.close(r));
+    }
+  });
+
   it("piped without --json keeps zeek-client's output", async () => {
     const { wss, port } = await notifyingServer();
     try {
