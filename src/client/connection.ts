@@ -188,6 +188,7 @@ export async function connectController(target: ControllerTarget, options: Conne
       ackTimeoutMs: Math.max(1, attempts) * (stepMs + retryDelayMs),
       ...(target.tls ? { tls: target.tls } : {}),
     });
+    const greeting = watchGreeting(connection);
     try {
       await connection.connect();
     } catch (err) {
@@ -200,7 +201,7 @@ export async function connectController(target: ControllerTarget, options: Conne
       throw new ClientFailure(connectFailureMessage(err, remote));
     }
     log.info(`peered with controller ${remote}`);
-    return new ControllerConnection(connection, target, options);
+    return new ControllerConnection(connection, target, options, greeting);
   }
   throw new ClientFailure(`websocket connection to ${remote} timed out in connect()`);
 }
@@ -220,6 +221,7 @@ export class ControllerConnection {
     private readonly connection: Connection,
     readonly target: ControllerTarget,
     options: ConnectOptions,
+    private readonly greeting: Greeting = watchGreeting(connection),
   ) {
     this.requestTimeoutMs = options.requestTimeoutMs;
     this.log = options.log;
@@ -235,9 +237,14 @@ export class ControllerConnection {
           return "event" in seen ? seen.event : undefined;
         },
       },
-      ...(log.tracing ? { onPublish: (event: ZeekEvent) => log.debug(`send: ${encodeEventMessage(CONTROLLER_TOPIC, event)}`) } : {}),
+      onPublish: (event: ZeekEvent) => {
+        // A greeting that came before the request was sent would otherwise go unseen.
+        if (this.greeting.agent !== undefined) throw new ClientFailure(`no response received: ${notAControllerMessage(this.target.remote, this.greeting.agent)}`);
+        if (log.tracing) log.debug(`send: ${encodeEventMessage(CONTROLLER_TOPIC, event)}`);
+      },
     });
     connection.on("server-error", (code, context) => log.debug(`skipping non-data message: error ${code}: ${context}`));
+
   }
 
   /**
@@ -250,7 +257,7 @@ export class ControllerConnection {
     const remote = this.target.remote;
     if (err.code === "request_timeout") {
       const timedOut = `no response received: websocket connection to ${remote} timed out`;
-      const agent = await probeAgent(this.target);
+      const agent = this.greeting.agent ?? (await probeAgent(this.target));
       return new ClientFailure(agent === undefined ? timedOut : `${timedOut}; ${notAControllerMessage(remote, agent)}`);
     }
     return new ClientFailure(`no response received: unexpected error with controller ${remote}: ${err.message}`);
@@ -346,6 +353,25 @@ export class ControllerConnection {
   async close(): Promise<void> {
     await this.connection.close();
   }
+}
+
+/** The agent that greeted a connection as its controller, if one did: then it is no controller. */
+interface Greeting {
+  agent?: string;
+}
+
+/** Must be attached before connecting: a greeting may travel right behind the handshake ack. */
+function watchGreeting(connection: Connection): Greeting {
+  const greeting: Greeting = {};
+  connection.on("data", (_topic: string, data: BrokerData) => {
+    try {
+      const event = dataToEvent(data);
+      if (event.name === AgentApi.notify_agent_hello.name) greeting.agent = AgentApi.notify_agent_hello.parse(event)[0];
+    } catch {
+      // Not a greeting; a request's own wait judges everything else.
+    }
+  });
+  return greeting;
 }
 
 function notAControllerMessage(remote: string, agent: string): string {
