@@ -310,6 +310,14 @@ export function parseClusterConfig(text: string, options: ParseClusterConfigOpti
   }
 }
 
+/** The errors as a person should see them: each with the file and line at fault, where known. */
+export function locatedErrors(parsed: ParseClusterConfigResult, fileName: string): string[] {
+  return parsed.errors.map((e, i) => {
+    const line = parsed.errorLines[i];
+    return line === undefined ? e : `${e} (${fileName}, line ${line})`;
+  });
+}
+
 function byName<T extends { name: string }>(items: readonly T[]): T[] {
   return [...items].sort((a, b) => compareCodePoints(a.name, b.name));
 }

@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import pc from "picocolors";
 import type { Configuration } from "../management/types.js";
-import { parseClusterConfig } from "./cluster-config.js";
+import { locatedErrors, parseClusterConfig } from "./cluster-config.js";
 import { ClientFailure, connectController, isRegularFile, resolveTarget, type ControllerConnection } from "./connection.js";
 import { IniError, parsePyFloat, parsePyInt } from "./ini.js";
 import { Logger } from "./log.js";
@@ -312,10 +312,7 @@ async function stageConfig(ctx: Context, file: string): Promise<StageOutcome> {
   const fileName = file === "-" ? "<stdin>" : file;
   const parsed = parseClusterConfig(text, { fileName });
   for (const w of parsed.warnings) ctx.log.warning(w);
-  parsed.errors.forEach((e, i) => {
-    const line = parsed.errorLines[i];
-    ctx.log.error(line === undefined ? e : `${e} (${fileName}, line ${line})`);
-  });
+  for (const e of locatedErrors(parsed, fileName)) ctx.log.error(e);
   if (parsed.config === undefined) {
     ctx.log.error("configuration has errors, not sending");
     return { code: 1 };
