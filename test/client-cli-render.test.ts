@@ -10,6 +10,8 @@ import type { Configuration, Result } from "../src/management/types.js";
 import { parseClusterConfig } from "../src/client/cluster-config.js";
 import { ackProblem } from "../src/client/connection.js";
 import { Logger } from "../src/client/log.js";
+import { humanLine, jsonLine, notificationOf } from "../src/client/monitor.js";
+import { AgentApi } from "../src/agent/api.js";
 import { PyFloat, pyDumps, pyFloatRepr, pyLoads } from "../src/client/pyjson.js";
 import {
   checkEvent,
@@ -587,5 +589,27 @@ describe("tables and logs", () => {
     rich.debug("d");
     new Logger({ quiet: true, verbosity: 3, write: (t) => lines.push(t) }).error("never");
     expect(lines).toEqual(["error: e\n", "warning: w\n", "2024-01-02 03:04:05 debug    d\n"]);
+  });
+});
+
+describe("monitor lines", () => {
+  const at = new Date("2026-11-29T10:00:05.123Z");
+
+  it("name the node, its instance and what happened", () => {
+    const change = notificationOf(
+      AgentApi.notify_change.make("agent-a", { name: "worker-01", instance: "agent-a", role: "WORKER", state: "CRASHED", env: {} }, "RUNNING", "CRASHED"),
+    )!;
+    expect(humanLine(change, at)).toBe("2026-11-29 10:00:05  worker-01 on agent-a: RUNNING -> CRASHED");
+    const log = notificationOf(AgentApi.notify_log.make("agent-a", "node worker-01 (pid 7) killed by SIGKILL", "worker-01"))!;
+    expect(humanLine(log, at)).toBe("2026-11-29 10:00:05  worker-01 on agent-a: node worker-01 (pid 7) killed by SIGKILL");
+    const error = notificationOf(AgentApi.notify_error.make("agent-a", "cannot bind", undefined))!;
+    expect(humanLine(error, at)).toBe("2026-11-29 10:00:05  agent-a: error: cannot bind");
+    expect(jsonLine(error, at)).toBe('{"time":"2026-11-29T10:00:05.123Z","event":"error","instance":"agent-a","message":"cannot bind"}');
+  });
+
+  it("are not made from responses, other events or malformed notifications", () => {
+    expect(notificationOf(ControllerApi.get_nodes_response.make("r", []))).toBeUndefined();
+    expect(notificationOf({ name: "Other::notify_log", args: [] })).toBeUndefined();
+    expect(notificationOf({ name: "Management::Agent::API::notify_change", args: [] })).toBeUndefined();
   });
 });

@@ -1,7 +1,7 @@
 // The client commands as a user runs them: the built CLI as a real process, against a real
 // controller and agent (with its supervisor and nodes), or against nothing at all.
 
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
 import { createServer, type Server } from "node:net";
@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { WebSocketServer } from "ws";
 import { dataToEvent, decodeDataMessage, encodeAck, encodeEventMessage } from "../src/broker/messages.js";
 import { ControllerApi } from "../src/controller/api.js";
+import { AgentApi } from "../src/agent/api.js";
 import { InstanceVecCodec, makeResult } from "../src/management/records.js";
 import { CLI, TestEnv, freePort } from "./helpers/cluster.js";
 
@@ -45,6 +46,37 @@ function runCli(
       clearTimeout(timer);
       running.delete(child);
       resolve({ code, stdout, stderr, ms: Date.now() - started });
+    });
+  });
+}
+
+const HAVE_SCRIPT = spawnSync("script", ["--version"]).status === 0;
+
+/** Runs the CLI on a pseudo-terminal (util-linux `script`), as a person at a terminal would; stdout and stderr arrive mixed. */
+function runTty(args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<Run> {
+  const quote = (a: string): string => `'${a.replace(/'/g, "'\\''")}'`;
+  const command = [process.execPath, CLI, ...args].map(quote).join(" ");
+  return runCommand("script", ["-qefc", command, "/dev/null"], opts);
+}
+
+function runCommand(file: string, args: string[], opts: { cwd?: string; timeoutMs?: number }): Promise<Run> {
+  const started = Date.now();
+  const child = spawn(file, args, {
+    cwd: opts.cwd,
+    env: { ...process.env, ZEEK_CLIENT_CONFIG_FILE: "", ZEEK_CLIENT_CONFIG_SETTINGS: "", NO_COLOR: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  running.add(child);
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 30_000);
+  return new Promise((resolve) => {
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      running.delete(child);
+      resolve({ code, stdout: stdout.replace(/\r\n/g, "\n"), stderr, ms: Date.now() - started });
     });
   });
 }
@@ -120,7 +152,7 @@ describe("without a controller", () => {
       expect(r.stdout).toBe("");
       expect(r.stderr).toBe(
         `error: websocket error in connect() with controller 127.0.0.1:${port}: Unexpected server response: 200 ` +
-          "(not a Broker WebSocket endpoint: an HTTP server, or the wrong port?)\n",
+          "(an HTTP server answered, not a Broker WebSocket endpoint: a web or metrics port? The controller listens on 2149 by default)\n",
       );
     } finally {
       await closeServer(http);
@@ -148,7 +180,7 @@ describe("without a controller", () => {
     expect(conflict.code).toBe(2);
     const badCommand = await runCli(["set-config", "x.ini"]);
     expect(badCommand.code).toBe(2);
-    expect(badCommand.stderr).toBe("error: unknown command 'set-config'\n");
+    expect(badCommand.stderr).toBe("error: unknown command 'set-config' (did you mean get-config?)\n");
     const none = await runCli([]);
     expect(none.code).toBe(1);
     expect(none.stderr).toBe("error: please provide a command to execute.\n");
@@ -156,6 +188,47 @@ describe("without a controller", () => {
     const help = await runCli(["help", "get-id-value"]);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain("Usage: zmgmt get-id-value [options] <IDENTIFIER> [NODES...]");
+  });
+
+  it("suggests commands and options close to a typo", async () => {
+    const command = await runCli(["get-node"]);
+    expect(command.code).toBe(2);
+    expect(command.stderr).toBe("error: unknown command 'get-node' (did you mean get-nodes?)\n");
+    const far = await runCli(["frobnicate"]);
+    expect(far.code).toBe(2);
+    expect(far.stderr).toBe("error: unknown command 'frobnicate'\n");
+    // --json is a global option, hidden in each command's help but still suggested.
+    const option = await runCli(["get-nodes", "--jsno"]);
+    expect(option.code).toBe(2);
+    expect(option.stderr).toBe("error: unknown option '--jsno' (did you mean --json?)\n");
+  });
+
+  it("rejects a bad --controller port, unknown --set keys and a missing -c file before connecting", async () => {
+    const port = await runCli(["--controller", "127.0.0.1:abc", "get-nodes"]);
+    expect(port.code).toBe(1);
+    expect(port.stdout).toBe("");
+    expect(port.stderr).toBe(
+      'error: invalid --controller value "127.0.0.1:abc": port "abc" is not a number (use HOST:PORT, e.g. 127.0.0.1:2149)\n',
+    );
+    const key = await runCli(["--set", "client.request_timeuot_secs=1", "get-nodes"]);
+    expect(key.code).toBe(1);
+    expect(key.stderr).toBe(
+      'error: unknown setting "client.request_timeuot_secs" in --set client.request_timeuot_secs=1 ' +
+        "(did you mean client.request_timeout_secs?); show-settings lists them all\n",
+    );
+    // show-settings too: it would otherwise print the typo back as if it were a setting.
+    const shown = await runCli(["show-settings", "--set", "sll.enable=true"]);
+    expect(shown.code).toBe(1);
+    expect(shown.stdout).toBe("");
+    expect(shown.stderr).toContain("(did you mean ssl.enable?)");
+    // Keys fold to lower case as in configparser, and the deprecated ssl.disable only warns.
+    expect((await runCli(["--set", "client.Pretty_JSON=false", "--set", "ssl.disable=1", "show-settings"])).code).toBe(0);
+    const missing = await runCli(["-c", "/nonexistent/zeek-client.cfg", "get-nodes"]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe('error: client settings file "/nonexistent/zeek-client.cfg" not found\n');
+    // The environment's file stays optional, as in zeek-client.
+    const fromEnv = await runCli(["show-settings"], { env: { ZEEK_CLIENT_CONFIG_FILE: "/nonexistent/zeek-client.cfg" } });
+    expect(fromEnv.code).toBe(0);
   });
 
   it("shows the effective settings in precedence order", async () => {
@@ -190,7 +263,9 @@ describe("without a controller", () => {
       );
       const invalid = await runCli(["--controller", "127.0.0.1:1", "deploy-config", "-"], { input: "[m]\nrole = chef\n" });
       expect(invalid.code).toBe(1);
-      expect(invalid.stderr).toBe('error: invalid node "m" configuration: role "chef" is invalid\nerror: configuration has errors, not sending\n');
+      expect(invalid.stderr).toBe(
+        'error: invalid node "m" configuration: role "chef" is invalid (<stdin>, line 2)\nerror: configuration has errors, not sending\n',
+      );
       const absent = await runCli(["stage-config", join(env.dir, "nope.ini")]);
       expect(absent.code).toBe(1);
       expect(absent.stderr).toBe("error: please provide a cluster configuration file.\n");
@@ -251,6 +326,170 @@ describe("against a scripted server", () => {
       expect(json(r)).toEqual({ "agent-x": { host: "10.0.0.1", port: 2151 } });
       // One command, one connection: the slow ack is waited for on the same socket.
       expect(connections).toBe(1);
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      await new Promise((r) => wss.close(r));
+    }
+  });
+});
+
+describe("pointed at an agent", () => {
+  let env: TestEnv;
+  let agentPort = 0;
+
+  beforeAll(async () => {
+    env = new TestEnv("zmgmt-client-agent-");
+    agentPort = (await env.startAgent({ name: "agent-x" })).port;
+  }, 60_000);
+
+  afterAll(async () => {
+    killClients();
+    await env?.cleanup();
+  }, 60_000);
+
+  it("says it is an agent, not a controller, when the request goes unanswered", async () => {
+    const r = await runCli(["--controller", `127.0.0.1:${agentPort}`, "--set", "client.request_timeout_secs=1", "get-nodes"]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toBe(
+      `error: no response received: websocket connection to 127.0.0.1:${agentPort} timed out; ` +
+        `127.0.0.1:${agentPort} is agent "agent-x", not a controller (agents take no client requests): ` +
+        "point --controller at the controller's address, port 2149 by default\n",
+    );
+  });
+
+  it("fails at once when an agent greets the client on the controller topic", async () => {
+    // An endpoint that behaves like an agent relaying its hello where the client listens.
+    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+    wss.on("connection", (ws) => {
+      ws.once("message", () => {
+        ws.send(encodeAck("fake-agent", "2.8"));
+        ws.send(encodeEventMessage("zeek/management/controller", AgentApi.notify_agent_hello.make("agent-y", "fake-agent", false, 1)));
+      });
+    });
+    await new Promise((r) => wss.once("listening", r));
+    const port = (wss.address() as { port: number }).port;
+    try {
+      const r = await runCli(["--controller", `127.0.0.1:${port}`, "get-instances"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(
+        `error: no response received: 127.0.0.1:${port} is agent "agent-y", not a controller (agents take no client requests): ` +
+          "point --controller at the controller's address, port 2149 by default\n",
+      );
+      // Not the default 20 s request timeout.
+      expect(r.ms).toBeLessThan(10_000);
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      await new Promise((r) => wss.close(r));
+    }
+  });
+});
+
+describe("monitor against a scripted controller", () => {
+  afterEach(killClients);
+
+  /** Acks, then sends what a controller passes on to every client, including others' responses. */
+  async function notifyingServer(): Promise<{ wss: WebSocketServer; port: number }> {
+    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+    wss.on("connection", (ws) => {
+      ws.once("message", () => {
+        ws.send(encodeAck("fake-controller", "2.8"));
+        const topic = "zeek/management/controller";
+        const worker = { name: "worker-01", instance: "agent-a", role: "WORKER", state: "CRASHED", env: {} } as const;
+        setTimeout(() => {
+          ws.send(encodeEventMessage(topic, ControllerApi.get_nodes_response.make("someone-else", [])));
+          ws.send(encodeEventMessage(topic, AgentApi.notify_log.make("agent-a", "node worker-01 (pid 4242) exited with code 1", "worker-01")));
+          ws.send(encodeEventMessage(topic, AgentApi.notify_change.make("agent-a", worker, "RUNNING", "CRASHED")));
+          ws.send(encodeEventMessage(topic, { name: "Some::other_event", args: [] }));
+          ws.send(encodeEventMessage(topic, AgentApi.notify_error.make("agent-a", "failed to restart node worker-01", undefined)));
+          // Re-issued under the controller's prefix reads the same.
+          const relayed = AgentApi.notify_change.make("agent-a", { ...worker, state: "RUNNING" }, "CRASHED", "RUNNING");
+          ws.send(encodeEventMessage(topic, { ...relayed, name: "Management::Controller::API::notify_change" }));
+        }, 200);
+      });
+    });
+    await new Promise((r) => wss.once("listening", r));
+    return { wss, port: (wss.address() as { port: number }).port };
+  }
+
+  it("--json prints one JSON line per change, log and error and nothing else; the link going away ends it with 1", async () => {
+    const { wss, port } = await notifyingServer();
+    try {
+      const child = spawn(process.execPath, [CLI, "--controller", `127.0.0.1:${port}`, "--set", "client.request_timeout_secs=1", "monitor", "--json"], {
+        env: { ...process.env, ZEEK_CLIENT_CONFIG_FILE: "", ZEEK_CLIENT_CONFIG_SETTINGS: "" },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      running.add(child);
+      let out = "";
+      let err = "";
+      child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+      child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+      await until(async () => (out.split("\n").length > 4 ? true : undefined), 15_000, "four events");
+      // Longer than the request timeout: silence is not reported as an error here.
+      await new Promise((r) => setTimeout(r, 1500));
+      for (const c of wss.clients) c.close();
+      expect(await exited).toBe(1);
+      running.delete(child);
+      const lines = out.trimEnd().split("\n").map((l) => JSON.parse(l));
+      expect(lines).toEqual([
+        { time: expect.any(String), event: "log", instance: "agent-a", node: "worker-01", message: "node worker-01 (pid 4242) exited with code 1" },
+        { time: expect.any(String), event: "change", instance: "agent-a", node: "worker-01", old: "RUNNING", new: "CRASHED" },
+        { time: expect.any(String), event: "error", instance: "agent-a", message: "failed to restart node worker-01" },
+        { time: expect.any(String), event: "change", instance: "agent-a", node: "worker-01", old: "CRASHED", new: "RUNNING" },
+      ]);
+      expect(Number.isNaN(Date.parse(lines[0].time))).toBe(false);
+      expect(err).toMatch(new RegExp(`^error: lost the connection to controller 127\\.0\\.0\\.1:${port}: .*\\n$`));
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      await new Promise((r) => wss.close(r));
+    }
+  });
+
+  it.skipIf(!HAVE_SCRIPT)("on a terminal prints one readable line per change, log and error", async () => {
+    const { wss, port } = await notifyingServer();
+    try {
+      const run = runTty(["--controller", `127.0.0.1:${port}`, "monitor"], { timeoutMs: 30_000 });
+      // The server closes the link once the events are out; monitor then ends with 1.
+      setTimeout(() => {
+        for (const c of wss.clients) c.close();
+      }, 4000);
+      const r = await run;
+      expect(r.code).toBe(1);
+      const lines = r.stdout.split("\n").filter((l) => l !== "");
+      expect(lines[0]).toBe(`watching controller 127.0.0.1:${port}; Ctrl-C to stop`);
+      const stamp = "\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d  ";
+      expect(lines.slice(1, 5)).toEqual([
+        expect.stringMatching(new RegExp(`^${stamp}worker-01 on agent-a: node worker-01 \\(pid 4242\\) exited with code 1$`)),
+        expect.stringMatching(new RegExp(`^${stamp}worker-01 on agent-a: RUNNING -> CRASHED$`)),
+        expect.stringMatching(new RegExp(`^${stamp}agent-a: error: failed to restart node worker-01$`)),
+        expect.stringMatching(new RegExp(`^${stamp}worker-01 on agent-a: CRASHED -> RUNNING$`)),
+      ]);
+      expect(lines[5]).toMatch(/^error: lost the connection to controller /);
+      expect(lines).toHaveLength(6);
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      await new Promise((r) => wss.close(r));
+    }
+  });
+
+  it("piped without --json keeps zeek-client's output", async () => {
+    const { wss, port } = await notifyingServer();
+    try {
+      const child = spawn(process.execPath, [CLI, "--controller", `127.0.0.1:${port}`, "monitor"], {
+        env: { ...process.env, ZEEK_CLIENT_CONFIG_FILE: "", ZEEK_CLIENT_CONFIG_SETTINGS: "" },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      running.add(child);
+      let out = "";
+      child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+      await until(async () => (out.includes("get_nodes_response(") ? true : undefined), 15_000, "the response");
+      child.kill("SIGINT");
+      expect(await exited).toBe(0);
+      running.delete(child);
+      expect(out).toContain('received "Management::Controller::API::get_nodes_response(');
+      expect(out).not.toContain("notify_change");
     } finally {
       for (const c of wss.clients) c.terminate();
       await new Promise((r) => wss.close(r));
@@ -456,6 +695,34 @@ describe("against a real cluster", () => {
     const bad = await zc(["restart", "nope"]);
     expect(bad.code).toBe(1);
     expect(json(bad)).toEqual({ errors: [{ error: "unknown cluster node", source: "nope" }], results: {} });
+  });
+
+  it("hints at the nodes the controller knows when a name is unknown, on stderr only", async () => {
+    const typo = await zc(["restart", "wroker-01"]);
+    expect(typo.code).toBe(1);
+    expect(json(typo)).toEqual({ errors: [{ error: "unknown cluster node", source: "wroker-01" }], results: {} });
+    expect(typo.stderr).toBe('hint: no node "wroker-01" (did you mean worker-01?)\n');
+    const far = await zc(["get-id-value", "Cluster::node", "xyz"]);
+    expect(far.code).toBe(1);
+    expect(json(far)).toEqual({ errors: [{ error: "unknown cluster node", source: "xyz" }], results: {} });
+    expect(far.stderr).toBe('hint: no node "xyz"; the cluster\'s nodes are manager, worker-01\n');
+    expect((await zc(["-q", "restart", "wroker-01"])).stderr).toBe("");
+  });
+
+  it.skipIf(!HAVE_SCRIPT)("on a terminal, the controller's validation errors read like local ones", async () => {
+    const file = join(env.dir, "bad-instance.ini");
+    writeFileSync(file, "[instances]\nagent-a\n\n[manager]\ninstance = agent-zz\nrole = manager\n");
+    const remote = await runTty(["--controller", `127.0.0.1:${port}`, "stage-config", file], { cwd: env.dir });
+    expect(remote.code).toBe(1);
+    expect(remote.stdout).not.toContain('"errors"');
+    expect(remote.stdout).toMatch(/^error: .*agent-zz.*\nerror: configuration has errors, not staged\n$/);
+    const badRole = join(env.dir, "bad-role.ini");
+    writeFileSync(badRole, "[manager]\ninstance = agent-a\nrole = chef\n");
+    const local = await runTty(["--controller", `127.0.0.1:${port}`, "stage-config", badRole], { cwd: env.dir });
+    expect(local.code).toBe(1);
+    expect(local.stdout).toBe(
+      `error: invalid node "manager" configuration: role "chef" is invalid (${badRole}, line 3)\nerror: configuration has errors, not sending\n`,
+    );
   });
 
   it("test-timeout: answered with state, times out without", async () => {

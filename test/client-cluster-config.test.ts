@@ -421,3 +421,19 @@ describe("render -> parse property", () => {
     );
   });
 });
+
+describe("error lines", () => {
+  it("point at the key or section at fault, and at nothing for syntax errors (their message names the line)", () => {
+    const at = (text: string): (number | undefined)[] => parseClusterConfig(text, { hostname: "h" }).errorLines;
+    expect(at("# a comment\n[w]\ninstance = a\nRole = chef\n")).toEqual([4]);
+    expect(at("[m]\nrole = manager\n\nport = 70000\n")).toEqual([4]);
+    expect(at("[m]\nrole = manager\nmetrics_port = x\n")).toEqual([3]);
+    expect(at("[w]\ninstance = a\n")).toEqual([1]);
+    expect(at("[w]\nrole = worker\ninterface\n")).toEqual([3]);
+    expect(at("[instances]\na = host:port\n\n[m]\ninstance = a\nrole = manager\n")).toEqual([2]);
+    expect(at("[w]\nrole = worker\nenv = FOO\n")).toEqual([3]);
+    expect(at("[m]\nrole = manager\n[m]\nrole = worker\n")).toEqual([undefined]);
+    expect(at("[m]\nrole = manager\n")).toEqual([]);
+  });
+});
+

@@ -25,6 +25,35 @@ export interface ParseClusterConfigResult {
   errors: string[];
   /** Messages as zeek-client logs them at level warning. */
   warnings: string[];
+  /**
+   * The line (1-based) each of `errors` is about, where one line is to blame; kept apart so
+   * the messages stay zeek-client's.
+   */
+  errorLines: (number | undefined)[];
+}
+
+/**
+ * Where each section header and key sits in the text, for pointing errors found after
+ * parsing at a line. Keys fold to lower case, as configparser stores them.
+ */
+function lineIndex(text: string): (section: string, key?: string) => number | undefined {
+  const lines = new Map<string, number>();
+  let section: string | undefined;
+  text.split(/\r\n|\r|\n/).forEach((line, i) => {
+    if (/^\s/.test(line) || /^[#;]/.test(line) || line.trim() === "") return;
+    const header = /^\[([^\]]+)\]/.exec(line);
+    if (header) {
+      section = header[1]!;
+      if (!lines.has(section)) lines.set(section, i + 1);
+      return;
+    }
+    const key = /^([^=:]*?)\s*(?:[=:]|$)/.exec(line)?.[1];
+    if (section !== undefined && key) {
+      const name = `${section}\u0000${key.toLowerCase()}`;
+      if (!lines.has(name)) lines.set(name, i + 1);
+    }
+  });
+  return (sec, key) => (key === undefined ? lines.get(sec) : (lines.get(`${sec}\u0000${key.toLowerCase()}`) ?? lines.get(sec)));
 }
 
 const INSTANCES_SECTION = "instances";
@@ -70,7 +99,15 @@ function lookupRole(text: string): ClusterRole | undefined {
 }
 
 /** A ValueError inside node parsing: ends the whole parse with `invalid node "S" configuration: …`. */
-class NodeError extends Error {}
+class NodeError extends Error {
+  /** The key at fault, when one is. */
+  constructor(
+    message: string,
+    readonly key?: string,
+  ) {
+    super(message);
+  }
+}
 
 function parseInstanceSpec(name: string, spec: string): Instance | string {
   const colon = spec.lastIndexOf(":");
@@ -104,7 +141,7 @@ function parseNode(cfp: ConfigParser, section: string, hostname: string, warning
     const value = getStr(key);
     if (value === undefined) return undefined;
     const n = parsePyInt(value);
-    if (n === undefined) throw new NodeError(`cannot convert "${section}.${key}" value "${value}" to int`);
+    if (n === undefined) throw new NodeError(`cannot convert "${section}.${key}" value "${value}" to int`, key);
     return n;
   };
 
@@ -118,15 +155,16 @@ function parseNode(cfp: ConfigParser, section: string, hostname: string, warning
   const metricsPort = getInt("metrics_port");
 
   if (!instance) instance = `agent-${hostname}`;
-  if (!roleText) throw new NodeError("node requires a role");
+  const roleKey = cfp.getOptional(section, "role") ? "role" : "type";
+  if (!roleText) throw new NodeError("node requires a role", cfp.hasOption(section, roleKey) ? roleKey : undefined);
   const role = lookupRole(roleText);
-  if (role === undefined) throw new NodeError(`role "${roleText}" is invalid`);
-  if (port !== undefined && (port < 1n || port > 65535n)) throw new NodeError(`port ${port} outside valid range`);
+  if (role === undefined) throw new NodeError(`role "${roleText}" is invalid`, roleKey);
+  if (port !== undefined && (port < 1n || port > 65535n)) throw new NodeError(`port ${port} outside valid range`, "port");
   if (metricsPort !== undefined && (metricsPort < 1n || metricsPort > 65535n)) {
-    throw new NodeError(`metrics port ${metricsPort} outside valid range`);
+    throw new NodeError(`metrics port ${metricsPort} outside valid range`, "metrics_port");
   }
   if (cpuAffinity !== undefined && (cpuAffinity > BigInt(Number.MAX_SAFE_INTEGER) || cpuAffinity < BigInt(Number.MIN_SAFE_INTEGER))) {
-    throw new NodeError(`cpu_affinity ${cpuAffinity} outside valid range`);
+    throw new NodeError(`cpu_affinity ${cpuAffinity} outside valid range`, "cpu_affinity");
   }
 
   let scripts: string[] | undefined;
@@ -136,7 +174,7 @@ function parseNode(cfp: ConfigParser, section: string, hostname: string, warning
       scripts = shlexSplit(scriptsText).sort(compareCodePoints);
     } catch (err) {
       // zeek-client lets shlex's own message through here.
-      if (err instanceof ShlexError) throw new NodeError(err.message);
+      if (err instanceof ShlexError) throw new NodeError(err.message, "scripts");
       throw err;
     }
   }
@@ -148,12 +186,12 @@ function parseNode(cfp: ConfigParser, section: string, hostname: string, warning
     try {
       items = shlexSplit(envText);
     } catch (err) {
-      if (err instanceof ShlexError) throw new NodeError(`env value "${envText}" is invalid`);
+      if (err instanceof ShlexError) throw new NodeError(`env value "${envText}" is invalid`, "env");
       throw err;
     }
     for (const item of items) {
       const eq = item.indexOf("=");
-      if (eq < 0) throw new NodeError(`env value "${envText}" is invalid`);
+      if (eq < 0) throw new NodeError(`env value "${envText}" is invalid`, "env");
       env[item.slice(0, eq)] = item.slice(eq + 1);
     }
   }
@@ -172,7 +210,9 @@ function parseNode(cfp: ConfigParser, section: string, hostname: string, warning
   return node;
 }
 
-function buildConfiguration(cfp: ConfigParser, hostname: string, id: string, errors: string[], warnings: string[]): Configuration | undefined {
+type Located = (message: string, section?: string, key?: string) => void;
+
+function buildConfiguration(cfp: ConfigParser, hostname: string, id: string, fail: Located, warnings: string[]): Configuration | undefined {
   const instances: Instance[] = [];
   const nodes: Node[] = [];
   const instanceFree = new Set<string>();
@@ -187,7 +227,7 @@ function buildConfiguration(cfp: ConfigParser, hostname: string, id: string, err
         }
         const parsed = parseInstanceSpec(name, spec);
         if (typeof parsed === "string") {
-          errors.push(parsed);
+          fail(parsed, section, name);
           return undefined;
         }
         instances.push(parsed);
@@ -197,7 +237,7 @@ function buildConfiguration(cfp: ConfigParser, hostname: string, id: string, err
 
     for (const [key, value] of cfp.items(section, { raw: true })) {
       if (value === null) {
-        errors.push(`config item ${section}.${key} needs a value`);
+        fail(`config item ${section}.${key} needs a value`, section, key);
         return undefined;
       }
     }
@@ -215,7 +255,7 @@ function buildConfiguration(cfp: ConfigParser, hostname: string, id: string, err
       nodes.push(parseNode(cfp, section, hostname, warnings));
     } catch (err) {
       if (err instanceof NodeError) {
-        errors.push(`invalid node "${section}" configuration: ${err.message}`);
+        fail(`invalid node "${section}" configuration: ${err.message}`, section, err.key);
         return undefined;
       }
       throw err;
@@ -224,11 +264,11 @@ function buildConfiguration(cfp: ConfigParser, hostname: string, id: string, err
 
   if (instanceFree.size > 0) {
     if (instanceFree.size !== nodes.length) {
-      errors.push("either all or no nodes must state instances");
+      fail("either all or no nodes must state instances");
       return undefined;
     }
     if (sections.includes(INSTANCES_SECTION)) {
-      errors.push("omit instances section when skipping instances in node definitions");
+      fail("omit instances section when skipping instances in node definitions", INSTANCES_SECTION);
       return undefined;
     }
   }
@@ -245,21 +285,37 @@ function buildConfiguration(cfp: ConfigParser, hostname: string, id: string, err
 /** Reads a cluster configuration INI as zeek-client's stage-config does. */
 export function parseClusterConfig(text: string, options: ParseClusterConfigOptions = {}): ParseClusterConfigResult {
   const errors: string[] = [];
+  const errorLines: (number | undefined)[] = [];
   const warnings: string[] = [];
   const cfp = new ConfigParser({ allowNoValue: true });
+  const lineOf = lineIndex(text);
+  const fail: Located = (message, section, key) => {
+    errors.push(message);
+    errorLines.push(section === undefined ? undefined : lineOf(section, key));
+  };
   try {
     cfp.readString(text, options.fileName ?? "<string>");
     const hostname = (options.hostname ?? osHostname()) || "localhost";
     const id = (options.makeId ?? randomUUID)();
-    const config = buildConfiguration(cfp, hostname, id, errors, warnings);
-    return config === undefined ? { errors, warnings } : { config, errors, warnings };
+    const config = buildConfiguration(cfp, hostname, id, fail, warnings);
+    return config === undefined ? { errors, warnings, errorLines } : { config, errors, warnings, errorLines };
   } catch (err) {
     if (err instanceof IniError) {
+      // The message names its line(s) already.
       errors.push(err.message);
-      return { errors, warnings };
+      errorLines.push(undefined);
+      return { errors, warnings, errorLines };
     }
     throw err;
   }
+}
+
+/** The errors as a person should see them: each with the file and line at fault, where known. */
+export function locatedErrors(parsed: ParseClusterConfigResult, fileName: string): string[] {
+  return parsed.errors.map((e, i) => {
+    const line = parsed.errorLines[i];
+    return line === undefined ? e : `${e} (${fileName}, line ${line})`;
+  });
 }
 
 function byName<T extends { name: string }>(items: readonly T[]): T[] {

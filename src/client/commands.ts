@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import pc from "picocolors";
 import type { Configuration } from "../management/types.js";
-import { parseClusterConfig } from "./cluster-config.js";
+import { locatedErrors, parseClusterConfig } from "./cluster-config.js";
 import { ClientFailure, connectController, isRegularFile, resolveTarget, type ControllerConnection } from "./connection.js";
 import { IniError, parsePyFloat, parsePyInt } from "./ini.js";
 import { Logger } from "./log.js";
@@ -23,6 +23,9 @@ import {
   renderTestTimeout,
   type Rendered,
 } from "./render.js";
+import { didYouMean } from "./suggest.js";
+import { resultNodeStatuses } from "./controller-client.js";
+import { humanLine, jsonLine } from "./monitor.js";
 import { loadSettings, renderSettings, type Settings } from "./settings.js";
 import { deployTable, idValueTable, instancesTable, nodesTable, restartTable, type TableOptions } from "./tables.js";
 
@@ -140,6 +143,9 @@ interface Context {
   pretty: boolean;
   /** Tables instead of JSON: stdout is a terminal and --json was not given. */
   human: boolean;
+  /** --json was given. */
+  json: boolean;
+  quiet: boolean;
   tableOptions: TableOptions;
   spinner: Spinner;
   connect(): Promise<ControllerConnection>;
@@ -196,6 +202,11 @@ async function runClient(cmd: Command, handler: (ctx: Context) => Promise<number
     if (!opts.quiet) process.stderr.write(`error: ${err.message}\n`);
     return exitNow(1);
   }
+  if (loaded.fatal.length > 0) {
+    const log = new Logger({ quiet: opts.quiet });
+    for (const e of loaded.fatal) log.error(e);
+    return exitNow(1);
+  }
   const settings = loaded.settings;
 
   let verbosity = 0;
@@ -223,6 +234,8 @@ async function runClient(cmd: Command, handler: (ctx: Context) => Promise<number
     log,
     pretty,
     human: process.stdout.isTTY === true && !opts.json,
+    json: opts.json,
+    quiet: opts.quiet,
     tableOptions: { color },
     spinner,
     async connect() {
@@ -253,7 +266,7 @@ async function runClient(cmd: Command, handler: (ctx: Context) => Promise<number
     code = await handler(ctx);
   } catch (thrown) {
     spinner.stop();
-    const err = openConnection ? openConnection.failure(thrown) : thrown;
+    const err = openConnection ? await openConnection.failure(thrown) : thrown;
     if (!(err instanceof ClientFailure)) throw err;
     log.error(err.message);
     code = 1;
@@ -296,9 +309,10 @@ async function stageConfig(ctx: Context, file: string): Promise<StageOutcome> {
     return { code: 1 };
   }
   const text = await readConfigSource(file);
-  const parsed = parseClusterConfig(text, { fileName: file === "-" ? "<stdin>" : file });
+  const fileName = file === "-" ? "<stdin>" : file;
+  const parsed = parseClusterConfig(text, { fileName });
   for (const w of parsed.warnings) ctx.log.warning(w);
-  for (const e of parsed.errors) ctx.log.error(e);
+  for (const e of locatedErrors(parsed, fileName)) ctx.log.error(e);
   if (parsed.config === undefined) {
     ctx.log.error("configuration has errors, not sending");
     return { code: 1 };
@@ -308,6 +322,54 @@ async function stageConfig(ctx: Context, file: string): Promise<StageOutcome> {
   const rendered = renderStage(await conn.client.stageConfiguration(config));
   ctx.log.all(rendered.logs);
   return { code: rendered.exitCode, conn, ...(rendered.json !== undefined ? { json: rendered.json } : {}) };
+}
+
+/**
+ * Staging's answer: zeek-client's JSON, except that on a terminal the controller's
+ * validation errors are printed as the same `error:` lines a locally found problem gets.
+ */
+async function printStaged(ctx: Context, staged: StageOutcome): Promise<void> {
+  if (staged.json === undefined) return;
+  const errors = (staged.json as PyDict)["errors"];
+  if (ctx.human && Array.isArray(errors) && errors.length > 0) {
+    for (const e of errors) ctx.log.error(typeof e === "string" ? e : pyDumps(e, null));
+    ctx.log.error("configuration has errors, not staged");
+    return;
+  }
+  await ctx.printJson(staged.json);
+}
+
+/**
+ * For names the controller answered "unknown cluster node" to, a hint on stderr naming the
+ * closest nodes it reported (or all of them). The JSON on stdout stays zeek-client's.
+ */
+async function hintUnknownNodes(ctx: Context, conn: ControllerConnection, json: PyJson | undefined): Promise<void> {
+  if (ctx.quiet || json === undefined || json === null || typeof json !== "object" || Array.isArray(json)) return;
+  const errors = (json as PyDict)["errors"];
+  if (!Array.isArray(errors)) return;
+  const unknown = errors.flatMap((e) => {
+    if (e === null || typeof e !== "object" || Array.isArray(e)) return [];
+    const d = e as PyDict;
+    return d["error"] === "unknown cluster node" && typeof d["source"] === "string" ? [d["source"]] : [];
+  });
+  if (unknown.length === 0) return;
+  let names: string[] = [];
+  try {
+    for (const result of await conn.client.getNodes()) {
+      for (const status of resultNodeStatuses(result) ?? []) if (status.mgmtRole !== "AGENT" && status.mgmtRole !== "CONTROLLER") names.push(status.node);
+    }
+  } catch {
+    return; // A hint is not worth a second failure.
+  }
+  names = [...new Set(names)].sort();
+  for (const name of unknown) {
+    const close = didYouMean(name, names);
+    const text = close
+      ? `hint: no node "${name}"${close}`
+      : `hint: no node "${name}"; the cluster's nodes are ${names.length ? names.join(", ") : "none (nothing deployed?)"}`;
+    ctx.spinner.clear();
+    process.stderr.write(`${text}\n`);
+  }
 }
 
 async function deploy(ctx: Context, conn: ControllerConnection): Promise<number> {
@@ -343,7 +405,7 @@ const COMMANDS: CommandSpec[] = [
     run: async (ctx, [file]) => {
       const staged = await stageConfig(ctx, file!);
       if (staged.code !== 0 || staged.conn === undefined) {
-        if (staged.json !== undefined) await ctx.printJson(staged.json);
+        await printStaged(ctx, staged);
         return staged.code;
       }
       return deploy(ctx, staged.conn);
@@ -383,7 +445,10 @@ const COMMANDS: CommandSpec[] = [
     configure: (cmd) => cmd.argument("<IDENTIFIER>", "script identifier, e.g. Cluster::node").argument("[NODES...]", "node names"),
     run: async (ctx, [id, ...nodes]) => {
       const conn = await ctx.connect();
-      return emit(ctx, renderGetIdValue(await conn.client.getIdValue(id!, [...new Set(nodes)])), idValueTable);
+      const rendered = renderGetIdValue(await conn.client.getIdValue(id!, [...new Set(nodes)]));
+      const code = await emit(ctx, rendered, idValueTable);
+      await hintUnknownNodes(ctx, conn, rendered.json);
+      return code;
     },
   },
   {
@@ -404,11 +469,25 @@ const COMMANDS: CommandSpec[] = [
   },
   {
     name: "monitor",
-    description: "print the events the controller sends, until Ctrl-C",
+    description: "print the cluster's state changes, logs and errors as they happen, until Ctrl-C",
     run: async (ctx) => {
       const conn = await ctx.connect();
-      conn.monitor((line) => void ctx.print(line + "\n"));
-      return new Promise<number>(() => undefined);
+      if (!ctx.human && !ctx.json) {
+        // Piped without --json: zeek-client's output, every event's signature.
+        conn.monitor((line) => void ctx.print(line + "\n"));
+        return new Promise<number>(() => undefined);
+      }
+      if (ctx.human && !ctx.quiet) process.stderr.write(pc.dim(`watching controller ${conn.target.remote}; Ctrl-C to stop\n`));
+      const color = ctx.tableOptions.color ? pc : undefined;
+      return new Promise<number>((resolve) => {
+        conn.watch(
+          (n) => void ctx.print((ctx.json ? jsonLine(n, new Date()) : humanLine(n, new Date(), color ? { color } : {})) + "\n"),
+          (message) => {
+            ctx.log.error(message);
+            resolve(1);
+          },
+        );
+      });
     },
   },
   {
@@ -424,7 +503,10 @@ const COMMANDS: CommandSpec[] = [
       } finally {
         ctx.spinner.stop();
       }
-      return emit(ctx, renderRestart(results), restartTable);
+      const rendered = renderRestart(results);
+      const code = await emit(ctx, rendered, restartTable);
+      await hintUnknownNodes(ctx, conn, rendered.json);
+      return code;
     },
   },
   {
@@ -433,7 +515,7 @@ const COMMANDS: CommandSpec[] = [
     configure: (cmd) => cmd.argument("<FILE>", 'cluster configuration file, "-" for stdin'),
     run: async (ctx, [file]) => {
       const staged = await stageConfig(ctx, file!);
-      if (staged.json !== undefined) await ctx.printJson(staged.json);
+      await printStaged(ctx, staged);
       return staged.code;
     },
   },
@@ -462,6 +544,19 @@ function exitForCommanderError(err: CommanderError): never {
   exitNow(USAGE_EXIT);
 }
 
+/**
+ * Commander suggests only options that help shows, and the global options are hidden on
+ * each command (they are listed once, on zmgmt --help); a typo in `--jsno` should still
+ * point at `--json`. This replaces commander's hook with the same message over every option.
+ */
+function suggestHiddenOptions(cmd: Command): void {
+  (cmd as unknown as { unknownOption(flag: string): void }).unknownOption = (flag: string) => {
+    const longs = cmd.options.map((o) => o.long).filter((l): l is string => l !== undefined);
+    const hint = flag.startsWith("--") ? didYouMean(flag, longs) : "";
+    cmd.error(`error: unknown option '${flag}'${hint}`, { exitCode: USAGE_EXIT, code: "commander.unknownOption" });
+  };
+}
+
 /** Adds zeek-client's global options and commands to the `zmgmt` program. */
 export function registerClientCommands(program: Command): void {
   // As with zeek-client, options before the command belong to the client; this also keeps
@@ -476,7 +571,11 @@ export function registerClientCommands(program: Command): void {
     .argument("[command...]")
     .action(async (words: string[], _opts: unknown, cmd: Command) => {
       if (words.length > 0) {
-        program.error(`error: unknown command '${words[0]}'`, { exitCode: USAGE_EXIT, code: "commander.unknownCommand" });
+        const names = program.commands.flatMap((c) => [c.name(), ...c.aliases()]);
+        program.error(`error: unknown command '${words[0]}'${didYouMean(words[0]!, names)}`, {
+          exitCode: USAGE_EXIT,
+          code: "commander.unknownCommand",
+        });
       }
       const opts = mergedOptions(cmd);
       new Logger({ quiet: opts.quiet }).error("please provide a command to execute.");
@@ -487,6 +586,7 @@ export function registerClientCommands(program: Command): void {
     let cmd = program.command(spec.name).description(spec.description);
     if (spec.configure) cmd = spec.configure(cmd);
     addGlobalOptions(cmd, true);
+    suggestHiddenOptions(cmd);
     cmd.addHelpText("after", "\nThe global options (zmgmt --help) may also follow the command name.");
     cmd.action(async (...params: unknown[]) => {
       const self = params[params.length - 1] as Command;

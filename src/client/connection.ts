@@ -8,10 +8,12 @@ import { Connection, isConnectError, type ConnectError, type PeerTlsOptions } fr
 import type { BrokerData } from "../broker/data.js";
 import { ProtocolError } from "../broker/errors.js";
 import { type ZeekEvent, dataToEvent, encodeDataMessage, encodeEventMessage, WEBSOCKET_PATH } from "../broker/messages.js";
-import { CONTROLLER_TOPIC } from "../controller/api.js";
+import { CONTROLLER_TOPIC, DEFAULT_CONTROLLER_WEBSOCKET_PORT } from "../controller/api.js";
+import { AGENT_TOPIC_PREFIX, AgentApi } from "../agent/api.js";
 import { ControllerClient } from "./controller-client.js";
 import { parsePyInt } from "./ini.js";
 import type { Logger } from "./log.js";
+import { notificationOf, type Notification } from "./monitor.js";
 import { brokerRepr, checkEvent, describeEvent } from "./render.js";
 import type { Settings } from "./settings.js";
 
@@ -147,7 +149,10 @@ export function connectFailureMessage(err: ConnectError, remote: string): string
     case "tls_failure":
       return `socket TLS error in ${stage} with controller ${remote}: ${err.detail}`;
     case "not_broker_endpoint":
-      return `websocket error in ${stage} with controller ${remote}: ${err.detail} (not a Broker WebSocket endpoint: an HTTP server, or the wrong port?)`;
+      return (
+        `websocket error in ${stage} with controller ${remote}: ${err.detail} (an HTTP server answered, not a Broker WebSocket ` +
+        `endpoint: a web or metrics port? The controller listens on ${DEFAULT_CONTROLLER_WEBSOCKET_PORT} by default)`
+      );
     case "handshake_rejected":
       if (err.frame !== undefined) return `protocol data error with controller ${remote}: ${ackProblem(err.frame) ?? err.detail}, raw data: ${err.frame}`;
       return `websocket error in ${stage} with controller ${remote}: ${err.detail}`;
@@ -183,6 +188,7 @@ export async function connectController(target: ControllerTarget, options: Conne
       ackTimeoutMs: Math.max(1, attempts) * (stepMs + retryDelayMs),
       ...(target.tls ? { tls: target.tls } : {}),
     });
+    const greeting = watchGreeting(connection);
     try {
       await connection.connect();
     } catch (err) {
@@ -195,7 +201,7 @@ export async function connectController(target: ControllerTarget, options: Conne
       throw new ClientFailure(connectFailureMessage(err, remote));
     }
     log.info(`peered with controller ${remote}`);
-    return new ControllerConnection(connection, target, options);
+    return new ControllerConnection(connection, target, options, greeting);
   }
   throw new ClientFailure(`websocket connection to ${remote} timed out in connect()`);
 }
@@ -215,6 +221,7 @@ export class ControllerConnection {
     private readonly connection: Connection,
     readonly target: ControllerTarget,
     options: ConnectOptions,
+    private readonly greeting: Greeting = watchGreeting(connection),
   ) {
     this.requestTimeoutMs = options.requestTimeoutMs;
     this.log = options.log;
@@ -230,16 +237,29 @@ export class ControllerConnection {
           return "event" in seen ? seen.event : undefined;
         },
       },
-      ...(log.tracing ? { onPublish: (event: ZeekEvent) => log.debug(`send: ${encodeEventMessage(CONTROLLER_TOPIC, event)}`) } : {}),
+      onPublish: (event: ZeekEvent) => {
+        // A greeting that came before the request was sent would otherwise go unseen.
+        if (this.greeting.agent !== undefined) throw new ClientFailure(`no response received: ${notAControllerMessage(this.target.remote, this.greeting.agent)}`);
+        if (log.tracing) log.debug(`send: ${encodeEventMessage(CONTROLLER_TOPIC, event)}`);
+      },
     });
     connection.on("server-error", (code, context) => log.debug(`skipping non-data message: error ${code}: ${context}`));
+
   }
 
-  /** A request's failure in zeek-client's words. */
-  failure(err: unknown): unknown {
+  /**
+   * A request's failure in zeek-client's words. A request that timed out is worth one more
+   * look: an agent accepts a client's WebSocket like a controller but never answers, so the
+   * timeout alone would send the operator looking for a hung controller.
+   */
+  async failure(err: unknown): Promise<unknown> {
     if (!(err instanceof ProtocolError)) return err;
     const remote = this.target.remote;
-    if (err.code === "request_timeout") return new ClientFailure(`no response received: websocket connection to ${remote} timed out`);
+    if (err.code === "request_timeout") {
+      const timedOut = `no response received: websocket connection to ${remote} timed out`;
+      const agent = this.greeting.agent ?? (await probeAgent(this.target));
+      return new ClientFailure(agent === undefined ? timedOut : `${timedOut}; ${notAControllerMessage(remote, agent)}`);
+    }
     return new ClientFailure(`no response received: unexpected error with controller ${remote}: ${err.message}`);
   }
 
@@ -253,6 +273,10 @@ export class ControllerConnection {
       event = dataToEvent(data);
     } catch {
       return invalid();
+    }
+    if (event.name === AgentApi.notify_agent_hello.name) {
+      const name = event.args[0]?.type === "string" ? event.args[0].value : "?";
+      return { error: notAControllerMessage(this.target.remote, name) };
     }
     const check = checkEvent(event);
     if (check === "unknown") {
@@ -298,8 +322,98 @@ export class ControllerConnection {
     };
   }
 
+  /**
+   * The readable monitor: only the cluster's notifications reach `on`; responses meant for
+   * other clients and the silence between events are not reported. Returns a function that
+   * stops it.
+   */
+  watch(on: (notification: Notification) => void, onDown: (message: string) => void): () => void {
+    const link = this.connection;
+    const onData = (topic: string, data: BrokerData): void => {
+      if (this.log.tracing) this.log.debug(`recv: ${encodeDataMessage(topic, data)}`);
+      let event: ZeekEvent;
+      try {
+        event = dataToEvent(data);
+      } catch {
+        return;
+      }
+      const notification = notificationOf(event);
+      if (notification) on(notification);
+      else this.log.debug(`skipping event "${event.name}"`);
+    };
+    const down = (reason: string): void => onDown(`lost the connection to controller ${this.target.remote}: ${reason}`);
+    link.on("data", onData);
+    link.on("down", down);
+    return () => {
+      link.off("data", onData);
+      link.off("down", down);
+    };
+  }
+
   async close(): Promise<void> {
     await this.connection.close();
+  }
+}
+
+/** The agent that greeted a connection as its controller, if one did: then it is no controller. */
+interface Greeting {
+  agent?: string;
+}
+
+/** Must be attached before connecting: a greeting may travel right behind the handshake ack. */
+function watchGreeting(connection: Connection): Greeting {
+  const greeting: Greeting = {};
+  connection.on("data", (_topic: string, data: BrokerData) => {
+    try {
+      const event = dataToEvent(data);
+      if (event.name === AgentApi.notify_agent_hello.name) greeting.agent = AgentApi.notify_agent_hello.parse(event)[0];
+    } catch {
+      // Not a greeting; a request's own wait judges everything else.
+    }
+  });
+  return greeting;
+}
+
+function notAControllerMessage(remote: string, agent: string): string {
+  return (
+    `${remote} is agent "${agent}", not a controller (agents take no client requests): ` +
+    `point --controller at the controller's address, port ${DEFAULT_CONTROLLER_WEBSOCKET_PORT} by default`
+  );
+}
+
+/**
+ * The name of the agent listening at the target, or undefined when no agent greets us there
+ * in time. An agent greets whoever subscribes to its topics with notify_agent_hello, as it
+ * would a controller that dialed it; a controller sends nothing of the kind.
+ */
+export async function probeAgent(target: ControllerTarget, waitMs = 2000): Promise<string | undefined> {
+  const probe = new Connection({
+    url: target.url,
+    topics: [AGENT_TOPIC_PREFIX],
+    openTimeoutMs: waitMs,
+    ackTimeoutMs: waitMs,
+    ...(target.tls ? { tls: target.tls } : {}),
+  });
+  let timer: NodeJS.Timeout | undefined;
+  const hello = new Promise<string | undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), waitMs);
+    probe.on("data", (_topic: string, data: BrokerData) => {
+      try {
+        const event = dataToEvent(data);
+        if (event.name === AgentApi.notify_agent_hello.name) resolve(AgentApi.notify_agent_hello.parse(event)[0]);
+      } catch {
+        // Anything else is not a greeting.
+      }
+    });
+  });
+  try {
+    await probe.connect();
+    return await hello;
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+    await probe.close().catch(() => undefined);
   }
 }
 

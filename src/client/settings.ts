@@ -3,8 +3,9 @@
 // previous. Everything goes through a configparser-compatible store so that values, key case
 // folding, `%` interpolation and the printed layout behave as in zeek-client.
 
-import { readFileSync } from "node:fs";
-import { ConfigParser, IniError } from "./ini.js";
+import { existsSync, readFileSync } from "node:fs";
+import { ConfigParser, IniError, parsePyInt } from "./ini.js";
+import { didYouMean } from "./suggest.js";
 import { ShlexError, shlexSplit } from "../management/shlex.js";
 
 /** Built-in defaults in show-settings order; values are Python's str() of upstream's defaults. */
@@ -133,6 +134,23 @@ export function parseControllerArg(text: string): { host?: string; port?: string
   return { host, port };
 }
 
+/** Every `section.key` zeek-client reads (keys fold to lower case, as in configparser). */
+export const KNOWN_SETTINGS: ReadonlySet<string> = new Set(DEFAULT_SETTINGS.flatMap(([section, entries]) => entries.map(([key]) => `${section}.${key}`)));
+
+/**
+ * Why a --set item names no setting zeek-client knows, or undefined when it does (or is
+ * malformed, which loadSettings reports as zeek-client does). ssl.disable is deprecated,
+ * not unknown: it gets its own warning.
+ */
+export function unknownSetting(item: string): string | undefined {
+  const eq = item.indexOf("=");
+  const dot = eq < 0 ? -1 : item.slice(0, eq).indexOf(".");
+  if (eq < 0 || dot < 0) return undefined;
+  const name = `${item.slice(0, dot)}.${item.slice(dot + 1, eq).toLowerCase()}`;
+  if (KNOWN_SETTINGS.has(name) || name === "ssl.disable") return undefined;
+  return `unknown setting "${name}" in --set ${item}${didYouMean(name, KNOWN_SETTINGS)}; show-settings lists them all`;
+}
+
 /** The global options that feed the settings. */
 export interface SettingsArgs {
   /** -c/--configfile */
@@ -164,6 +182,12 @@ export interface LoadedSettings {
   configFile?: string;
   /** Problems zeek-client logs as errors and then carries on. */
   errors: string[];
+  /**
+   * Mistakes on the command line that zeek-client lets pass silently or with a traceback
+   * (an unknown --set key, a -c file that is not there, a --controller port that is not a
+   * number); the CLI stops on them before doing anything.
+   */
+  fatal: string[];
   warnings: string[];
 }
 
@@ -184,12 +208,16 @@ export function loadSettings(args: SettingsArgs = {}, env: SettingsEnv = {}, opt
   const settings = new Settings();
   const errors: string[] = [];
   const warnings: string[] = [];
+  const fatal: string[] = [];
   const readFile = options.readFile ?? readFileIfPossible;
 
   const configFile = args.configFile ?? (env.ZEEK_CLIENT_CONFIG_FILE || options.defaultConfigFile);
   if (configFile !== undefined) {
     const text = readFile(configFile);
     if (text !== undefined) settings.readString(text, configFile);
+    else if (args.configFile !== undefined) {
+      fatal.push(`client settings file "${configFile}" ${existsSync(configFile) ? "cannot be read" : "not found"}`);
+    }
   }
 
   let envItems: string[] = [];
@@ -208,6 +236,8 @@ export function loadSettings(args: SettingsArgs = {}, env: SettingsEnv = {}, opt
   }
 
   for (const item of args.set ?? []) {
+    const unknown = unknownSetting(item);
+    if (unknown !== undefined) fatal.push(unknown);
     try {
       settings.apply(item);
     } catch {
@@ -217,6 +247,12 @@ export function loadSettings(args: SettingsArgs = {}, env: SettingsEnv = {}, opt
 
   if (args.controller) {
     const { host, port } = parseControllerArg(args.controller);
+    const number = port === undefined ? undefined : parsePyInt(port);
+    if (port !== undefined && number === undefined) {
+      fatal.push(
+        `invalid --controller value "${args.controller}": port "${port}" is not a number (use HOST:PORT, e.g. 127.0.0.1:2149)`,
+      );
+    }
     try {
       if (host !== undefined) settings.set("controller", "host", host);
       if (port !== undefined) settings.set("controller", "port", port);
@@ -232,5 +268,5 @@ export function loadSettings(args: SettingsArgs = {}, env: SettingsEnv = {}, opt
     warnings.push("the ssl.disable setting is deprecated and has no effect, use ssl.enable instead");
   }
 
-  return configFile === undefined ? { settings, errors, warnings } : { settings, configFile, errors, warnings };
+  return configFile === undefined ? { settings, errors, warnings, fatal } : { settings, configFile, errors, warnings, fatal };
 }
