@@ -79,6 +79,31 @@ function successIds(results: Result[]): string[] {
 }
 
 describe("controller + agents + nodes", () => {
+  it("passes agents' change, log and error notices on to clients: `zmgmt monitor --json` shows a crash as it happens", async () => {
+    const { client, controllerPort } = await twoAgentCluster();
+    await client.stageConfiguration(twoInstanceConfig());
+    expect((await client.deploy()).filter((r) => !r.success)).toEqual([]);
+    const victim = (await allRunning(client, 5)).get("worker-02")!;
+    const monitor = env.spawnCli(["--controller", `127.0.0.1:${controllerPort}`, "monitor", "--json"]);
+    // Give monitor its connection before the crash it is to see.
+    await new Promise((r) => setTimeout(r, 1500));
+    process.kill(victim.pid!, "SIGKILL");
+    const lines = await eventually(
+      () => {
+        const parsed = monitor
+          .output()
+          .split("\n")
+          .filter((l) => l.startsWith("{"))
+          .map((l) => JSON.parse(l) as Record<string, unknown>);
+        const text = JSON.stringify(parsed);
+        return text.includes("CRASHED") && text.includes("SIGKILL") ? parsed : undefined;
+      },
+      15_000,
+      "monitor to show worker-02's crash",
+    );
+    expect(JSON.stringify(lines)).toContain("worker-02");
+  });
+
   it("stages, deploys across two agents and reports every node RUNNING", async () => {
     const { client } = await twoAgentCluster();
     const cfg = twoInstanceConfig();

@@ -230,16 +230,21 @@ export class Controller {
       this.log.info(`rx ${AgentApi.restart_response.name} ${reqid}`);
       this.fanOut.onResponse(reqid, "restart", results);
     });
-    // Upstream has handlers for these that do nothing; we at least keep a trace.
-    on(AgentApi.notify_error, ([instance, msg, node]) =>
-      this.log.info(`rx ${AgentApi.notify_error.name} ${instance} ${msg}${node ? ` (node ${node})` : ""}`),
-    );
-    on(AgentApi.notify_log, ([instance, msg, node]) =>
-      this.log.info(`rx ${AgentApi.notify_log.name} ${instance} ${msg}${node ? ` (node ${node})` : ""}`),
-    );
-    on(AgentApi.notify_change, ([instance, node, from, to]) =>
-      this.log.info(`rx ${AgentApi.notify_change.name} ${instance} ${node.name} ${from} -> ${to}`),
-    );
+    // Upstream's handlers for these do nothing. We log them and pass them on to clients on
+    // the controller topic, so `monitor` shows crashes, revivals and errors as they happen
+    // (a client waiting for an answer hears them only after it, see ReplyRouting).
+    on(AgentApi.notify_error, ([instance, msg, node]) => {
+      this.log.info(`rx ${AgentApi.notify_error.name} ${instance} ${msg}${node ? ` (node ${node})` : ""}`);
+      this.local?.publishEvent(CONTROLLER_TOPIC, AgentApi.notify_error.make(instance, msg, node));
+    });
+    on(AgentApi.notify_log, ([instance, msg, node]) => {
+      this.log.info(`rx ${AgentApi.notify_log.name} ${instance} ${msg}${node ? ` (node ${node})` : ""}`);
+      this.local?.publishEvent(CONTROLLER_TOPIC, AgentApi.notify_log.make(instance, msg, node));
+    });
+    on(AgentApi.notify_change, ([instance, node, from, to]) => {
+      this.log.info(`rx ${AgentApi.notify_change.name} ${instance} ${node.name} ${from} -> ${to}`);
+      this.local?.publishEvent(CONTROLLER_TOPIC, AgentApi.notify_change.make(instance, node, from, to));
+    });
     on(AgentApi.agent_standby_response, ([reqid]) =>
       this.log.debug(`rx ${AgentApi.agent_standby_response.name} ${reqid}, ignoring`),
     );
