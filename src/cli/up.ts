@@ -12,7 +12,7 @@ import { DEFAULT_AGENT_PORT, DEFAULT_AGENT_REQUEST_TIMEOUT_MS } from "../agent/a
 import { defaultAgentOptions } from "../agent/main.js";
 import { DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS, DEFAULT_CONTROLLER_WEBSOCKET_PORT } from "../controller/api.js";
 import { ControllerClient, resultNodeOutputs, resultNodeStatuses } from "../client/controller-client.js";
-import { parseClusterConfig } from "../client/cluster-config.js";
+import { locatedErrors, parseClusterConfig } from "../client/cluster-config.js";
 import type { Configuration, NodeStatus } from "../management/types.js";
 import { startSupervisor } from "../supervisor/main.js";
 import { addSupervisionOptions, chooseZeek, closeOnSignals, parseHostPort, pickFreePort, processOptions } from "./daemons.js";
@@ -161,7 +161,7 @@ export function registerUpCommand(program: Command): void {
     const parsed = parseClusterConfig(iniText, { fileName: opts.config ?? "<default>", hostname: hostname() });
     for (const w of parsed.warnings) process.stderr.write(`warning: ${w}\n`);
     if (!parsed.config) {
-      for (const e of parsed.errors) process.stderr.write(`error: ${e}\n`);
+      for (const e of locatedErrors(parsed, opts.config ?? "<default>")) process.stderr.write(`error: ${e}\n`);
       process.exit(1);
     }
     const config: Configuration = parsed.config;
