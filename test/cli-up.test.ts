@@ -104,4 +104,33 @@ describe("zmgmt up", () => {
     await eventually(() => again.output().includes("cluster is up"), 40_000, "the cluster to come up again");
     expect(again.output()).not.toContain("still pending");
   });
+
+  it("takes a controller name and can leave metrics ports unassigned, as upstream's test setups do", async () => {
+    env = new TestEnv();
+    const controllerPort = await freePort();
+    const up = env.spawnCli([
+      "up",
+      "--no-zeek",
+      "--state-dir",
+      "state",
+      "--controller-name",
+      "ctl-test",
+      "--no-auto-assign-metrics-ports",
+      "--controller-listen",
+      `127.0.0.1:${controllerPort}`,
+      "--agent-listen",
+      "127.0.0.1:0",
+      "--broker-start-port",
+      String(await freePortRange(8)),
+    ]);
+    await eventually(() => up.output().includes("cluster is up"), 30_000, "the cluster to come up");
+    const client = await ControllerClient.connect({ url: `127.0.0.1:${controllerPort}` });
+    const statuses = (await client.getNodes()).flatMap((r) => resultNodeStatuses(r) ?? []);
+    await client.close();
+    expect(statuses.find((s) => s.mgmtRole === "CONTROLLER")?.node).toBe("ctl-test");
+    const cluster = statuses.filter((s) => s.mgmtRole === "NONE");
+    expect(cluster).toHaveLength(5);
+    expect(cluster.map((s) => s.metricsPort)).toEqual(Array(5).fill(undefined));
+  });
 });
+

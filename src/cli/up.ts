@@ -120,6 +120,8 @@ export function registerUpCommand(program: Command): void {
       .option("--timeout <seconds>", "how long to wait for the cluster to come up", (v) => Number(v), 60)
       .option("--broker-start-port <port>", "first port for cluster-port auto-assignment", (v) => Number(v), 2200)
       .option("--metrics-start-port <port>", "first port for metrics-port auto-assignment", (v) => Number(v), 9000)
+      .option("--controller-name <name>", "the controller's name (default: controller-<hostname>)")
+      .option("--no-auto-assign-metrics-ports", "do not give nodes without a metrics_port one")
       .option("--zeek <path>", "run the cluster's nodes as this Zeek (default: zeek on PATH, else the built-in zmgmt node)")
       .option("--no-zeek", "run the built-in zmgmt node even where Zeek is installed")
       .option(ALLOW_INSECURE_LISTEN_FLAG, "allow non-loopback listen addresses (up has no TLS; see `zmgmt controller --help`)")
@@ -142,7 +144,7 @@ export function registerUpCommand(program: Command): void {
     // Daemons run in directories of their own below the state directory; a relative path
     // would be taken relative to those and nest the state inside itself.
     opts.stateDir = resolve(opts.stateDir);
-    const controllerName = `controller-${hostname()}`;
+    const controllerName = (opts.controllerName as string | undefined) ?? `controller-${hostname()}`;
     const controllerOptions: ControllerDaemonOptions = {
       name: controllerName,
       stateDir: opts.stateDir,
@@ -152,6 +154,8 @@ export function registerUpCommand(program: Command): void {
       logLevel: opts.logLevel,
       brokerStartPort: opts.brokerStartPort,
       metricsStartPort: opts.metricsStartPort,
+      // Upstream's test setups run without metrics ports; so can this.
+      ...(opts.autoAssignMetricsPorts === false ? { autoAssignMetricsPorts: false } : {}),
       ...(allowInsecureListen ? { allowInsecureListen } : {}),
     };
     const hostForUrl = controllerListen.host.includes(":") ? `[${controllerListen.host}]` : controllerListen.host;
