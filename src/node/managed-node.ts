@@ -165,5 +165,6 @@ export function managedNodeOptionsFromEnv(env: NodeJS.ProcessEnv = process.env):
   const agentUrl = env[NodeEnv.agentUrl];
   if (!name) throw new Error(`${NodeEnv.name} is not set: this program must be started by a zmgmt agent`);
   if (!agentUrl) throw new Error(`${NodeEnv.agentUrl} is not set: this program must be started by a zmgmt agent`);
-  return { name, agentUrl, ...(env[NodeEnv.agentToken] ? { token: env[NodeEnv.agentToken] } : {}) };
+  const token = env[NodeEnv.agentToken];
+  return { name, agentUrl, ...(token ? { token } : {}) };
 }

@@ -64,8 +64,13 @@ const port = fc.integer({ min: 0, max: 65535 });
 const opt = <T>(a: fc.Arbitrary<T>): fc.Arbitrary<T | undefined> => fc.option(a, { nil: undefined });
 const env = fc.dictionary(text, text, { maxKeys: 3 });
 
-function withoutUndefined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+/** T with every key that may hold undefined made optional instead (exactOptionalPropertyTypes). */
+type WithoutUndefined<T> = { [K in keyof T as undefined extends T[K] ? never : K]: T[K] } & {
+  [K in keyof T as undefined extends T[K] ? K : never]?: Exclude<T[K], undefined>;
+};
+
+function withoutUndefined<T extends object>(o: T): WithoutUndefined<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as WithoutUndefined<T>;
 }
 
 export const instanceArb: fc.Arbitrary<Instance> = fc
