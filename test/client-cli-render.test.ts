@@ -572,7 +572,7 @@ describe("tables and logs", () => {
     expect(nodes).not.toContain("\x1b[");
     const colored = nodesTable(renderGetNodes(results).json as never, { color: true });
     expect(colored).toContain("\x1b[32mRUNNING\x1b[39m");
-    const instances = instancesTable({ "agent-a": { host: "10.0.0.1", port: 2151 }, "agent-b": {} } as never);
+    const instances = instancesTable({ "agent-a": { host: "10.0.0.1", port: 2151 }, "agent-b": {} });
     expect(instances).toMatch(/agent-a.*10\.0\.0\.1.*2151.*controller connects to agent/);
     expect(instances).toMatch(/agent-b.*agent connects to controller/);
   });

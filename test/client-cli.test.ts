@@ -36,9 +36,9 @@ function runCli(
   running.add(child);
   let stdout = "";
   let stderr = "";
-  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-  child.stdin!.end(opts.input ?? "");
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  child.stdin.end(opts.input ?? "");
   const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 30_000);
   return new Promise((resolve) => {
     child.on("close", (code) => {
@@ -475,7 +475,7 @@ describe("against a real cluster", () => {
     });
     running.add(child);
     let out = "";
-    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
     await until(async () => (out.includes("no response received") ? true : undefined), 10_000, "monitor's first timeout");
     await zc(["get-nodes"]);

@@ -21,7 +21,7 @@ export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs: number,
   for (;;) {
     try {
       const v = await check();
-      if (v) return v as NonNullable<T>;
+      if (v) return v;
     } catch (err) {
       last = err;
     }

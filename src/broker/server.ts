@@ -168,14 +168,14 @@ function attach(
   ws.on("pong", () => alive.set(ws, 0));
   ws.on("message", (data, isBinary) => {
     alive.set(ws, 0);
-    if (isBinary) conn!.receiveBinary();
-    else conn!.receive(data.toString("utf8"));
+    if (isBinary) conn.receiveBinary();
+    else conn.receive(data.toString("utf8"));
   });
-  ws.on("close", () => conn!.transportClosed());
+  ws.on("close", () => conn.transportClosed());
   ws.on("error", (err) => {
     // A frame over the hard cap ends here (ws closes with 1009); the hub just forgets it.
-    hub.emit("transport-error", { origin: conn!.origin, error: err });
-    conn!.transportClosed();
+    hub.emit("transport-error", { origin: conn.origin, error: err });
+    conn.transportClosed();
   });
 }
 

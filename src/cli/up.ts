@@ -14,8 +14,9 @@ import { DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS, DEFAULT_CONTROLLER_WEBSOCKET_POR
 import { ControllerClient, resultNodeOutputs, resultNodeStatuses } from "../client/controller-client.js";
 import { parseClusterConfig } from "../client/cluster-config.js";
 import type { Configuration, NodeStatus } from "../management/types.js";
+import type { LogLevel } from "../management/log.js";
 import { startSupervisor } from "../supervisor/main.js";
-import { addSupervisionOptions, chooseZeek, closeOnSignals, parseHostPort, pickFreePort, processOptions } from "./daemons.js";
+import { addSupervisionOptions, chooseZeek, closeOnSignals, parseHostPort, pickFreePort, processOptions, type SupervisionFlags } from "./daemons.js";
 import type { ControllerDaemonOptions } from "../controller/options.js";
 import { ALLOW_INSECURE_LISTEN_FLAG } from "../management/security.js";
 import { enforceListenPolicy } from "./tls-flags.js";
@@ -106,6 +107,21 @@ async function assertPortsFree(ports: ListenPort[]): Promise<void> {
   }
 }
 
+// What commander hands the action, as the options below declare them.
+interface UpFlags extends SupervisionFlags {
+  stateDir: string;
+  config?: string;
+  instance: string;
+  controllerListen: string;
+  agentListen: string;
+  timeout: number;
+  brokerStartPort: number;
+  metricsStartPort: number;
+  zeek?: string | false;
+  allowInsecureListen?: true;
+  logLevel: LogLevel;
+}
+
 export function registerUpCommand(program: Command): void {
   addSupervisionOptions(
     program
@@ -123,8 +139,8 @@ export function registerUpCommand(program: Command): void {
       .option("--no-zeek", "run the built-in zmgmt node even where Zeek is installed")
       .option(ALLOW_INSECURE_LISTEN_FLAG, "allow non-loopback listen addresses (up has no TLS; see `zmgmt controller --help`)")
       .addOption(new Option("--log-level <level>").choices(["DEBUG", "INFO", "WARNING", "ERROR"]).default("INFO")),
-  ).action(async (opts) => {
-    const tty = process.stdout.isTTY === true;
+  ).action(async (opts: UpFlags) => {
+    const tty = process.stdout.isTTY;
     const controllerListen = parseHostPort(opts.controllerListen, DEFAULT_CONTROLLER_WEBSOCKET_PORT);
     const agentListen = parseHostPort(opts.agentListen, DEFAULT_AGENT_PORT);
     const allowInsecureListen = opts.allowInsecureListen === true;
@@ -164,7 +180,7 @@ export function registerUpCommand(program: Command): void {
       process.exit(1);
     }
     const config: Configuration = parsed.config;
-    const zeek = chooseZeek(opts.zeek as string | false | undefined);
+    const zeek = chooseZeek(opts.zeek);
     const instanceName = config.instances[0]?.name ?? opts.instance;
 
     const running = await startSupervisor({

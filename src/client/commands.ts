@@ -62,7 +62,7 @@ function addGlobalOptions(cmd: Command, hidden: boolean): Command {
 
 /** Global options may come before the command (as in zeek-client) or after it. */
 function mergedOptions(cmd: Command): GlobalOptions {
-  const outer = (cmd.parent?.opts() ?? {}) as Partial<GlobalOptions>;
+  const outer = (cmd.parent?.opts() ?? {});
   const inner = cmd.opts() as Partial<GlobalOptions>;
   const merged: GlobalOptions = {
     set: [...(outer.set ?? []), ...(inner.set ?? [])],
@@ -107,7 +107,7 @@ class Spinner {
     let frame = 0;
     this.timer = setInterval(() => {
       const secs = ((Date.now() - started) / 1000).toFixed(1);
-      this.stream.write(`\r${pc.cyan(SPINNER_FRAMES[frame++ % SPINNER_FRAMES.length]!)} ${text} ${pc.dim(`${secs}s`)}\x1b[K`);
+      this.stream.write(`\r${pc.cyan(SPINNER_FRAMES[frame++ % SPINNER_FRAMES.length])} ${text} ${pc.dim(`${secs}s`)}\x1b[K`);
       this.shown = true;
     }, 100);
   }
@@ -126,7 +126,10 @@ class Spinner {
 
 function writeStdout(text: string): Promise<void> {
   return new Promise((resolve) => {
-    if (text === "") return resolve();
+    if (text === "") {
+      resolve();
+      return;
+    }
     process.stdout.write(text, () => resolve());
   });
 }
@@ -216,13 +219,13 @@ async function runClient(cmd: Command, handler: (ctx: Context) => Promise<number
 
   const spinner = new Spinner(process.stderr, !opts.quiet);
   log.beforeWrite = () => spinner.clear();
-  const color = pc.isColorSupported && process.stdout.isTTY === true;
+  const color = pc.isColorSupported && process.stdout.isTTY;
 
   const ctx: Context = {
     settings,
     log,
     pretty,
-    human: process.stdout.isTTY === true && !opts.json,
+    human: process.stdout.isTTY && !opts.json,
     tableOptions: { color },
     spinner,
     async connect() {

@@ -101,7 +101,7 @@ export function pyDumps(value: PyJson, indent: number | null = 2): string {
     if (scalar !== undefined) return scalar;
     const isList = Array.isArray(v);
     const items: string[] = isList
-      ? (v as PyJson[]).map((item) => write(item, level + 1))
+      ? v.map((item) => write(item, level + 1))
       : Object.keys(v as PyDict)
           .sort(compareCodePoints)
           .map((k) => `${pyJsonString(k)}: ${write((v as PyDict)[k]!, level + 1)}`);

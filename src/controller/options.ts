@@ -87,12 +87,12 @@ export type ControllerDaemonOptions = Static<typeof ControllerDaemonOptionsSchem
 // The schemas restate types the broker and the logger own; these fail to compile when
 // one side changes without the other.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const schemasMatch: [
-  Same<Static<typeof TlsServerSchema>, TlsServerOptions>,
-  Same<Static<typeof PeerTlsSchema>, PeerTlsOptions>,
-  Same<Static<typeof LogLevelSchema>, LogLevel>,
-] = [true, true, true];
-void schemasMatch;
+type Holds<T extends true> = T;
+export type SchemasMatch = [
+  Holds<Same<Static<typeof TlsServerSchema>, TlsServerOptions>>,
+  Holds<Same<Static<typeof PeerTlsSchema>, PeerTlsOptions>>,
+  Holds<Same<Static<typeof LogLevelSchema>, LogLevel>>,
+];
 
 export class ControllerOptionsError extends Error {
   readonly code = "invalid_controller_options";

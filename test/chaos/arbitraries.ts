@@ -24,10 +24,10 @@ import { CLUSTER_ROLES, MGMT_ROLES, STATES, type Configuration, type Instance, t
 export type AnySpec = EventSpec<readonly Codec<unknown>[]>;
 
 export const ALL_SPECS: Array<{ api: string; spec: AnySpec }> = [
-  ...Object.values(ControllerApi).map((spec) => ({ api: "controller", spec: spec as AnySpec })),
-  ...Object.values(AgentApi).map((spec) => ({ api: "agent", spec: spec as AnySpec })),
-  ...Object.values(NodeApi).map((spec) => ({ api: "node", spec: spec as AnySpec })),
-  ...Object.values(SupervisorApi).map((spec) => ({ api: "supervisor", spec: spec as AnySpec })),
+  ...Object.values(ControllerApi).map((spec) => ({ api: "controller", spec })),
+  ...Object.values(AgentApi).map((spec) => ({ api: "agent", spec })),
+  ...Object.values(NodeApi).map((spec) => ({ api: "node", spec })),
+  ...Object.values(SupervisorApi).map((spec) => ({ api: "supervisor", spec })),
 ];
 
 // ---------------------------------------------------------------------------------------

@@ -65,9 +65,9 @@ const RECORD_CODECS: Array<[string, Codec<unknown>]> = [
   ...Object.entries(Records)
     .filter(([k, v]) => k.endsWith("Codec") && typeof v === "object" && v !== null && "decode" in v)
     .map(([k, v]) => [k, v as Codec<unknown>] as [string, Codec<unknown>]),
-  ["SupervisedNodeConfigCodec", SupervisedNodeConfigCodec as Codec<unknown>],
-  ["SupervisedNodeStatusCodec", SupervisedNodeStatusCodec as Codec<unknown>],
-  ["NodeExitCodec", NodeExitCodec as Codec<unknown>],
+  ["SupervisedNodeConfigCodec", SupervisedNodeConfigCodec],
+  ["SupervisedNodeStatusCodec", SupervisedNodeStatusCodec],
+  ["NodeExitCodec", NodeExitCodec],
 ];
 
 describe("decoders reject hostile input with a ProtocolError and nothing else", () => {

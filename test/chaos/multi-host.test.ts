@@ -80,8 +80,8 @@ function spawnIn(ns: string, args: string[]): ChildProcess {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
-  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (out += d.toString()));
   (child as ChildProcess & { output?: () => string }).output = () => out;
   procs.push(child);
   return child;
