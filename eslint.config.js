@@ -20,6 +20,10 @@ export default tseslint.config(
       "@typescript-eslint/no-non-null-assertion": "off",
       // `() => void` callbacks written as arrow shorthand are a plain idiom, not a confusion.
       "@typescript-eslint/no-confusing-void-expression": ["error", { ignoreArrowShorthand: true }],
+      // A caught error is passed on as it came; wrapping it would lose its class and code.
+      "@typescript-eslint/prefer-promise-reject-errors": ["error", { allowThrowingUnknown: true }],
+      // `const { dropped, ...rest } = o` is how a key is left out of a copy.
+      "@typescript-eslint/no-unused-vars": ["error", { ignoreRestSiblings: true }],
     },
   },
   {

@@ -243,7 +243,7 @@ async function bringUp(agents: number, nodeArgs: string[] = []): Promise<SizeRun
 
 async function tearDown(run: SizeRun): Promise<void> {
   await run.client.close().catch(() => undefined);
-  run.sim.child.send?.({ cmd: "stop" });
+  run.sim.child.send({ cmd: "stop" });
   await Promise.race([run.sim.exited, sleep(10_000)]);
   await run.scratch.stop(run.controller.proc, "SIGTERM", 15_000);
 }

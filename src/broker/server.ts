@@ -133,7 +133,7 @@ export class HubServer {
           clearTimeout(force);
           resolve();
         });
-        this.http.closeAllConnections?.();
+        this.http.closeAllConnections();
       });
     });
   }
@@ -169,7 +169,8 @@ function attach(
   ws.on("message", (data, isBinary) => {
     alive.set(ws, 0);
     if (isBinary) conn.receiveBinary();
-    else conn.receive(data.toString("utf8"));
+    // ws hands message listeners a Buffer under its default binaryType.
+    else conn.receive((data as Buffer).toString("utf8"));
   });
   ws.on("close", () => conn.transportClosed());
   ws.on("error", (err) => {

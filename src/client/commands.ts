@@ -62,8 +62,8 @@ function addGlobalOptions(cmd: Command, hidden: boolean): Command {
 
 /** Global options may come before the command (as in zeek-client) or after it. */
 function mergedOptions(cmd: Command): GlobalOptions {
-  const outer = (cmd.parent?.opts() ?? {});
-  const inner = cmd.opts() as Partial<GlobalOptions>;
+  const outer = cmd.parent?.opts<Partial<GlobalOptions>>() ?? {};
+  const inner = cmd.opts<Partial<GlobalOptions>>();
   const merged: GlobalOptions = {
     set: [...(outer.set ?? []), ...(inner.set ?? [])],
     quiet: Boolean(outer.quiet || inner.quiet),
@@ -477,7 +477,7 @@ export function registerClientCommands(program: Command): void {
   program
     .usage("[options] [command]")
     .argument("[command...]")
-    .action(async (words: string[], _opts: unknown, cmd: Command) => {
+    .action((words: string[], _opts: unknown, cmd: Command) => {
       if (words.length > 0) {
         program.error(`error: unknown command '${words[0]}'`, { exitCode: USAGE_EXIT, code: "commander.unknownCommand" });
       }
