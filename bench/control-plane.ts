@@ -325,7 +325,7 @@ async function profileControlPlane(agents: number, count: number, reason: string
     const cpu = files.flatMap((f) =>
       Object.entries(windows).map(([op, w]) => summarizeCpuProfile(f, op === "deploy" ? `controller, deploy to ${agents} agents` : `controller, ${count} × ${op} at ${agents} agents`, w)),
     );
-    return { reason, agents, cpu, memory: mem, ...(heap ? { heap } : {}) };
+    return { reason, agents, cpu, memory: mem, heap };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

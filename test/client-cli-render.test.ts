@@ -266,7 +266,7 @@ describe("deploy", () => {
       errors: ["earlier deployment x still pending", "agent trouble"],
       results: { id: "cfg-1", nodes: { manager: { instance: "agent-a", success: true } } },
     });
-    expect(out.logs).toEqual([{ level: "warning", message: expect.stringMatching(/^skipping unexpected response /) }]);
+    expect(out.logs).toEqual([{ level: "warning", message: expect.stringMatching(/^skipping unexpected response /) as unknown }]);
   });
 
   it("fails for a failure that has neither node nor error, and has no nodes entry without node results", () => {

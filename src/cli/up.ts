@@ -203,6 +203,7 @@ export function registerUpCommand(program: Command): void {
       processOptions: processOptions(opts),
       logLevel: opts.logLevel,
     });
+    // eslint-disable-next-line prefer-const -- the signal handler below reads it before it is assigned
     let client: ControllerClient | undefined;
     closeOnSignals(async () => {
       process.stdout.write("\nstopping the cluster...\n");

@@ -87,6 +87,7 @@ export function brokerToPy(d: BrokerData): PyJson {
     case "vector":
       return d.value.map(brokerToPy);
     case "table":
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a container key has no better rendering; kept as it was
       return pyDict(d.value.map(([k, v]) => [String(brokerToPy(k)), brokerToPy(v)]));
   }
 }

@@ -95,6 +95,7 @@ describe("decoders reject hostile input with a ProtocolError and nothing else", 
       fc.property(fc.oneof(fc.jsonValue({ maxDepth: 5 }), typed, fc.anything({ maxDepth: 3 })), (json) => {
         survives("decodeData", () => decodeData(json));
         const o = (typeof json === "object" && json !== null ? json : {}) as Record<string, unknown>;
+        // eslint-disable-next-line @typescript-eslint/no-base-to-string -- fuzz input: whatever the value stringifies to is the point
         return survives("decodeTyped", () => decodeTyped(String(o["@data-type"] ?? "vector"), o["data"] ?? json));
       }),
       { numRuns: 3000 },

@@ -138,7 +138,7 @@ interface = eth0
 `;
 
 describe.skipIf(skipReason !== undefined)("controller and agents on separate hosts (network namespaces)", () => {
-  beforeAll(async () => {
+  beforeAll(() => {
     env = new TestEnv("zmgmt-chaos-netns-");
     removeNamespaces();
     createNamespaces();
