@@ -430,8 +430,8 @@ describe("against a real cluster", () => {
       "nodes to run",
     );
     expect(nodes["agent-a"]).toMatchObject({ state: "RUNNING", mgmt_role: "AGENT", cluster_role: null });
-    expect(nodes.manager).toMatchObject({ cluster_role: "MANAGER", mgmt_role: null, pid: expect.any(Number), port: expect.any(Number) });
-    expect(nodes["worker-01"]).toMatchObject({ cluster_role: "WORKER", mgmt_role: null, pid: expect.any(Number) });
+    expect(nodes.manager).toMatchObject({ cluster_role: "MANAGER", mgmt_role: null, pid: expect.any(Number) as unknown, port: expect.any(Number) as unknown });
+    expect(nodes["worker-01"]).toMatchObject({ cluster_role: "WORKER", mgmt_role: null, pid: expect.any(Number) as unknown });
   });
 
   it("deploy redeploys the staged configuration", async () => {
