@@ -1,10 +1,11 @@
 // `npm run bench`: deploy latency, crash-restart latency and control-plane latency and
 // memory, each against a baseline measured in the same run; writes bench/report.json and
 // bench/report.md. BENCH_QUICK=1 makes a short smoke run (smaller N, fewer iterations);
-// BENCH_ONLY=deploy,restart,control runs a subset.
+// BENCH_ONLY=deploy,restart,control,zeek-deploy (or --only ...) runs a subset and merges its
+// sections into the existing report. --zeek PATH picks the Zeek for the real-Zeek section.
 
 import { execFileSync } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, totalmem, type } from "node:os";
 import { join } from "node:path";
 import { runControlPlaneBench, type ControlPlaneOptions } from "./control-plane.js";
@@ -13,9 +14,15 @@ import { logf } from "./lib/log.js";
 import { CLI, REPO, Scratch, round } from "./lib/proc.js";
 import { renderMarkdown, type BenchReport, type TargetResult } from "./lib/report.js";
 import { findSupervisord, pm2Version, runRestartBench, supervisordVersion, SUPERVISORD_MISSING, type RestartOptions } from "./restart.js";
+import { runZeekDeployBench, zeekDeployTarget, ZEEK_DEPLOY_TARGET_ID, type ZeekDeployOptions } from "./zeek-deploy.js";
 
 const QUICK = process.env["BENCH_QUICK"] === "1";
-const ONLY = new Set((process.env["BENCH_ONLY"] ?? "deploy,restart,control").split(",").map((s) => s.trim()));
+function flag(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+const SECTIONS = ["deploy", "restart", "control", "zeek-deploy"];
+const ONLY = new Set((flag("--only") ?? process.env["BENCH_ONLY"] ?? SECTIONS.join(",")).split(",").map((s) => s.trim()));
 
 const TARGET_DEPLOY_OVERHEAD_PCT = 10;
 const TARGET_GET_NODES_P50_MS = 20;
@@ -33,6 +40,17 @@ const deployOptions: DeployOptions = QUICK
       iterations: (n) => (n >= 64 ? 5 : n >= 16 ? 4 : 6),
       targetOverheadPct: TARGET_DEPLOY_OVERHEAD_PCT,
     };
+
+const zeekOptions: ZeekDeployOptions = {
+  workers: process.env["BENCH_ZEEK_WORKERS"]?.split(",").map(Number) ?? (QUICK ? [4] : [4, 16]),
+  // Each N=16 run starts 60 Zeek processes across the three variants (about 1 s of CPU each).
+  iterations: QUICK ? () => 2 : () => 3,
+  ...((): { zeek?: string } => {
+    const z = flag("--zeek");
+    return z ? { zeek: z } : {};
+  })(),
+  captureLo: process.env["BENCH_ZEEK_CAPTURE_LO"] === "1",
+};
 
 const restartOptions: RestartOptions = QUICK ? { kills: 4, delayedKills: 2 } : { kills: 20, delayedKills: 3 };
 
@@ -120,7 +138,63 @@ function evaluateTargets(r: BenchReport): TargetResult[] {
     met: big && full ? big.controller.rssQueriesMaxMb < TARGET_CONTROLLER_RSS_MB : null,
     ...(quickNote && big ? { note: quickNote } : {}),
   });
+  out.push(zeekDeployTarget(r.zeekDeploy));
   return out;
+}
+
+/** Which targets each section measures, so that a subset run keeps the others' verdicts. */
+const SECTION_TARGETS: Record<string, string[]> = {
+  deploy: ["deploy-overhead"],
+  restart: ["restart-latency"],
+  control: ["get-nodes-p50", "controller-rss"],
+  "zeek-deploy": [ZEEK_DEPLOY_TARGET_ID],
+};
+/** As the sections name themselves in `errors`. */
+const SECTION_TITLES: Record<string, string> = {
+  deploy: "deploy latency",
+  restart: "crash-restart latency",
+  control: "control plane",
+  "zeek-deploy": "real Zeek deploy latency",
+};
+const SECTION_FIELDS: Record<string, "deploy" | "restart" | "controlPlane" | "zeekDeploy"> = {
+  deploy: "deploy",
+  restart: "restart",
+  control: "controlPlane",
+  "zeek-deploy": "zeekDeploy",
+};
+
+/**
+ * A subset run replaces only its own sections (and their targets and errors) in the
+ * existing report, so measuring one section does not discard the others.
+ */
+function mergeIntoExisting(fresh: BenchReport, ran: string[], path: string): BenchReport {
+  const sectionNames = ran.map((k) => SECTION_TITLES[k]!);
+  let old: BenchReport;
+  try {
+    old = JSON.parse(readFileSync(path, "utf8")) as BenchReport;
+  } catch {
+    return fresh;
+  }
+  const merged: BenchReport = { ...old, errors: old.errors.filter((e) => !sectionNames.includes(e.section)).concat(fresh.errors) };
+  for (const key of ran) {
+    const field = SECTION_FIELDS[key];
+    if (!field) continue;
+    if (fresh[field] !== undefined) (merged as unknown as Record<string, unknown>)[field] = fresh[field];
+    else delete merged[field];
+  }
+  const ranTargets = new Set(ran.flatMap((k) => SECTION_TARGETS[k] ?? []));
+  const oldTargets = new Map(old.targets.map((t) => [t.id, t]));
+  merged.targets = evaluateTargets(merged).map((t) => (!ranTargets.has(t.id) && oldTargets.has(t.id) ? oldTargets.get(t.id)! : t));
+  const m = fresh.machine;
+  const tag = (k: string): string => `The ${k} section was measured separately`;
+  merged.notes = old.notes.filter((n) => !ran.some((k) => n.startsWith(tag(k))));
+  for (const k of ran) {
+    merged.notes.push(
+      `${tag(k)} (${fresh.generatedAt}, ${fresh.mode} mode${m.commit ? `, commit ${m.commit.slice(0, 12)}${m.commit.includes(" ") ? " with uncommitted changes" : ""}` : ""}, ` +
+        `load average ${m.loadAvgStart[0]} at start, ${m.loadAvgEnd[0]} at end) and merged into this report.`,
+    );
+  }
+  return merged;
 }
 
 async function main(): Promise<number> {
@@ -186,6 +260,9 @@ async function main(): Promise<number> {
   await section("control plane", "control", async () => {
     report.controlPlane = await runControlPlaneBench(controlOptions, logf);
   });
+  await section("real Zeek deploy latency", "zeek-deploy", async () => {
+    report.zeekDeploy = await runZeekDeployBench(zeekOptions, report.mode, logf);
+  });
 
   report.machine.loadAvgEnd = loadavg().map((v) => round(v, 2));
   report.durationSec = Math.round((Date.now() - started) / 1000);
@@ -200,9 +277,14 @@ async function main(): Promise<number> {
     `All processes share this machine's ${c.length} cores: the benchmark's own client, probes and simulated agents run beside the system under test.`,
   );
   const dir = join(REPO, "bench");
-  writeFileSync(join(dir, "report.json"), JSON.stringify(report, null, 2) + "\n");
-  writeFileSync(join(dir, "report.md"), renderMarkdown(report) + "\n");
-  for (const t of report.targets) logf(`target: ${t.target}: ${t.measured} -> ${t.met === null ? "not evaluated" : t.met ? "met" : "MISSED"}`);
+  const ran = SECTIONS.filter((s) => ONLY.has(s));
+  const out =
+    ran.length < SECTIONS.length
+      ? mergeIntoExisting(report, ran, join(dir, "report.json"))
+      : report;
+  writeFileSync(join(dir, "report.json"), JSON.stringify(out, null, 2) + "\n");
+  writeFileSync(join(dir, "report.md"), renderMarkdown(out) + "\n");
+  for (const t of out.targets) logf(`target: ${t.target}: ${t.measured} -> ${t.met === null ? "not evaluated" : t.met ? "met" : "MISSED"}`);
   logf(`wrote bench/report.json and bench/report.md in ${report.durationSec} s`);
   return report.errors.length ? 1 : 0;
 }

@@ -10,13 +10,13 @@ import { gunzipSync } from "node:zlib";
 import { join } from "node:path";
 import { TestEnv, freePort, freePortRange, killGroup, pidAlive, processesUnder, type Proc } from "./helpers/cluster.js";
 import { eventually } from "./helpers/ws.js";
-import { locateZeek, locateZeekClient, zeekClient, type ClientRun } from "./helpers/zeek.js";
+import { locateZeek, locateZeekClientOrSkip, zeekClient, type ClientRun } from "./helpers/zeek.js";
 
 const zeek = locateZeek();
-const client = locateZeekClient();
-const canRun = zeek.path !== undefined && client.path !== undefined;
-const ZEEK = zeek.path ?? "";
-const CLIENT = client.path ?? "";
+const client = locateZeekClientOrSkip();
+const canRun = zeek !== undefined && client !== undefined;
+const ZEEK = zeek ?? "";
+const CLIENT = client ?? "";
 /** Capturing on `lo` needs root (or capabilities Zeek's binary does not have here). */
 const canCapture = process.getuid?.() === 0;
 const AGENT = "agent-zeek";
@@ -62,7 +62,9 @@ function nodesOf(run: ClientRun): Record<string, NodeView> {
   return results[AGENT] ?? {};
 }
 
-describe.skipIf(!canRun)("a real Zeek cluster", () => {
+// Each step runs zeek-client (a Python process) a few times against ten Zeek processes; on a
+// loaded 2-core machine a step takes well over the default minute.
+describe.skipIf(!canRun)("a real Zeek cluster", { timeout: 180_000 }, () => {
   let env: TestEnv;
   let controllerPort = 0;
   let agentProc: Proc;
@@ -264,7 +266,7 @@ describe.skipIf(!canRun)("a real Zeek cluster", () => {
   });
 });
 
-describe.skipIf(!canRun)("zmgmt up --zeek", () => {
+describe.skipIf(!canRun)("zmgmt up --zeek", { timeout: 180_000 }, () => {
   let env: TestEnv;
   afterAll(async () => {
     await env?.cleanup();
@@ -322,3 +324,28 @@ describe.skipIf(!canRun)("zmgmt up --zeek", () => {
     expect(value.json).toEqual({ errors: [], results: { manager: "1.0 day" } });
   });
 });
+
+describe("choosing the node program", () => {
+  let env: TestEnv;
+  afterAll(async () => {
+    await env?.cleanup();
+  });
+
+  it("says once at start that nodes run the built-in program when no zeek is on PATH", async () => {
+    env = new TestEnv("zmgmt-no-zeek-");
+    // A PATH without zeek on it; taskset and friends are not needed for this.
+    const agent = env.spawnCli(["agent", "--name", "a", "--state-dir", join(env.dir, "s"), "--listen", "127.0.0.1:0", "--no-controller"], {
+      PATH: env.dir,
+    });
+    await eventually(() => agent.output().includes("zmgmt agent a "), 20_000, "the agent's start-up line");
+    const out = agent.output();
+    expect(out.match(/no zeek found on PATH; cluster nodes run the built-in zmgmt node/g)).toHaveLength(1);
+  });
+
+  it.skipIf(!canRun)("names the Zeek the nodes run when given one", async () => {
+    const agent = env.spawnCli(["agent", "--name", "b", "--state-dir", join(env.dir, "t"), "--listen", "127.0.0.1:0", "--no-controller", "--zeek", ZEEK]);
+    await eventually(() => agent.output().includes("zmgmt agent b "), 20_000, "the agent's start-up line");
+    expect(agent.output()).toMatch(/cluster nodes run Zeek 8\.\d+\.\d+\S* \(/);
+  });
+});
+

@@ -3,6 +3,7 @@
 import type { ControlPlaneReport } from "../control-plane.js";
 import type { DeployReport } from "../deploy.js";
 import type { RestartReport } from "../restart.js";
+import { renderZeekDeploy, type ZeekDeployReport } from "../zeek-deploy.js";
 import type { ProfileSummary } from "./profile.js";
 import type { Summary } from "./proc.js";
 
@@ -34,6 +35,7 @@ export interface BenchReport {
   deploy?: DeployReport;
   restart?: RestartReport;
   controlPlane?: ControlPlaneReport;
+  zeekDeploy?: ZeekDeployReport;
   errors: Array<{ section: string; error: string }>;
   notes: string[];
 }
@@ -154,6 +156,8 @@ export function renderMarkdown(r: BenchReport): string {
     }
     if (d.notes.length) md.push(...d.notes.map((n) => `- ${n}`), "");
   }
+
+  if (r.zeekDeploy) md.push(...renderZeekDeploy(r.zeekDeploy));
 
   const rs = r.restart;
   if (rs) {

@@ -9,6 +9,14 @@ export const AGENT_TOPIC_PREFIX = "zeek/management/agent";
 export const DEFAULT_AGENT_PORT = 2151;
 export const DEFAULT_AGENT_REQUEST_TIMEOUT_MS = 5_000;
 
+/**
+ * Set in a node's `env` (in the cluster configuration): the program to run for that node
+ * instead of Zeek or the built-in node, as shell words.
+ */
+export const NODE_COMMAND_ENV = "ZMGMT_NODE_COMMAND";
+
+export type { AgentDaemonOptions } from "./options.js";
+
 export function agentTopic(instance: string): string {
   return `${AGENT_TOPIC_PREFIX}/${instance}`;
 }

@@ -2,64 +2,28 @@
 // the supervisor runs, then listens for nodes and controllers and (optionally) dials the
 // controller.
 
-import { hostname } from "node:os";
 import { join } from "node:path";
 import { Hub } from "../broker/hub.js";
 import { Peer } from "../broker/peer.js";
-import { HubServer, type HubServerOptions, type TlsServerOptions } from "../broker/server.js";
-import type { PeerTlsOptions } from "../broker/peer.js";
+import { HubServer, type HubServerOptions } from "../broker/server.js";
 import { WEBSOCKET_PATH } from "../broker/messages.js";
-import { createLogger, type LogFormat, type LogLevel } from "../management/log.js";
+import { defaultAgentName, defaultStateDir } from "../management/env.js";
+import { createLogger } from "../management/log.js";
 import { checkListenSecurity } from "../management/security.js";
 import { SUPERVISOR_TOKEN_HEADER, SupervisorEnv } from "../supervisor/api.js";
-import { zmgmtCommand } from "../cli/paths.js";
+import { zmgmtCommand } from "../management/paths.js";
 import { Agent } from "./agent.js";
 import { DEFAULT_AGENT_PORT, DEFAULT_AGENT_REQUEST_TIMEOUT_MS, agentTopic } from "./api.js";
 import { SupervisorLink } from "./supervisor-link.js";
 import { webSocketUrl } from "../broker/url.js";
 import { VERSION } from "../version.js";
-import type { ZeekInstall } from "./zeek.js";
+import type { AgentDaemonOptions } from "./options.js";
 
-export interface AgentProcessOptions {
-  name: string;
-  stateDir: string;
-  listenHost: string;
-  listenPort: number;
-  /** ws(s)://host:port of the controller to dial (a2c); absent means wait for it (c2a). */
-  controllerUrl?: string;
-  requestTimeoutMs: number;
-  nodeCommand?: string[];
-  logLevel?: LogLevel;
-  logToStderr?: boolean;
-  /** Format of the stderr copy of the management log (default pretty). */
-  logFormat?: LogFormat;
-  /** TLS for the listener controllers dial (c2a); nodes then use a loopback listener of their own. */
-  tls?: TlsServerOptions;
-  /**
-   * Port of that loopback node listener (TLS only). Nodes outlive agent restarts and keep
-   * the URL they were started with, so the supervisor picks it once; 0 (default) is any port.
-   */
-  nodeListenPort?: number;
-  /** Accept a plaintext listener on a non-loopback address (see checkListenSecurity). */
-  allowInsecureListen?: boolean;
-  controllerTls?: PeerTlsOptions;
-  /** Nodes run this Zeek; without it they run `nodeCommand` (the built-in node by default). */
-  zeek?: ZeekInstall;
-  /** Archive for Zeek loggers' rotated logs (default `<stateDir>/logs`). */
-  logArchiveDir?: string;
-  /** How often rotated logs are archived (default 60 s). */
-  logArchiveIntervalMs?: number;
-}
-
-
-export function defaultAgentName(): string {
-  return process.env["ZEEK_AGENT_NAME"] || `agent-${hostname()}`;
-}
-
-export function defaultAgentOptions(partial: Partial<AgentProcessOptions> = {}): AgentProcessOptions {
+/** Daemon options with the defaults filled in: name and state directory from the environment. */
+export function defaultAgentOptions(partial: Partial<AgentDaemonOptions> = {}): AgentDaemonOptions {
   return {
     name: defaultAgentName(),
-    stateDir: process.env["ZEEK_MANAGEMENT_STATE_DIR"] || ".zmgmt",
+    stateDir: defaultStateDir(),
     listenHost: "127.0.0.1",
     listenPort: DEFAULT_AGENT_PORT,
     requestTimeoutMs: DEFAULT_AGENT_REQUEST_TIMEOUT_MS,
@@ -85,7 +49,7 @@ export interface RunningAgent {
   close(): Promise<void>;
 }
 
-export async function runAgentProcess(options: AgentProcessOptions, env: NodeJS.ProcessEnv = process.env): Promise<RunningAgent> {
+export async function runAgentProcess(options: AgentDaemonOptions, env: NodeJS.ProcessEnv = process.env): Promise<RunningAgent> {
   const supervisorUrl = env[SupervisorEnv.url];
   const supervisorToken = env[SupervisorEnv.token];
   const nodeToken = env[SupervisorEnv.nodeToken];

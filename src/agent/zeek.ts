@@ -24,6 +24,12 @@ const CLUSTER_BACKEND_SCRIPT = "frameworks/cluster/backend/broker";
 const DEFAULT_SCRIPTS = ["local"];
 
 /** The oldest major version whose WebSocket server and events the node script relies on. */
+/** Zeek's own environment variables that the agent sets for its Zeek nodes. */
+export const ZeekEnv = {
+  path: "ZEEKPATH",
+  listenAddress: "ZEEK_DEFAULT_LISTEN_ADDRESS",
+} as const;
+
 export const MIN_ZEEK_MAJOR = 8;
 
 export interface ZeekInstall {
@@ -165,14 +171,14 @@ export function zeekLaunch(
   };
   // Zeek's built-in ZEEKPATH starts with ".", the node's working directory, where its
   // cluster-layout.zeek lies. An explicit ZEEKPATH needs that directory put first.
-  const zeekPath = baseEnv["ZEEKPATH"];
-  if (zeekPath) env["ZEEKPATH"] = [directory, zeekPath].join(delimiter);
+  const zeekPath = baseEnv[ZeekEnv.path];
+  if (zeekPath) env[ZeekEnv.path] = [directory, zeekPath].join(delimiter);
   // Nodes of an instance on a loopback address stay off the network: Broker and the
   // telemetry endpoint listen where ZEEK_DEFAULT_LISTEN_ADDRESS says (all interfaces
   // otherwise, as with any Zeek).
   const host = config.instances.find((i) => i.name === node.instance)?.host;
-  if (host !== undefined && isLoopback(host) && baseEnv["ZEEK_DEFAULT_LISTEN_ADDRESS"] === undefined) {
-    env["ZEEK_DEFAULT_LISTEN_ADDRESS"] = host;
+  if (host !== undefined && isLoopback(host) && baseEnv[ZeekEnv.listenAddress] === undefined) {
+    env[ZeekEnv.listenAddress] = host;
   }
   return { command, env };
 }

@@ -16,9 +16,37 @@ import {
   encodeDataMessage,
   encodeError,
   eventToData,
+  sniffEventFrame,
 } from "./messages.js";
 
 export const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024;
+/** Unanswered requests remembered per peer; the oldest are forgotten beyond this. */
+export const MAX_AWAITED_REPLIES = 256;
+
+/**
+ * A request/response API on some topics (the Management framework's): requests from peers
+ * carry an id, and the daemon's responses carry the id of the request they answer.
+ *
+ * Why the hub cares: clients such as zeek-client wait for their answer with a receive
+ * timeout that restarts on every frame that arrives, keep-alive pings and other clients'
+ * traffic included, so a steady stream of either keeps them waiting forever for an answer
+ * that never comes. A peer with an unanswered request therefore receives its answers and
+ * nothing else, and is not pinged (see HubConnection.awaitingReply). Peers without one
+ * still receive everything they subscribed to, other clients' responses included, as
+ * Broker delivers them.
+ */
+export interface ReplyRouting {
+  topics: readonly string[];
+  /** The request id when a peer's event is a request, else undefined. */
+  requestId(event: ZeekEvent): string | undefined;
+  /** The id of the request a daemon's event answers, else undefined. */
+  responseId(event: ZeekEvent): string | undefined;
+  /**
+   * The answer to a request the hub refused before decoding it (too large), so that clients
+   * which ignore error messages still learn why; undefined when there is no such answer.
+   */
+  refusal?(request: { name: string; reqid: string }, error: string): ZeekEvent | undefined;
+}
 
 export interface HubOptions {
   /** Sent in every ack; a fresh UUID by default. */
@@ -34,6 +62,8 @@ export interface HubOptions {
    * check-in to every other node and make each message cost a scan of all connections.
    */
   relayBetweenPeers?: boolean;
+  /** Request/answer correlation on the daemon's request topics; none by default. */
+  replies?: ReplyRouting;
 }
 
 /** Where a message came from, as seen by the hub. */
@@ -75,6 +105,8 @@ export class HubConnection {
   private closed = false;
   /** Counts frames after the handshake, for error contexts. */
   private received = 0;
+  /** Ids of this peer's requests that have not been answered yet, oldest first. */
+  private readonly awaited = new Set<string>();
 
   constructor(
     private readonly hub: Hub,
@@ -93,12 +125,37 @@ export class HubConnection {
     return this.topics;
   }
 
+  /**
+   * True while a request of this peer is unanswered (see ReplyRouting): the peer then gets
+   * nothing but its answers, and the server sends it no pings, which would restart the
+   * peer's receive timeout; TCP keep-alive still notices a vanished host.
+   */
+  get awaitingReply(): boolean {
+    return this.awaited.size > 0;
+  }
+
+  expectReply(reqid: string): void {
+    this.awaited.delete(reqid);
+    this.awaited.add(reqid);
+    if (this.awaited.size > MAX_AWAITED_REPLIES) this.awaited.delete(this.awaited.values().next().value!);
+  }
+
+  /** Forgets an awaited request id; true when this peer was waiting for it. */
+  settleReply(reqid: string): boolean {
+    return this.awaited.delete(reqid);
+  }
+
   /** Feeds one text frame from the peer. Never throws. */
   receive(text: string): void {
     if (this.closed) return;
     const limit = this.hub.maxFrameBytes;
     if (text.length > limit) {
-      this.sendError("deserialization_failed", `frame of ${text.length} bytes exceeds the limit of ${limit} bytes`);
+      const error = `frame of ${text.length} bytes exceeds the limit of ${limit} bytes`;
+      this.sendError("deserialization_failed", error);
+      if (this.topics !== undefined) {
+        const answer = this.hub.refusalFor(text, error);
+        if (answer) this.sendText(encodeDataMessage(answer.topic, answer.data));
+      }
       return;
     }
     if (this.topics === undefined) {
@@ -199,6 +256,7 @@ export class Hub extends EventEmitter {
   readonly version: string;
   readonly maxFrameBytes: number;
   private readonly relayBetweenPeers: boolean;
+  private readonly replies: ReplyRouting | undefined;
   private readonly localEndpoints = new Map<string, LocalEndpoint>();
   private readonly connections = new Map<string, HubConnection>();
 
@@ -208,6 +266,7 @@ export class Hub extends EventEmitter {
     this.version = options.version ?? "zmgmt";
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.relayBetweenPeers = options.relayBetweenPeers ?? true;
+    this.replies = options.replies;
   }
 
   /** A new remote peer; it must complete the handshake before it is subscribed. */
@@ -233,16 +292,45 @@ export class Hub extends EventEmitter {
   route(from: Origin, topic: string, data: BrokerData): void {
     let text: string | undefined;
     const lazyText = (): string => (text ??= encodeDataMessage(topic, data));
+    let answers: string | undefined;
+    if (this.replies && topicMatches(this.replies.topics, topic)) {
+      const event = eventOrUndefined(data);
+      if (event && from.kind === "remote") {
+        const reqid = this.replies.requestId(event);
+        if (reqid !== undefined) this.connections.get(from.id)?.expectReply(reqid);
+      } else if (event) {
+        answers = this.replies.responseId(event);
+      }
+    }
     if (from.kind === "local" || this.relayBetweenPeers) {
       for (const [id, conn] of this.connections) {
         if (id === from.id) continue;
-        if (topicMatches(conn.subscribed ?? [], topic)) conn.sendText(lazyText());
+        // Settled even where it is not delivered, or a peer that asks without subscribing
+        // would count as waiting forever and never be pinged again.
+        const settled = answers !== undefined && conn.settleReply(answers);
+        if (!topicMatches(conn.subscribed ?? [], topic)) continue;
+        // A waiting peer hears only its own answers (see ReplyRouting).
+        if (conn.awaitingReply && !settled) continue;
+        conn.sendText(lazyText());
       }
     }
     for (const [id, ep] of this.localEndpoints) {
       if (id === from.id) continue;
       if (topicMatches(ep.topics, topic)) ep.deliver({ topic, data, origin: from });
     }
+  }
+
+  /**
+   * The answer to an oversized request frame, when ReplyRouting can build one for the
+   * request the frame's first bytes name.
+   */
+  refusalFor(text: string, error: string): { topic: string; data: BrokerData } | undefined {
+    if (!this.replies?.refusal) return undefined;
+    const sniffed = sniffEventFrame(text);
+    if (sniffed.topic === undefined || sniffed.name === undefined || sniffed.firstArg === undefined) return undefined;
+    if (!topicMatches(this.replies.topics, sniffed.topic)) return undefined;
+    const answer = this.replies.refusal({ name: sniffed.name, reqid: sniffed.firstArg }, error);
+    return answer ? { topic: sniffed.topic, data: eventToData(answer) } : undefined;
   }
 
   /** Sends to one remote peer only, bypassing subscriptions' fan-out. */
@@ -272,12 +360,16 @@ export class Hub extends EventEmitter {
   }
 }
 
-/** Decodes a delivery as a Zeek event, or undefined when it is not one. */
-export function deliveryEvent(delivery: Delivery): ZeekEvent | undefined {
+function eventOrUndefined(data: BrokerData): ZeekEvent | undefined {
   try {
-    return dataToEvent(delivery.data);
+    return dataToEvent(data);
   } catch (err) {
     if (err instanceof ProtocolError) return undefined;
     throw err;
   }
+}
+
+/** Decodes a delivery as a Zeek event, or undefined when it is not one. */
+export function deliveryEvent(delivery: Delivery): ZeekEvent | undefined {
+  return eventOrUndefined(delivery.data);
 }

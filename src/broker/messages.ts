@@ -171,3 +171,53 @@ export function dataToEvent(data: BrokerData): ZeekEvent {
 export function encodeEventMessage(topic: string, event: ZeekEvent): string {
   return encodeDataMessage(topic, eventToData(event));
 }
+
+/** What sniffEventFrame could tell about a frame without decoding it. */
+export interface EventFrameSniff {
+  topic?: string;
+  /** The event's name: the first string value in the frame. */
+  name?: string;
+  /** The second string value: for request events, the request id. */
+  firstArg?: string;
+}
+
+const SNIFF_HEAD_CHARS = 64 * 1024;
+const SNIFF_TAIL_CHARS = 4 * 1024;
+const JSON_STRING = String.raw`"((?:[^"\\]|\\.)*)"`;
+// Inside JSON strings quotes are escaped, so these only match structural keys. Both key
+// orders occur: zeek-client sorts keys ("@data-type" first), our encoder puts "data" last.
+const STRING_VALUE_TYPE_FIRST = new RegExp(String.raw`"@data-type"\s*:\s*"string"\s*,\s*"data"\s*:\s*${JSON_STRING}`, "g");
+const STRING_VALUE_DATA_FIRST = new RegExp(String.raw`"data"\s*:\s*${JSON_STRING}\s*,\s*"@data-type"\s*:\s*"string"`, "g");
+const TOPIC_KEY = new RegExp(String.raw`"topic"\s*:\s*${JSON_STRING}`);
+
+/**
+ * Reads the topic, event name and first argument out of a data-message frame too large to
+ * decode, from its first and last few kilobytes only, so that a refused request can still
+ * be answered in a form its sender understands. Best effort: fields it cannot find are
+ * left out, and nothing here is trusted beyond addressing that answer.
+ */
+export function sniffEventFrame(text: string): EventFrameSniff {
+  const head = text.slice(0, SNIFF_HEAD_CHARS);
+  const tail = text.length > SNIFF_HEAD_CHARS ? text.slice(-SNIFF_TAIL_CHARS) : "";
+  const unescape = (raw: string): string | undefined => {
+    try {
+      return JSON.parse(`"${raw}"`) as string;
+    } catch {
+      return undefined;
+    }
+  };
+  const strings: Array<[number, string]> = [];
+  for (const re of [STRING_VALUE_TYPE_FIRST, STRING_VALUE_DATA_FIRST]) {
+    for (const m of head.matchAll(re)) strings.push([m.index, m[1]!]);
+  }
+  strings.sort((a, b) => a[0] - b[0]);
+  const out: EventFrameSniff = {};
+  const topic = TOPIC_KEY.exec(head) ?? TOPIC_KEY.exec(tail);
+  const topicText = topic ? unescape(topic[1]!) : undefined;
+  if (topicText !== undefined) out.topic = topicText;
+  const name = strings[0] ? unescape(strings[0][1]) : undefined;
+  if (name !== undefined) out.name = name;
+  const firstArg = strings[1] ? unescape(strings[1][1]) : undefined;
+  if (firstArg !== undefined) out.firstArg = firstArg;
+  return out;
+}

@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import type { BrokerData } from "./data.js";
 import { ProtocolError } from "./errors.js";
 import { Connection, type LinkEvents, type PeerTlsOptions } from "./connection.js";
-import { type ZeekEvent, dataToEvent, eventToData } from "./messages.js";
+import { type ZeekEvent, eventToData } from "./messages.js";
 import type { AckInfo } from "./session.js";
 
 export { PeerSession, type AckInfo, type SessionHandlers } from "./session.js";
@@ -123,17 +123,9 @@ export class Peer extends EventEmitter<PeerEvents> {
       this.delay = o.initialDelayMs ?? 250;
       this.emit("ready", info);
     });
-    conn.on("data", (topic, data) => {
-      this.emit("data", topic, data);
-      if (this.listenerCount("event") === 0) return;
-      let event: ZeekEvent;
-      try {
-        event = dataToEvent(data);
-      } catch {
-        return;
-      }
-      this.emit("event", topic, event);
-    });
+    conn.on("data", (topic, data) => this.emit("data", topic, data));
+    // The connection decodes events only while someone listens for them; so does this.
+    conn.on("event", (topic, event) => this.emit("event", topic, event));
     conn.on("server-error", (code, context) => this.emit("server-error", code, context));
     conn.on("bad-frame", (err) => this.emit("bad-frame", err));
     conn.on("down", (reason) => {

@@ -28,7 +28,11 @@ export interface HubServerOptions {
    * string admits the peer under that principal name (see Origin.principal).
    */
   authorize?: (req: IncomingMessage) => boolean | string;
-  /** Ping interval; peers that miss two pongs in a row are dropped. 0 disables. */
+  /**
+   * Ping interval; peers that miss two pongs in a row are dropped. 0 disables. Peers
+   * awaiting an answer are not pinged (HubConnection.awaitingReply); TCP keep-alive, which
+   * starts after the same interval, covers them.
+   */
   pingIntervalMs?: number;
   /** A peer whose unsent backlog exceeds this is disconnected rather than buffered forever. */
   maxBufferedBytes?: number;
@@ -69,6 +73,8 @@ export class HubServer {
     // message and keeps the connection, as Broker does for undecodable input.
     const wss = new WebSocketServer({ noServer: true, maxPayload: hub.maxFrameBytes * 4 + 1024 });
     const alive = new WeakMap<WebSocket, number>();
+    const sessions = new WeakMap<WebSocket, HubConnection>();
+    const interval = options.pingIntervalMs ?? 5000;
     const maxBuffered = options.maxBufferedBytes ?? 64 * 1024 * 1024;
 
     http.on("upgrade", (req, socket: Socket, head) => {
@@ -86,7 +92,8 @@ export class HubServer {
           ws.close(1008, "invalid URI");
           return;
         }
-        attach(hub, ws, req, alive, maxBuffered, principal);
+        if (interval > 0) req.socket.setKeepAlive(true, interval);
+        sessions.set(ws, attach(hub, ws, req, alive, maxBuffered, principal));
       });
     });
 
@@ -98,11 +105,11 @@ export class HubServer {
       });
     });
 
-    const interval = options.pingIntervalMs ?? 5000;
     const pingTimer =
       interval > 0
         ? setInterval(() => {
             for (const ws of wss.clients) {
+              if (sessions.get(ws)?.awaitingReply) continue;
               const missed = alive.get(ws) ?? 0;
               if (missed >= 2) {
                 ws.terminate();
@@ -146,7 +153,7 @@ function attach(
   alive: WeakMap<WebSocket, number>,
   maxBuffered: number,
   principal: string | undefined,
-): void {
+): HubConnection {
   let conn: HubConnection | undefined = undefined;
   conn = hub.accept({
     send(text) {
@@ -166,6 +173,8 @@ function attach(
   });
   alive.set(ws, 0);
   ws.on("pong", () => alive.set(ws, 0));
+  // A peer that pings us is alive too, also while we do not ping it.
+  ws.on("ping", () => alive.set(ws, 0));
   ws.on("message", (data, isBinary) => {
     alive.set(ws, 0);
     if (isBinary) conn.receiveBinary();
@@ -178,6 +187,7 @@ function attach(
     hub.emit("transport-error", { origin: conn.origin, error: err });
     conn.transportClosed();
   });
+  return conn;
 }
 
 /** IPv4 peers on a dual-stack socket show up as ::ffff:a.b.c.d; report the plain form. */

@@ -2,14 +2,15 @@
 // `zmgmt node` (the default node program) and the internal `agent-process`.
 
 import { Command, Option } from "commander";
-import { hostname } from "node:os";
+import { defaultAgentOptions, runAgentProcess } from "../agent/main.js";
+import { parseAgentDaemonOptions, type AgentDaemonOptions } from "../agent/options.js";
 import { resolve } from "node:path";
-import { defaultAgentOptions, runAgentProcess, type AgentProcessOptions } from "../agent/main.js";
 import { SupervisorEnv } from "../supervisor/api.js";
 import { DEFAULT_AGENT_PORT, DEFAULT_AGENT_REQUEST_TIMEOUT_MS } from "../agent/api.js";
 import { DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS, DEFAULT_CONTROLLER_WEBSOCKET_PORT } from "../controller/api.js";
 import { runNode } from "../node/main.js";
 import { startSupervisor } from "../supervisor/main.js";
+import { defaultAgentName, defaultControllerName, defaultStateDir } from "../management/env.js";
 import { findZeekOnPath, probeZeek, type ZeekInstall } from "../agent/zeek.js";
 import type { ProcessManagerOptions } from "../supervisor/process-manager.js";
 import { startControllerDaemon } from "../controller/main.js";
@@ -149,8 +150,8 @@ export function registerDaemonCommands(program: Command): void {
     program
       .command("agent")
       .description("run a supervisor and its agent on this host; the agent manages this instance's cluster nodes")
-      .option("--name <name>", "instance (agent) name", process.env["ZEEK_AGENT_NAME"] || `agent-${hostname()}`)
-      .option("--state-dir <dir>", "state directory (node directories, logs)", process.env["ZEEK_MANAGEMENT_STATE_DIR"] || ".zmgmt")
+      .option("--name <name>", "instance (agent) name", defaultAgentName())
+      .option("--state-dir <dir>", "state directory (node directories, logs)", defaultStateDir())
       .option("--listen <host:port>", "where the agent listens for its nodes and for controllers that dial in", `127.0.0.1:${DEFAULT_AGENT_PORT}`)
       .option("--controller <host:port>", "controller to connect to (wss://host:port for TLS)", `127.0.0.1:${DEFAULT_CONTROLLER_WEBSOCKET_PORT}`)
       .option("--no-controller", "do not dial a controller; wait for it to connect (the instance has a listen port in the config)")
@@ -179,7 +180,7 @@ export function registerDaemonCommands(program: Command): void {
     // The foreground's one start-up line says what the nodes run.
     let nodesRun = opts.nodeCommand ? `cluster nodes run ${opts.nodeCommand.join(" ")}` : "cluster nodes run the built-in zmgmt node";
     const zeek = opts.nodeCommand ? undefined : chooseZeek(opts.zeek, process.env, (m) => (nodesRun = m));
-    const agentOptions: AgentProcessOptions = defaultAgentOptions({
+    const agentOptions: AgentDaemonOptions = defaultAgentOptions({
       name: opts.name,
       // The agent process runs in a directory below the state directory, so it gets the
       // path resolved here rather than one it would take relative to itself.
@@ -202,7 +203,7 @@ export function registerDaemonCommands(program: Command): void {
     if (listen.port === 0) agentOptions.listenPort = await pickFreePort(listen.host);
     const running = await startSupervisor({
       stateDir: opts.stateDir,
-      agent: { name: opts.name, options: agentOptions as unknown as Record<string, unknown> },
+      agent: { name: opts.name, options: agentOptions },
       processOptions: processOptions(opts),
       logLevel: opts.logLevel,
       logToStderr: opts.logStderr === true,
@@ -221,17 +222,15 @@ export function registerDaemonCommands(program: Command): void {
     .command("agent-process", { hidden: true })
     .description("the agent itself; started by `zmgmt agent`")
     .action(async () => {
-      const text = process.env[SupervisorEnv.agentOptions];
-      if (!text) throw new Error("agent-process is started by `zmgmt agent`");
-      const running = await runAgentProcess({ ...defaultAgentOptions(), ...(JSON.parse(text) as Partial<AgentProcessOptions>) });
+      const running = await runAgentProcess(parseAgentDaemonOptions(process.env[SupervisorEnv.agentOptions], SupervisorEnv.agentOptions));
       closeOnSignals(() => running.close(), 10_000);
     });
 
   addControllerTlsOptions(program
     .command("controller")
     .description("run the controller: the Management API endpoint for clients and agents")
-    .option("--name <name>", "controller name", process.env["ZEEK_CONTROLLER_NAME"] || `controller-${hostname()}`)
-    .option("--state-dir <dir>", "state directory (persisted configurations, management log)", process.env["ZEEK_MANAGEMENT_STATE_DIR"] || ".zmgmt")
+    .option("--name <name>", "controller name", defaultControllerName())
+    .option("--state-dir <dir>", "state directory (persisted configurations, management log)", defaultStateDir())
     .option("--listen <host:port>", "WebSocket listen address for clients and agents", `127.0.0.1:${DEFAULT_CONTROLLER_WEBSOCKET_PORT}`)
     .option("--request-timeout <seconds>", "timeout of controller requests", intOption("--request-timeout"), DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS / 1000)
     .addOption(new Option("--log-level <level>", "management log level").choices(["DEBUG", "INFO", "WARNING", "ERROR"]).default("INFO"))

@@ -18,6 +18,7 @@ import type { LogLevel } from "../management/log.js";
 import { startSupervisor } from "../supervisor/main.js";
 import { addSupervisionOptions, chooseZeek, closeOnSignals, parseHostPort, pickFreePort, processOptions, type SupervisionFlags } from "./daemons.js";
 import type { ControllerDaemonOptions } from "../controller/options.js";
+import { defaultStateDir } from "../management/env.js";
 import { ALLOW_INSECURE_LISTEN_FLAG } from "../management/security.js";
 import { enforceListenPolicy } from "./tls-flags.js";
 
@@ -127,7 +128,7 @@ export function registerUpCommand(program: Command): void {
     program
       .command("up")
       .description("start a local cluster: controller + agent + a deployed configuration, with a live view")
-      .option("--state-dir <dir>", "state directory", process.env["ZEEK_MANAGEMENT_STATE_DIR"] || ".zmgmt")
+      .option("--state-dir <dir>", "state directory", defaultStateDir())
       .option("--config <file>", "cluster configuration (INI) to deploy instead of the default one")
       .option("--instance <name>", "instance (agent) name", `agent-${hostname()}`)
       .option("--controller-listen <host:port>", "controller WebSocket address", `127.0.0.1:${DEFAULT_CONTROLLER_WEBSOCKET_PORT}`)
@@ -198,7 +199,7 @@ export function registerUpCommand(program: Command): void {
           logLevel: opts.logLevel,
           ...(allowInsecureListen ? { allowInsecureListen } : {}),
           ...(zeek ? { zeek } : {}),
-        }) as unknown as Record<string, unknown>,
+        }),
       },
       processOptions: processOptions(opts),
       logLevel: opts.logLevel,

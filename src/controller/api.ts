@@ -4,6 +4,8 @@
 import * as S from "../broker/schema.js";
 import { ConfigurationCodec, ResultCodec, ResultVecCodec } from "../management/records.js";
 
+export type { ControllerDaemonOptions } from "./options.js";
+
 export const CONTROLLER_API_VERSION = 1;
 export const CONTROLLER_TOPIC = "zeek/management/controller";
 export const DEFAULT_CONTROLLER_WEBSOCKET_PORT = 2149;

@@ -9,6 +9,7 @@ import { DEFAULT_CONTROLLER_WEBSOCKET_PORT } from "./api.js";
 import { Controller, defaultControllerName } from "./controller.js";
 import { createWebSocketAgentDialer, type AgentDialer } from "./links.js";
 import { controllerDirectory, type ControllerDaemonOptions } from "./options.js";
+import { controllerReplyRouting } from "./replies.js";
 import type { Timers } from "../management/request.js";
 
 /** Reported in every handshake ack; it names our implementation, not a Zeek version. */
@@ -50,7 +51,7 @@ export async function startController(options: StartControllerOptions): Promise<
     level: options.logLevel ?? "INFO",
     ...(options.logToStderr ? { stderr: true } : {}),
   });
-  const hub = new Hub({ version: CONTROLLER_SOFTWARE_VERSION, relayBetweenPeers: false });
+  const hub = new Hub({ version: CONTROLLER_SOFTWARE_VERSION, relayBetweenPeers: false, replies: controllerReplyRouting() });
   const controller = await Controller.open(
     hub,
     {

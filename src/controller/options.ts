@@ -3,40 +3,9 @@
 // starts as JSON in the environment, where they are validated before use, since a
 // mismatch between the writing and the reading build would otherwise surface much later.
 
-import { Type, type Static, type TSchema } from "@sinclair/typebox";
-import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { Type, type Static } from "@sinclair/typebox";
 import { join } from "node:path";
-import type { PeerTlsOptions } from "../broker/peer.js";
-import type { TlsServerOptions } from "../broker/server.js";
-import type { LogLevel } from "../management/log.js";
-
-const Port = Type.Integer({ minimum: 0, maximum: 65535 });
-
-const LogLevelSchema = Type.Union([Type.Literal("DEBUG"), Type.Literal("INFO"), Type.Literal("WARNING"), Type.Literal("ERROR")]);
-
-const TlsServerSchema = Type.Object(
-  {
-    certFile: Type.String(),
-    keyFile: Type.String(),
-    caFile: Type.Optional(Type.String()),
-    passphrase: Type.Optional(Type.String()),
-    verifyClients: Type.Optional(Type.Boolean()),
-  },
-  { additionalProperties: false },
-);
-
-const PeerTlsSchema = Type.Object(
-  {
-    caFile: Type.Optional(Type.String()),
-    caPath: Type.Optional(Type.String()),
-    certFile: Type.Optional(Type.String()),
-    keyFile: Type.Optional(Type.String()),
-    passphrase: Type.Optional(Type.String()),
-    ciphers: Type.Optional(Type.String()),
-    rejectUnauthorized: Type.Optional(Type.Boolean()),
-  },
-  { additionalProperties: false },
-);
+import { LogFormatSchema, LogLevelSchema, PeerTlsSchema, PortSchema as Port, TlsServerSchema, jsonOptionsReader } from "../management/options-schema.js";
 
 /** What the controller's logic takes; every field has a default. */
 export const ControllerSettingsSchema = Type.Object({
@@ -71,7 +40,7 @@ export const ControllerDaemonOptionsSchema = Type.Composite(
       /** Mirror management.log lines to stderr. */
       logToStderr: Type.Optional(Type.Boolean()),
       /** Format of that stderr copy; the file stays JSON lines. */
-      logFormat: Type.Optional(Type.Union([Type.Literal("pretty"), Type.Literal("json")])),
+      logFormat: Type.Optional(LogFormatSchema),
       tls: Type.Optional(TlsServerSchema),
       /** Accept a plaintext listener on a non-loopback address (see checkListenSecurity). */
       allowInsecureListen: Type.Optional(Type.Boolean()),
@@ -84,16 +53,6 @@ export const ControllerDaemonOptionsSchema = Type.Composite(
 
 export type ControllerDaemonOptions = Static<typeof ControllerDaemonOptionsSchema>;
 
-// The schemas restate types the broker and the logger own; these fail to compile when
-// one side changes without the other.
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-type Holds<T extends true> = T;
-export type SchemasMatch = [
-  Holds<Same<Static<typeof TlsServerSchema>, TlsServerOptions>>,
-  Holds<Same<Static<typeof PeerTlsSchema>, PeerTlsOptions>>,
-  Holds<Same<Static<typeof LogLevelSchema>, LogLevel>>,
-];
-
 export class ControllerOptionsError extends Error {
   readonly code = "invalid_controller_options";
   constructor(message: string) {
@@ -102,29 +61,12 @@ export class ControllerOptionsError extends Error {
   }
 }
 
-const checkDaemonOptions = TypeCompiler.Compile(ControllerDaemonOptionsSchema);
-
 /** Parses and validates daemon options passed as JSON (e.g. through the environment). */
-export function parseControllerDaemonOptions(text: string | undefined, source: string): ControllerDaemonOptions {
-  if (text === undefined || text === "") throw new ControllerOptionsError(`${source} is not set`);
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new ControllerOptionsError(`${source} is not JSON: ${err instanceof Error ? err.message : String(err)}`);
-  }
-  if (checkDaemonOptions.Check(value)) return value;
-  throw new ControllerOptionsError(`${source} holds invalid controller options: ${describeErrors(checkDaemonOptions.Errors(value))}`);
-}
-
-function describeErrors(errors: Iterable<{ path: string; message: string; schema: TSchema }>): string {
-  const lines: string[] = [];
-  for (const e of errors) {
-    lines.push(`${e.path || "/"}: ${e.message}`);
-    if (lines.length === 5) break;
-  }
-  return lines.join("; ");
-}
+export const parseControllerDaemonOptions = jsonOptionsReader(
+  ControllerDaemonOptionsSchema,
+  "controller options",
+  (message) => new ControllerOptionsError(message),
+);
 
 /** The controller's own directory: stored configurations and its management log. */
 export function controllerDirectory(options: Pick<ControllerDaemonOptions, "stateDir" | "name">): string {

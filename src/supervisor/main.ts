@@ -6,25 +6,27 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { Hub } from "../broker/hub.js";
 import { HubServer } from "../broker/server.js";
+import type { AgentDaemonOptions } from "../agent/api.js";
+import type { ControllerDaemonOptions } from "../controller/api.js";
 import { createLogger, type LogFormat, type LogLevel } from "../management/log.js";
-import { zmgmtCommand } from "../cli/paths.js";
+import { zmgmtCommand } from "../management/paths.js";
 import { VERSION } from "../version.js";
 import { SUPERVISOR_TOKEN_HEADER, SupervisorEnv } from "./api.js";
 import { ProcessManager, type ProcessManagerOptions } from "./process-manager.js";
 import { AGENT_PRINCIPAL, Supervisor } from "./supervisor.js";
 
-export interface ManagedChild {
+export interface ManagedChild<O> {
   name: string;
-  /** Options handed to the child as JSON; the child's subcommand reads them. */
-  options: Record<string, unknown>;
+  /** Options handed to the child as JSON; the child's subcommand validates them. */
+  options: O;
   /** Reported in get_nodes for a controller. */
   port?: number;
 }
 
 export interface SupervisorProcessOptions {
   stateDir: string;
-  agent: ManagedChild;
-  controller?: ManagedChild;
+  agent: ManagedChild<AgentDaemonOptions>;
+  controller?: ManagedChild<ControllerDaemonOptions>;
   processOptions?: ProcessManagerOptions;
   logLevel?: LogLevel;
   logToStderr?: boolean;

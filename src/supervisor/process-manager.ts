@@ -1,12 +1,3 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { EventEmitter } from "node:events";
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
-import { StringDecoder } from "node:string_decoder";
-import type { NodeOutputs } from "../management/types.js";
-import { SupervisorEnv } from "./api.js";
-
 // Owns the cluster node processes of one supervisor: spawning, output capture, stopping with
 // escalation and revival after crashes. It knows nothing about the network; callers turn its
 // return values and events into SupervisorControl responses and notifications.
@@ -19,317 +10,28 @@ import { SupervisorEnv } from "./api.js";
 // the supervisor's pid (SupervisorEnv.supervisorPid) and can exit once that process no longer exists (or its ppid changes).
 // killAll() is synchronous so that it can be called from a process 'exit' handler.
 
-export interface NodeSpec {
-  name: string;
-  /** argv; argv[0] is looked up in PATH (the child's PATH) unless it contains a slash. */
-  command: string[];
-  /** Working directory, created with its parents; "" means the supervisor's own. */
-  directory: string;
-  /** Added to the supervisor's environment. */
-  env?: Record<string, string>;
-  cpuAffinity?: number;
-  /** Opaque to the manager; handed back in status(). */
-  meta?: unknown;
-}
+import { spawn } from "node:child_process";
+import { EventEmitter } from "node:events";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { NodeOutputs } from "../management/types.js";
+import { SupervisorEnv } from "./api.js";
+import { LineCapture, OutputFile, runTrailer } from "./output-capture.js";
+import { copySpec, isDefined, runOutputs, signalRun, type NodeRecord, type Run } from "./run.js";
+import type {
+  ExitEvent,
+  ExitInfo,
+  NodeSpec,
+  NodeStatus,
+  ProcessManagerEvents,
+  ProcessManagerOptions,
+  SpawnEvent,
+  SpawnReason,
+  StopReason,
+} from "./process-types.js";
+import { checkAffinity, describeExit, describeSpawnError, findExecutable, isDirectory } from "./process-util.js";
 
-export type NodeState = "starting" | "running" | "backoff" | "stopping" | "failed";
-
-export interface ExitInfo {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  /** Set when the process could not be started at all. */
-  error?: string;
-  /** Epoch milliseconds. */
-  at: number;
-}
-
-export interface NodeStatus {
-  name: string;
-  spec: NodeSpec;
-  meta?: unknown;
-  state: NodeState;
-  /** Only while the process is alive. */
-  pid?: number;
-  /** Spawns after the first one since create(): revivals and restarts. */
-  restarts: number;
-  /** Revival back-off counter; reset by enough uptime or by restart(). */
-  revivalAttempts: number;
-  revivalDelayMs: number;
-  /** Epoch milliseconds of the current run's spawn, while alive. */
-  startedAt?: number;
-  /** Epoch milliseconds of the next revival, while in backoff. */
-  nextRevivalAt?: number;
-  lastExit?: ExitInfo;
-}
-
-export type SpawnReason = "create" | "restart" | "revival";
-
-export interface SpawnEvent {
-  name: string;
-  /** 0 when the process could not be started (an "exit" event with `error` follows). */
-  pid: number;
-  revived: boolean;
-  reason: SpawnReason;
-  /** Tails of the previous run, present only when that run printed at least one line. */
-  previous?: NodeOutputs;
-  /** Upstream's log line for a revival. */
-  message?: string;
-}
-
-/** A run ended without the manager asking it to. */
-export interface ExitEvent extends ExitInfo {
-  name: string;
-  /** 0 when the process could not be started. */
-  pid: number;
-  uptimeMs: number;
-  outputs: NodeOutputs;
-  willRevive: boolean;
-  /** Wait before the revival, when willRevive. */
-  delayMs?: number;
-  /** Upstream's log line for a premature exit. */
-  message: string;
-}
-
-export interface FailedEvent {
-  name: string;
-  /** Revival attempts made before giving up. */
-  attempts: number;
-  lastExit: ExitInfo;
-  outputs: NodeOutputs;
-}
-
-export type StopReason = "destroy" | "restart" | "shutdown";
-
-/** A run the manager stopped is gone. */
-export interface StoppedEvent extends ExitInfo {
-  name: string;
-  pid: number;
-  reason: StopReason;
-  /** Signals sent, SIGTERM and SIGKILL together. */
-  signalsSent: number;
-  killed: boolean;
-  outputs: NodeOutputs;
-}
-
-export interface WarningEvent {
-  name: string;
-  message: string;
-}
-
-export interface ProcessManagerEvents {
-  spawn: [SpawnEvent];
-  exit: [ExitEvent];
-  failed: [FailedEvent];
-  stopped: [StoppedEvent];
-  warning: [WarningEvent];
-}
-
-export interface ProcessManagerOptions {
-  /** Pause between signals while stopping a node. */
-  termIntervalMs?: number;
-  /** SIGTERMs sent before switching to SIGKILL. */
-  maxTermAttempts?: number;
-  /** false keeps sending SIGTERM forever (upstream's ZEEK_SUPERVISOR_NO_SIGKILL). */
-  sigkill?: boolean;
-  /** Lines kept per stream and run. */
-  outputMaxLines?: number;
-  /** Size at which a node's stdout or stderr file is rotated (default 10 MiB). */
-  outputMaxBytes?: number;
-  /** Rotated generations kept per stream (default 2: `stdout.1`, `stdout.2`). */
-  outputKeepFiles?: number;
-  /** How long to wait for a dead child's pipes to drain (a grandchild may hold them open). */
-  outputGraceMs?: number;
-  initialDelayMs?: number;
-  /** The revival delay doubles whenever the attempt counter reaches a multiple of this. */
-  doubleEvery?: number;
-  /** Uptime after which a run resets the revival counters. */
-  resetAfterMs?: number;
-  maxDelayMs?: number;
-  /** Revival attempts before giving up; unlimited when unset, as upstream. */
-  maxAttempts?: number;
-  /** Base environment of the children; also where the PATH for the pinning helper comes from. */
-  env?: NodeJS.ProcessEnv;
-}
-
-// A line without a newline still has to be bounded: a child writing megabytes without one
-// would otherwise grow the pending buffer without limit.
-const MAX_LINE_CHARS = 64 * 1024;
-
-/**
- * A node's stdout or stderr file. Runs append to it, so the output of a run that crashed is
- * still there after its revival; past `maxBytes` the file moves to `<name>.1` (older ones to
- * `.2` … up to `keep`), which bounds the disk a node can fill.
- */
-export class OutputFile {
-  private size: number;
-
-  private constructor(
-    private readonly file: string,
-    private fd: number,
-    private readonly maxBytes: number,
-    private readonly keep: number,
-  ) {
-    this.size = fs.fstatSync(fd).size;
-  }
-
-  static open(file: string, maxBytes: number, keep: number): OutputFile {
-    const fd = fs.openSync(file, "a", 0o600);
-    // The mode given to open() only applies to new files; an older file keeps its mode otherwise.
-    fs.fchmodSync(fd, 0o600);
-    return new OutputFile(file, fd, maxBytes, keep);
-  }
-
-  /**
-   * Writes whole lines, rotating between them, so no file grows past `maxBytes` unless a
-   * single line does. Synchronous, so the file is complete and ordered whenever someone reads it.
-   */
-  write(text: string): void {
-    let batch = "";
-    let batchBytes = 0;
-    for (const line of text.split(/(?<=\n)/)) {
-      const bytes = Buffer.byteLength(line);
-      if (this.size + batchBytes > 0 && this.size + batchBytes + bytes > this.maxBytes) {
-        if (batch) fs.writeSync(this.fd, batch);
-        this.size += batchBytes;
-        if (this.size > 0) this.rotate();
-        batch = "";
-        batchBytes = 0;
-      }
-      batch += line;
-      batchBytes += bytes;
-    }
-    if (batch) fs.writeSync(this.fd, batch);
-    this.size += batchBytes;
-  }
-
-  close(): void {
-    try {
-      fs.closeSync(this.fd);
-    } catch {
-      // already unusable; nothing left to flush
-    }
-  }
-
-  private rotate(): void {
-    fs.closeSync(this.fd);
-    if (this.keep > 0) {
-      for (let i = this.keep - 1; i >= 1; i--) {
-        if (fs.existsSync(`${this.file}.${i}`)) fs.renameSync(`${this.file}.${i}`, `${this.file}.${i + 1}`);
-      }
-      fs.renameSync(this.file, `${this.file}.1`);
-    } else {
-      fs.truncateSync(this.file);
-    }
-    this.fd = fs.openSync(this.file, "a", 0o600);
-    this.size = 0;
-  }
-}
-
-/** Last lines of one stream of one run, mirrored line by line into a file. */
-class LineCapture {
-  private readonly ring: string[] = [];
-  private next = 0;
-  private pending = "";
-  private readonly decoder = new StringDecoder("utf8");
-  private lines = 0;
-
-  constructor(
-    private readonly max: number,
-    private file: OutputFile | undefined,
-    private readonly onWriteError: (err: Error) => void,
-  ) {}
-
-  get captured(): number {
-    return this.lines;
-  }
-
-  push(chunk: Buffer | string): void {
-    const text = this.pending + (typeof chunk === "string" ? chunk : this.decoder.write(chunk));
-    const parts = text.split("\n");
-    this.pending = parts.pop() ?? "";
-    if (this.pending.length > MAX_LINE_CHARS) {
-      parts.push(this.pending);
-      this.pending = "";
-    }
-    this.record(parts);
-  }
-
-  /** Flushes a last line without a newline, appends `trailer` to the file only, and closes it. */
-  end(trailer?: string): void {
-    const rest = this.pending + this.decoder.end();
-    this.pending = "";
-    if (rest) this.record([rest]);
-    if (trailer !== undefined) this.writeFile(trailer + "\n");
-    this.file?.close();
-    this.file = undefined;
-  }
-
-  text(): string {
-    if (this.ring.length < this.max) return this.ring.join("\n");
-    return [...this.ring.slice(this.next), ...this.ring.slice(0, this.next)].join("\n");
-  }
-
-  private record(parts: string[]): void {
-    // Upstream drops empty lines before they reach the files and the buffers.
-    const lines = parts.filter((l) => l.length > 0);
-    if (lines.length === 0) return;
-    this.lines += lines.length;
-    for (const line of lines) {
-      if (this.ring.length < this.max) {
-        this.ring.push(line);
-      } else if (this.max > 0) {
-        this.ring[this.next] = line;
-        this.next = (this.next + 1) % this.max;
-      }
-    }
-    this.writeFile(lines.join("\n") + "\n");
-  }
-
-  private writeFile(text: string): void {
-    if (this.file === undefined) return;
-    try {
-      this.file.write(text);
-    } catch (err) {
-      this.file.close();
-      this.file = undefined;
-      this.onWriteError(err as Error);
-    }
-  }
-}
-
-interface Run {
-  child?: ChildProcess;
-  pid: number;
-  alive: boolean;
-  startMono: number;
-  startedAt: number;
-  stdout: LineCapture;
-  stderr: LineCapture;
-  exit?: ExitInfo;
-  exitMono?: number;
-  pipesClosed: boolean;
-  graceTimer?: NodeJS.Timeout;
-  finalized: boolean;
-  done: Promise<void>;
-  resolveDone: () => void;
-  stopReason?: StopReason;
-  stop?: { timer?: NodeJS.Timeout; sent: number; killed: boolean };
-}
-
-interface NodeRecord {
-  spec: NodeSpec;
-  directory: string;
-  state: NodeState;
-  removed: boolean;
-  run?: Run;
-  pendingSpawn?: NodeJS.Immediate;
-  revivalTimer?: NodeJS.Timeout;
-  nextRevivalAt?: number;
-  restarts: number;
-  revivalAttempts: number;
-  revivalDelayMs: number;
-  lastExit?: ExitInfo;
-}
+export type * from "./process-types.js";
 
 export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
   private readonly nodes = new Map<string, NodeRecord>();
@@ -377,7 +79,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     if (this.nodes.has(name)) return `node with name '${name}' already exists`;
     if (spec.command.length === 0 || spec.command[0] === "") return `node '${name}' has no command`;
     if (spec.cpuAffinity !== undefined) {
-      const err = this.checkAffinity(name, spec.cpuAffinity);
+      const err = checkAffinity(name, spec.cpuAffinity, this.baseEnv.PATH);
       if (err) return err;
     }
     const directory = path.resolve(spec.directory || ".");
@@ -489,24 +191,6 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
    */
   killAll(signal: NodeJS.Signals = "SIGKILL"): void {
     for (const run of this.liveRuns.keys()) signalRun(run, signal);
-  }
-
-  private checkAffinity(name: string, cpu: number): string {
-    if (!Number.isInteger(cpu) || cpu < 0) {
-      return `invalid cpu_affinity for node '${name}': ${cpu} (must be a CPU index >= 0)`;
-    }
-    const prefix = `cannot pin node '${name}' to CPU ${cpu}`;
-    const count = os.cpus().length;
-    if (cpu >= count) return `${prefix}: this machine has ${count} CPU${count === 1 ? "" : "s"} (0-${count - 1})`;
-    if (process.platform !== "linux") return `${prefix}: CPU pinning is only supported on Linux`;
-    const allowed = ownAllowedCpus();
-    if (allowed && !cpuListIncludes(allowed, cpu)) {
-      return `${prefix}: the supervisor itself may only use CPUs ${allowed}`;
-    }
-    if (!findExecutable("taskset", this.baseEnv.PATH, process.cwd())) {
-      return `${prefix}: taskset (util-linux) was not found in PATH`;
-    }
-    return "";
   }
 
   private scheduleSpawn(rec: NodeRecord, reason: SpawnReason): void {
@@ -755,94 +439,4 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     const run = rec.run;
     if (run?.alive && performance.now() - run.startMono > this.resetAfterMs) this.resetRevival(rec);
   }
-}
-
-function runTrailer(pid: number, exit: ExitInfo, stopReason: StopReason | undefined): string {
-  const how =
-    exit.error !== undefined
-      ? `could not be started: ${exit.error}`
-      : `pid ${pid} ${exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code ?? "?"}`}${stopReason ? ` (${stopReason})` : ""}`;
-  return `--- ${new Date(exit.at).toISOString()} ${how} ---`;
-}
-
-function signalRun(run: Run, signal: NodeJS.Signals): void {
-  if (run.pid === 0) return;
-  try {
-    process.kill(-run.pid, signal);
-  } catch {
-    try {
-      process.kill(run.pid, signal);
-    } catch {
-      // already gone; the exit event will follow
-    }
-  }
-}
-
-function runOutputs(run: Run): NodeOutputs {
-  return { stdout: run.stdout.text(), stderr: run.stderr.text() };
-}
-
-function copySpec(spec: NodeSpec): NodeSpec {
-  const copy: NodeSpec = { ...spec, command: [...spec.command] };
-  if (spec.env) copy.env = { ...spec.env };
-  return copy;
-}
-
-function isDefined<T>(v: T | undefined): v is T {
-  return v !== undefined;
-}
-
-function isDirectory(p: string): boolean {
-  try {
-    return fs.statSync(p).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
-function describeExit(name: string, pid: number, exit: ExitInfo): string {
-  if (exit.error !== undefined) return `Supervised node '${name}' could not be started: ${exit.error}`;
-  if (exit.signal) {
-    const num = os.constants.signals[exit.signal] ?? exit.signal;
-    return `Supervised node '${name}' (PID ${pid}) terminated prematurely by signal ${num}`;
-  }
-  return `Supervised node '${name}' (PID ${pid}) exited prematurely with status ${exit.code}`;
-}
-
-function describeSpawnError(err: NodeJS.ErrnoException, command: string): string {
-  if (err.code === "ENOENT") return `command not found: ${command}`;
-  if (err.code === "EACCES") return `permission denied: ${command}`;
-  return `failed to start ${command}: ${err.message}`;
-}
-
-/** The PATH search execvp() would do; relative names with a slash are taken from `cwd`. */
-function findExecutable(command: string, searchPath: string | undefined, cwd: string): string | undefined {
-  const candidates = command.includes("/")
-    ? [path.resolve(cwd, command)]
-    : (searchPath ?? "").split(path.delimiter).map((dir) => path.resolve(cwd, dir || ".", command));
-  for (const c of candidates) {
-    try {
-      fs.accessSync(c, fs.constants.X_OK);
-      if (fs.statSync(c).isFile()) return c;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
-function ownAllowedCpus(): string | undefined {
-  try {
-    const m = /^Cpus_allowed_list:\s*(\S+)/m.exec(fs.readFileSync("/proc/self/status", "utf8"));
-    return m?.[1];
-  } catch {
-    return undefined;
-  }
-}
-
-function cpuListIncludes(list: string, cpu: number): boolean {
-  return list.split(",").some((part) => {
-    const [lo, hi] = part.split("-").map(Number);
-    return lo !== undefined && cpu >= lo && cpu <= (hi ?? lo);
-  });
 }
