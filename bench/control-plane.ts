@@ -243,7 +243,7 @@ async function bringUp(agents: number, nodeArgs: string[] = []): Promise<SizeRun
 
 async function tearDown(run: SizeRun): Promise<void> {
   await run.client.close().catch(() => undefined);
-  run.sim.child.send?.({ cmd: "stop" });
+  run.sim.child.send({ cmd: "stop" });
   await Promise.race([run.sim.exited, sleep(10_000)]);
   await run.scratch.stop(run.controller.proc, "SIGTERM", 15_000);
 }
@@ -325,7 +325,7 @@ async function profileControlPlane(agents: number, count: number, reason: string
     const cpu = files.flatMap((f) =>
       Object.entries(windows).map(([op, w]) => summarizeCpuProfile(f, op === "deploy" ? `controller, deploy to ${agents} agents` : `controller, ${count} × ${op} at ${agents} agents`, w)),
     );
-    return { reason, agents, cpu, memory: mem, ...(heap ? { heap } : {}) };
+    return { reason, agents, cpu, memory: mem, heap };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -183,7 +183,9 @@ async function zmgmtTarget(delaySec: number): Promise<Target> {
       port,
       supervisorLog: agent.supervisorLogFile,
       samples: [],
-      close: async () => void (await scratch.close()),
+      close: async () => {
+        await scratch.close();
+      },
     };
   } catch (err) {
     await scratch.close();

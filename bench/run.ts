@@ -180,6 +180,7 @@ function mergeIntoExisting(fresh: BenchReport, ran: string[], path: string): Ben
     const field = SECTION_FIELDS[key];
     if (!field) continue;
     if (fresh[field] !== undefined) (merged as unknown as Record<string, unknown>)[field] = fresh[field];
+    // eslint-disable-next-line @typescript-eslint/no-dynamic-delete -- sections are optional report keys; one that ran and produced nothing is dropped
     else delete merged[field];
   }
   const ranTargets = new Set(ran.flatMap((k) => SECTION_TARGETS[k] ?? []));

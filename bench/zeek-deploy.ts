@@ -505,8 +505,11 @@ export async function runZeekDeployBench(opts: ZeekDeployOptions, mode: "full" |
   }
   log(`  Zeek ${version} at ${zeek}; zeek-client ${report.client.version}; workers ${report.workerInterface === "lo" ? "capture lo" : "without an interface"}`);
 
-  report.zmgmtPending = zmgmtZeekSupport();
-  if (report.zmgmtPending) log(`  zmgmt with real Zeek nodes: pending (${report.zmgmtPending})`);
+  const zmgmtPending = zmgmtZeekSupport();
+  if (zmgmtPending !== undefined) {
+    report.zmgmtPending = zmgmtPending;
+    log(`  zmgmt with real Zeek nodes: pending (${zmgmtPending})`);
+  }
 
   const scratch = new Scratch("zeek-deploy");
   const taken = new Set<number>();

@@ -166,7 +166,7 @@ describe("agent API with real processes", () => {
     expect((await dispatch(["frobnicate"], ["manager"]))[0]).toMatchObject({ success: false, error: "dispatch frobnicate unknown" });
     expect(await dispatch(["get_id_value", "Cluster::node"], ["nope"])).toEqual([]);
     const pidData = (await dispatch(["get_id_value", "zmgmt::pid"], ["manager"]))[0]!.data!;
-    const pid = JSON.parse(pidData.type === "string" ? pidData.value : "0");
+    const pid = JSON.parse(pidData.type === "string" ? pidData.value : "0") as number;
     expect(pidAlive(pid)).toBe(true);
   });
 

@@ -19,7 +19,7 @@ afterEach(async () => {
   cleanups = [];
 });
 
-function listen<T extends Server | HttpServer>(server: T): Promise<number> {
+function listen(server: Server | HttpServer): Promise<number> {
   const sockets = new Set<Socket>();
   server.on("connection", (s: Socket) => {
     sockets.add(s);

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { B } from "../src/broker/data.js";
-import { Hub, deliveryEvent, type Delivery } from "../src/broker/hub.js";
+import { Hub, deliveryEvent, type Delivery, type Origin } from "../src/broker/hub.js";
 import { HubServer } from "../src/broker/server.js";
 import { Peer } from "../src/broker/peer.js";
 import { awaitResponse, request } from "../src/broker/request.js";
@@ -117,7 +117,7 @@ describe("hub over real sockets", () => {
     for (const [i, [frame, context]] of cases.entries()) {
       bad.send(frame);
       const frames = await bad.waitFrames(i + 2);
-      const err = JSON.parse(frames[i + 1]!);
+      const err = JSON.parse(frames[i + 1]!) as { type: string; code: string; context: string };
       expect(err.type).toBe("error");
       expect(err.code).toBe("deserialization_failed");
       expect(err.context).toContain(context);
@@ -160,7 +160,7 @@ describe("hub over real sockets", () => {
   it("treats an abrupt EOF as a disconnect", async () => {
     const { hub, server } = await startHub();
     const disconnects: string[] = [];
-    hub.on("disconnect", (o) => disconnects.push(o.id));
+    hub.on("disconnect", (o: Origin) => disconnects.push(o.id));
     const raw = await RawClient.open(server.url);
     raw.send("[]");
     await raw.waitFrames(1);
@@ -191,9 +191,9 @@ describe("hub over real sockets", () => {
     const { server } = await startHub();
     const peer = startPeer(server.url, ["x"]);
     await peer.waitReady(3000);
-    const err = await request(peer, "nobody/home", Ping.make("r-9", 1), Pong, 200).catch((e) => e);
+    const err = await request(peer, "nobody/home", Ping.make("r-9", 1), Pong, 200).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ProtocolError);
-    expect(err.code).toBe("request_timeout");
+    expect((err as ProtocolError).code).toBe("request_timeout");
   });
 
   it("does not deliver data that is not an event as an event", async () => {

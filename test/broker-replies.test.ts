@@ -37,7 +37,7 @@ class Listener {
   private constructor(readonly ws: WebSocket) {
     ws.on("ping", () => this.pings++);
     ws.on("message", (data) => {
-      const text = data.toString("utf8");
+      const text = (data as Buffer).toString("utf8");
       const json = JSON.parse(text) as { type: string };
       if (json.type === "data-message") this.events.push(dataToEvent(decodeDataMessage(text).data));
       else if (json.type === "error") this.errors.push(text);

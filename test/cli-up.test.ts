@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { TestEnv, freePort, freePortRange, pidAlive, processesUnder } from "./helpers/cluster.js";
 import { eventually } from "./helpers/ws.js";
 import { ControllerClient, resultNodeStatuses } from "../src/client/controller-client.js";
+import { errorMessage } from "../src/broker/errors.js";
 
 let env: TestEnv;
 afterEach(async () => {
@@ -32,8 +33,8 @@ describe("zmgmt up", () => {
       "--metrics-start-port",
       String(await freePortRange(8)),
     ]);
-    await eventually(() => up.output().includes("cluster is up"), 30_000, "the cluster to come up").catch((err) => {
-      throw new Error(`${(err as Error).message}; output:\n${up.output()}`);
+    await eventually(() => up.output().includes("cluster is up"), 30_000, "the cluster to come up").catch((err: unknown) => {
+      throw new Error(`${errorMessage(err)}; output:\n${up.output()}`);
     });
     const out = up.output();
     for (const name of ["manager", "logger-01", "proxy-01", "worker-01", "worker-02"]) expect(out).toMatch(new RegExp(`${name}\\s+\\w+\\s+RUNNING`));

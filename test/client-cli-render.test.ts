@@ -268,7 +268,7 @@ describe("deploy", () => {
       errors: ["earlier deployment x still pending", "agent trouble"],
       results: { id: "cfg-1", nodes: { manager: { instance: "agent-a", success: true } } },
     });
-    expect(out.logs).toEqual([{ level: "warning", message: expect.stringMatching(/^skipping unexpected response /) }]);
+    expect(out.logs).toEqual([{ level: "warning", message: expect.stringMatching(/^skipping unexpected response /) as unknown }]);
   });
 
   it("fails for a failure that has neither node nor error, and has no nodes entry without node results", () => {
@@ -574,7 +574,7 @@ describe("tables and logs", () => {
     expect(nodes).not.toContain("\x1b[");
     const colored = nodesTable(renderGetNodes(results).json as never, { color: true });
     expect(colored).toContain("\x1b[32mRUNNING\x1b[39m");
-    const instances = instancesTable({ "agent-a": { host: "10.0.0.1", port: 2151 }, "agent-b": {} } as never);
+    const instances = instancesTable({ "agent-a": { host: "10.0.0.1", port: 2151 }, "agent-b": {} });
     expect(instances).toMatch(/agent-a.*10\.0\.0\.1.*2151.*controller connects to agent/);
     expect(instances).toMatch(/agent-b.*agent connects to controller/);
   });

@@ -37,9 +37,9 @@ function runCli(
   running.add(child);
   let stdout = "";
   let stderr = "";
-  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-  child.stdin!.end(opts.input ?? "");
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  child.stdin.end(opts.input ?? "");
   const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 30_000);
   return new Promise((resolve) => {
     child.on("close", (code) => {
@@ -96,7 +96,21 @@ async function until<T>(check: () => Promise<T | undefined>, timeoutMs: number, 
   }
 }
 
-const json = (r: Run): any => JSON.parse(r.stdout);
+const json = (r: Run): unknown => JSON.parse(r.stdout);
+
+// The shapes of zeek-client's JSON output these tests read.
+interface StageOutput {
+  errors: unknown[];
+  results: { id?: string; nodes?: Record<string, { instance: string; success: boolean }> };
+}
+interface ConfigOutput {
+  id: string;
+  nodes: { name: string; port?: number }[];
+}
+type NodeStates = Record<string, { state?: string } | undefined>;
+interface NodesOutput {
+  results: Record<string, NodeStates | undefined>;
+}
 
 /** Closes a listener, dropping the connections it still holds. */
 function closeServer(server: Server): Promise<void> {
@@ -308,7 +322,7 @@ describe("against a scripted server", () => {
           setTimeout(() => ws.send(encodeAck("fake-endpoint", "2.8")), 600);
           return;
         }
-        const event = dataToEvent(decodeDataMessage(raw.toString()).data);
+        const event = dataToEvent(decodeDataMessage((raw as Buffer).toString()).data);
         const reqid = (event.args[0] as { value: string }).value;
         ws.send('{"type":"error","code":"deserialization_failed","context":"ignored"}');
         ws.send(encodeEventMessage("zeek/management/controller", { name: "Some::other_event", args: [] }));
@@ -578,12 +592,12 @@ describe("against a real cluster", () => {
     const r = await until(
       async () => {
         const run = await zc(["get-instances"]);
-        return run.code === 0 && "agent-a" in json(run) ? run : undefined;
+        return run.code === 0 && "agent-a" in (json(run) as object) ? run : undefined;
       },
       20_000,
       "agent-a to connect",
     );
-    expect(Object.keys(json(r))).toEqual(["agent-a"]);
+    expect(Object.keys(json(r) as object)).toEqual(["agent-a"]);
     expect(r.stderr).toBe("");
   });
 
@@ -599,7 +613,7 @@ describe("against a real cluster", () => {
     writeFileSync(file, STAGE_ONLY_INI);
     const staged = await zc(["stage-config", file]);
     expect(staged.code).toBe(0);
-    const out = json(staged);
+    const out = json(staged) as StageOutput;
     expect(out.errors).toEqual([]);
     expect(out.results.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(staged.stdout).toBe(`{\n  "errors": [],\n  "results": {\n    "id": "${out.results.id}"\n  }\n}\n`);
@@ -609,8 +623,9 @@ describe("against a real cluster", () => {
     expect(ini.stdout).toBe(STAGE_ONLY_RENDERED);
 
     const asJson = await zc(["get-config", "--staged", "--as-json"]);
-    expect(json(asJson).id).toBe(out.results.id);
-    expect(json(asJson).nodes.map((n: { name: string }) => n.name)).toEqual(["logger-01", "manager", "worker-01"]);
+    const config = json(asJson) as ConfigOutput;
+    expect(config.id).toBe(out.results.id);
+    expect(config.nodes.map((n) => n.name)).toEqual(["logger-01", "manager", "worker-01"]);
 
     // The rendered INI is itself a valid configuration that renders the same way.
     const again = await zc(["stage-config", "-"], { input: ini.stdout });
@@ -623,7 +638,7 @@ describe("against a real cluster", () => {
   it("stage-config reports the controller's validation errors", async () => {
     const r = await zc(["stage-config", "-"], { input: "[instances]\nagent-a\n\n[manager]\ninstance = agent-zz\nrole = manager\n" });
     expect(r.code).toBe(1);
-    const out = json(r);
+    const out = json(r) as StageOutput;
     expect(out.results).toEqual({});
     expect(out.errors).toEqual([expect.stringContaining("agent-zz")]);
   });
@@ -632,14 +647,14 @@ describe("against a real cluster", () => {
     const r = await zc(["deploy-config", "-"], { input: DEPLOY_INI });
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
-    const out = json(r);
+    const out = json(r) as StageOutput;
     expect(out.errors).toEqual([]);
     expect(out.results.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(out.results.nodes).toEqual({
       manager: { instance: "agent-a", success: true },
       "worker-01": { instance: "agent-a", success: true },
     });
-    stagedId = out.results.id;
+    stagedId = out.results.id ?? "";
   });
 
   it("get-nodes shows the nodes running with pids and ports", async () => {
@@ -647,28 +662,28 @@ describe("against a real cluster", () => {
       async () => {
         const run = await zc(["get-nodes"]);
         if (run.code !== 0) return undefined;
-        const inst = json(run).results["agent-a"] ?? {};
+        const inst = (json(run) as NodesOutput).results["agent-a"] ?? {};
         return inst.manager?.state === "RUNNING" && inst["worker-01"]?.state === "RUNNING" ? inst : undefined;
       },
       20_000,
       "nodes to run",
     );
     expect(nodes["agent-a"]).toMatchObject({ state: "RUNNING", mgmt_role: "AGENT", cluster_role: null });
-    expect(nodes.manager).toMatchObject({ cluster_role: "MANAGER", mgmt_role: null, pid: expect.any(Number), port: expect.any(Number) });
-    expect(nodes["worker-01"]).toMatchObject({ cluster_role: "WORKER", mgmt_role: null, pid: expect.any(Number) });
+    expect(nodes.manager).toMatchObject({ cluster_role: "MANAGER", mgmt_role: null, pid: expect.any(Number) as unknown, port: expect.any(Number) as unknown });
+    expect(nodes["worker-01"]).toMatchObject({ cluster_role: "WORKER", mgmt_role: null, pid: expect.any(Number) as unknown });
   });
 
   it("deploy redeploys the staged configuration", async () => {
     const r = await zc(["deploy"]);
     expect(r.code).toBe(0);
-    expect(json(r).results.id).toBe(stagedId);
+    expect((json(r) as StageOutput).results.id).toBe(stagedId);
   });
 
   it("get-config --deployed shows the ports the controller assigned", async () => {
     const r = await zc(["get-config", "--deployed", "--as-json"]);
     expect(r.code).toBe(0);
-    const manager = json(r).nodes.find((n: { name: string }) => n.name === "manager");
-    expect(manager.port).toEqual(expect.any(Number));
+    const manager = (json(r) as ConfigOutput).nodes.find((n) => n.name === "manager");
+    expect(manager?.port).toEqual(expect.any(Number));
     expect((await zc(["get-config", "--deployed", "--staged"])).code).toBe(2);
   });
 
@@ -742,11 +757,11 @@ describe("against a real cluster", () => {
     });
     running.add(child);
     let out = "";
-    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
-    await until(async () => (out.includes("no response received") ? true : undefined), 10_000, "monitor's first timeout");
+    await until(() => Promise.resolve(out.includes("no response received") ? true : undefined), 10_000, "monitor's first timeout");
     await zc(["get-nodes"]);
-    await until(async () => (out.includes("get_nodes_response(") ? true : undefined), 10_000, "monitor to see get_nodes_response");
+    await until(() => Promise.resolve(out.includes("get_nodes_response(") ? true : undefined), 10_000, "monitor to see get_nodes_response");
     child.kill("SIGINT");
     expect(await exited).toBe(0);
     running.delete(child);

@@ -21,7 +21,7 @@ function dump(p: ConfigParser): Record<string, Record<string, string | null>> {
   if (defaults.size > 0) out.DEFAULT = Object.fromEntries(defaults);
   for (const s of p.sections()) {
     out[s] = {};
-    for (const [k, v] of p.items(s, { raw: true })) if (!defaults.has(k) || p.get(s, k, { raw: true }) !== defaults.get(k)) out[s]![k] = v;
+    for (const [k, v] of p.items(s, { raw: true })) if (!defaults.has(k) || p.get(s, k, { raw: true }) !== defaults.get(k)) out[s][k] = v;
   }
   return out;
 }

@@ -156,7 +156,7 @@ describe("controller + agents + nodes", () => {
     expect(mixed.find((r) => r.node === "worker-02")).toMatchObject({ success: true, data: { type: "string", value: '"second"' } });
     expect(mixed.find((r) => r.node === "worker-03")).toMatchObject({ success: false, error: "unknown cluster node" });
     const nodesValue = await client.getIdValue("Cluster::nodes", ["manager"]);
-    const layout = JSON.parse(resultString(nodesValue.find((r) => r.node === "manager")!)!);
+    const layout = JSON.parse(resultString(nodesValue.find((r) => r.node === "manager")!)!) as Record<string, unknown>;
     expect(layout["proxy-01"]).toMatchObject({ node_type: "Cluster::PROXY", ip: "127.0.0.1", p: { port: env.brokerStartPort + 2, proto: "tcp" }, manager: "manager" });
   });
 

@@ -87,7 +87,7 @@ describe("ConfigStore", () => {
     expect(second.get("READY")).toEqual(sample("r", 2200));
     expect(second.get("DEPLOYED")).toEqual(sample("d", 2201));
 
-    const raw = JSON.parse(await readFile(join(dir, "configs.json"), "utf8"));
+    const raw = JSON.parse(await readFile(join(dir, "configs.json"), "utf8")) as { version: number; configs: object };
     expect(raw.version).toBe(CONFIG_STORE_VERSION);
     expect(Object.keys(raw.configs).sort()).toEqual(["DEPLOYED", "READY", "STAGED"]);
   });

@@ -24,6 +24,7 @@ import {
   makeResult,
 } from "../src/management/records.js";
 import type { Configuration, Instance, Node, NodeOutputs, NodeStatus, Result } from "../src/management/types.js";
+import { errorMessage } from "../src/broker/errors.js";
 
 export const TIMEOUT_MS = 1000;
 
@@ -403,7 +404,7 @@ export async function waitFor<T>(
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${errorMessage(last)}` : ""}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }

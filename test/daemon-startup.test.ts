@@ -11,6 +11,7 @@ import { ControllerClient, resultNodeStatuses } from "../src/client/controller-c
 import type { Configuration } from "../src/management/types.js";
 import { TestEnv, freePort, freePortRange, type Proc } from "./helpers/cluster.js";
 import { eventually } from "./helpers/ws.js";
+import { errorMessage } from "../src/broker/errors.js";
 
 let env: TestEnv;
 const clients: ControllerClient[] = [];
@@ -41,8 +42,8 @@ async function startController(name: string, extra: string[]): Promise<{ d: Daem
     "controller", "--name", name, "--listen", `127.0.0.1:${port}`, "--state-dir", join(env.dir, "state"),
     "--broker-start-port", String(await freePortRange(4)), "--metrics-start-port", String(await freePortRange(4)), ...extra,
   ]);
-  await eventually(() => d.stdout().includes("\n"), 15_000, "the controller's start-up line").catch((e: Error) => {
-    throw new Error(`${e.message}; output:\n${d.proc.output()}`);
+  await eventually(() => d.stdout().includes("\n"), 15_000, "the controller's start-up line").catch((e: unknown) => {
+    throw new Error(`${errorMessage(e)}; output:\n${d.proc.output()}`);
   });
   return { d, port };
 }
@@ -87,8 +88,8 @@ describe("daemon start-up and process titles", () => {
       "agent", "--name", "inst-b", "--state-dir", stateDir, "--listen", `127.0.0.1:${agentPort}`,
       "--controller", `127.0.0.1:${controller.port}`, "--no-zeek", "--log-stderr", "--restart-delay", "0.2",
     ]);
-    await eventually(() => agent.stdout().includes("\n"), 20_000, "the agent's start-up line").catch((e: Error) => {
-      throw new Error(`${e.message}; output:\n${agent.proc.output()}`);
+    await eventually(() => agent.stdout().includes("\n"), 20_000, "the agent's start-up line").catch((e: unknown) => {
+      throw new Error(`${errorMessage(e)}; output:\n${agent.proc.output()}`);
     });
     expect(lines(agent.stdout())).toEqual([
       `zmgmt agent inst-b listening on ws://127.0.0.1:${agentPort}, controller 127.0.0.1:${controller.port}, ` +

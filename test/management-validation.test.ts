@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 
 import { CLUSTER_ROLES, type ClusterRole, type Configuration, type Instance, type Node } from "../src/management/types.js";
-import { compareText, validateConfiguration } from "../src/management/validation.js";
+import { compareText, validateConfiguration, type ValidationOptions } from "../src/management/validation.js";
 
 function inst(name: string, listenPort?: number, host = "0.0.0.0"): Instance {
   return listenPort === undefined ? { name, host } : { name, host, listenPort };
@@ -401,11 +401,13 @@ describe("properties", () => {
     { nil: undefined },
   );
   const role = fc.oneof(fc.constantFrom(...CLUSTER_ROLES), fc.string({ maxLength: 4 })) as fc.Arbitrary<ClusterRole>;
-  const instanceArb: fc.Arbitrary<Instance> = fc.record(
+  // Like role, deliberately looser than the types: an optional field may also be present
+  // holding undefined, and the validator must take that as absent.
+  const instanceArb = fc.record(
     { name, host: fc.constantFrom("0.0.0.0", "127.0.0.1", "::1"), listenPort: port },
     { requiredKeys: ["name", "host"] },
-  );
-  const nodeArb: fc.Arbitrary<Node> = fc.record(
+  ) as fc.Arbitrary<Instance>;
+  const nodeArb = fc.record(
     {
       name,
       instance: name,
@@ -418,7 +420,7 @@ describe("properties", () => {
       metricsPort: port,
     },
     { requiredKeys: ["name", "instance", "role", "state", "env"] },
-  );
+  ) as fc.Arbitrary<Node>;
   const configArb: fc.Arbitrary<Configuration> = fc.record({
     id: fc.string(),
     instances: fc.array(instanceArb, { maxLength: 5 }),
@@ -432,7 +434,7 @@ describe("properties", () => {
       requireWorkerInterface: fc.boolean(),
     },
     { requiredKeys: [] },
-  );
+  ) as fc.Arbitrary<ValidationOptions>;
 
   it("never throws and always returns sorted strings", () => {
     fc.assert(

@@ -27,11 +27,11 @@ if (unavailable) console.warn(`skipping package-install tests: ${unavailable}`);
 
 /** The environment without settings that would point the installed CLI elsewhere. */
 function cleanEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const key of Object.keys(env)) {
-    if (key.startsWith("ZEEK_CLIENT_") || key.startsWith("npm_lifecycle_") || key.startsWith("npm_package_")) delete env[key];
-  }
-  return env;
+  return Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([key]) => !(key.startsWith("ZEEK_CLIENT_") || key.startsWith("npm_lifecycle_") || key.startsWith("npm_package_")),
+    ),
+  );
 }
 
 const dirs: string[] = [];

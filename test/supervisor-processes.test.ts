@@ -150,7 +150,7 @@ describe("ProcessManager", () => {
     expect(await stopped).toMatchObject({ name: "a", pid: s.pid, reason: "destroy", signal: "SIGTERM", killed: false, signalsSent: 1 });
   });
 
-  it("reports upstream's error strings and rejects unknown names", async () => {
+  it("reports upstream's error strings and rejects unknown names", () => {
     const pm = manager();
     const base = { command: LONG_RUNNING, directory: path.join(tmp, "x") };
     expect(pm.create({ ...base, name: "" })).toBe("node names must not be an empty string");
@@ -304,7 +304,7 @@ describe("ProcessManager", () => {
       stdout: "out5\nout6\nout7\nout8\npartial-out",
       stderr: "err5\nerr6\nerr7\nerr8\npartial-err",
     });
-    const all = (prefix: string) => [1, 2, 3, 4, 5, 6, 7, 8].map((i) => prefix + i).join("\n");
+    const all = (prefix: string) => [1, 2, 3, 4, 5, 6, 7, 8].map((i) => `${prefix}${i}`).join("\n");
     // Runs append: what was there stays, and each run ends with a line saying how it ended.
     const trailer = new RegExp(`^--- \\d{4}-\\d{2}-\\d{2}T[\\d:.]+Z pid ${e.pid} exited with code 2 ---$`);
     const [outBody, outTrailer] = splitTrailer(files!.out);
@@ -464,7 +464,7 @@ describe("ProcessManager", () => {
     expect(lines.filter((l) => l.endsWith(` could not be started: ${msg} ---`))).toHaveLength(2);
   });
 
-  it("rejects CPUs that do not exist or cannot be used", async () => {
+  it("rejects CPUs that do not exist or cannot be used", () => {
     const pm = manager();
     const n = os.cpus().length;
     const dir = path.join(tmp, "p");

@@ -177,7 +177,11 @@ describe("systemd units", () => {
     }
     const r = await run("systemd-analyze", ["verify", join(dir, "zmgmt-controller.service"), join(dir, "zmgmt-agent.service")], {
       timeout: 30_000,
-    }).catch((err: { stdout?: string; stderr?: string; message: string }) => ({ stdout: err.stdout ?? "", stderr: err.stderr ?? err.message }));
+    }).catch((e: unknown) => {
+      // execFile's error carries the output of the failed run.
+      const err = e as { stdout?: string; stderr?: string; message: string };
+      return { stdout: err.stdout ?? "", stderr: err.stderr ?? err.message };
+    });
     // Unknown keys and bad values are reported on stderr (with exit code 0).
     expect(r.stderr).toBe("");
   });

@@ -129,8 +129,9 @@ function handshake(url: string, options: WebSocket.ClientOptions = {}): Promise<
     };
     ws.on("open", () => ws.send(JSON.stringify(["zeek/management/controller"])));
     ws.on("message", (data) => {
-      const msg = JSON.parse(data.toString()) as { type?: string; endpoint?: string };
-      done(() => (msg.type === "ack" ? resolve(msg.endpoint!) : reject(new Error(`not an ack: ${data.toString()}`))));
+      const text = (data as Buffer).toString();
+      const msg = JSON.parse(text) as { type?: string; endpoint?: string };
+      done(() => (msg.type === "ack" ? resolve(msg.endpoint!) : reject(new Error(`not an ack: ${text}`))));
     });
     ws.on("error", (err) => done(() => reject(err)));
     ws.on("close", () => done(() => reject(new Error("closed before the ack"))));

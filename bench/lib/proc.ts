@@ -21,11 +21,11 @@ export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs: number,
   for (;;) {
     try {
       const v = await check();
-      if (v) return v as NonNullable<T>;
+      if (v) return v;
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${errorMessage(last)}` : ""}`);
     await sleep(intervalMs);
   }
 }
@@ -221,6 +221,7 @@ export interface Proc {
 // Process-group kills and the sweep for leftovers are the test suite's own.
 export { killGroup, pidAlive, processesUnder } from "../../test/helpers/cluster.js";
 import { killGroup, processesUnder } from "../../test/helpers/cluster.js";
+import { errorMessage } from "../../src/broker/errors.js";
 
 const MAX_KEPT_OUTPUT = 256 * 1024;
 

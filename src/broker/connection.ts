@@ -275,7 +275,8 @@ export class Connection extends EventEmitter<LinkEvents> {
       ws.on("message", (data, isBinary) => {
         missedPongs = 0;
         if (isBinary) return;
-        const text = data.toString("utf8");
+        // ws hands message listeners a Buffer under its default binaryType.
+        const text = (data as Buffer).toString("utf8");
         if (!session.isAcked) frame = text;
         session.receive(text);
       });

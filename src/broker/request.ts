@@ -85,7 +85,8 @@ export function awaitResponse<A extends readonly Codec<unknown>[]>(
       try {
         event = inspect(topic, data);
       } catch (err) {
-        return fail(err);
+        fail(err);
+        return;
       }
       if (!event || event.name !== spec.name) return;
       const first = event.args[0];

@@ -20,8 +20,8 @@ function mismatch(path: string, label: string, got: BrokerData): never {
   throw new ProtocolError("invalid_event", `${path}: expected ${label}, got ${got.type}`);
 }
 
-function scalar<T, K extends BrokerData["type"]>(
-  type: K,
+function scalar<T>(
+  type: BrokerData["type"],
   label: string,
   make: (v: T) => BrokerData,
   check?: (v: T) => boolean,
@@ -38,11 +38,11 @@ function scalar<T, K extends BrokerData["type"]>(
   };
 }
 
-export const string = scalar<string, "string">("string", "string", B.str);
-export const bool = scalar<boolean, "boolean">("boolean", "bool", B.bool);
-export const count = scalar<number, "count">("count", "count", B.count);
-export const int = scalar<number, "integer">("integer", "int", B.int);
-export const addr = scalar<string, "address">("address", "addr", B.addr, (v) => isIP(v) !== 0);
+export const string = scalar<string>("string", "string", B.str);
+export const bool = scalar<boolean>("boolean", "bool", B.bool);
+export const count = scalar<number>("count", "count", B.count);
+export const int = scalar<number>("integer", "int", B.int);
+export const addr = scalar<string>("address", "addr", B.addr, (v) => isIP(v) !== 0);
 
 /** Any Broker value, passed through untouched (Zeek's `any`). */
 export const any: Codec<BrokerData> = {
@@ -124,7 +124,7 @@ export function table<V>(value: Codec<V>): Codec<Record<string, V>> {
     encode: (rec) => B.table(Object.entries(rec).map(([k, v]) => [B.str(k), value.encode(v)])),
     decode(data, path) {
       if (data.type !== "table") mismatch(path, label, data);
-      const out: Record<string, V> = Object.create(null);
+      const out = Object.create(null) as Record<string, V>;
       for (const [k, v] of data.value) {
         if (k.type !== "string") mismatch(`${path} key`, "string", k);
         out[k.value] = value.decode(v, `${path}[${JSON.stringify(k.value)}]`);

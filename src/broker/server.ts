@@ -140,7 +140,7 @@ export class HubServer {
           clearTimeout(force);
           resolve();
         });
-        this.http.closeAllConnections?.();
+        this.http.closeAllConnections();
       });
     });
   }
@@ -177,14 +177,15 @@ function attach(
   ws.on("ping", () => alive.set(ws, 0));
   ws.on("message", (data, isBinary) => {
     alive.set(ws, 0);
-    if (isBinary) conn!.receiveBinary();
-    else conn!.receive(data.toString("utf8"));
+    if (isBinary) conn.receiveBinary();
+    // ws hands message listeners a Buffer under its default binaryType.
+    else conn.receive((data as Buffer).toString("utf8"));
   });
-  ws.on("close", () => conn!.transportClosed());
+  ws.on("close", () => conn.transportClosed());
   ws.on("error", (err) => {
     // A frame over the hard cap ends here (ws closes with 1009); the hub just forgets it.
-    hub.emit("transport-error", { origin: conn!.origin, error: err });
-    conn!.transportClosed();
+    hub.emit("transport-error", { origin: conn.origin, error: err });
+    conn.transportClosed();
   });
   return conn;
 }

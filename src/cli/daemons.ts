@@ -15,7 +15,8 @@ import { findZeekOnPath, probeZeek, type ZeekInstall } from "../agent/zeek.js";
 import type { ProcessManagerOptions } from "../supervisor/process-manager.js";
 import { startControllerDaemon } from "../controller/main.js";
 import { parseControllerDaemonOptions, type ControllerDaemonOptions } from "../controller/options.js";
-import { addListenerTlsOptions, dialTlsFromFlags, enforceListenPolicy, listenerTlsFromFlags } from "./tls-flags.js";
+import type { LogFormat, LogLevel } from "../management/log.js";
+import { addListenerTlsOptions, dialTlsFromFlags, enforceListenPolicy, listenerTlsFromFlags, type ListenerTlsFlags } from "./tls-flags.js";
 import { applyLogFormat, listenUrl, logFormatOption, printStartupLine, waitForListener } from "./startup.js";
 
 export function parseHostPort(text: string, defaultPort: number): { host: string; port: number } {
@@ -58,7 +59,7 @@ export function exitWhenOrphaned(close: () => Promise<void>): void {
   const timer = setInterval(() => {
     if (process.ppid === parent) return;
     clearInterval(timer);
-    close().finally(() => process.exit(0));
+    void close().finally(() => process.exit(0));
   }, 1000);
   timer.unref();
 }
@@ -105,6 +106,45 @@ function addControllerTlsOptions(cmd: Command): Command {
     .option("--agent-key <file>", "private key of --agent-cert");
 }
 
+// What commander hands each action, as the options below declare them (a value with a
+// default is always there; a --no-x flag makes x false).
+interface AgentFlags extends SupervisionFlags, ListenerTlsFlags {
+  name: string;
+  stateDir: string;
+  listen: string;
+  controller: string | false;
+  controllerCa?: string;
+  controllerCert?: string;
+  controllerKey?: string;
+  requestTimeout: number;
+  zeek?: string | false;
+  nodeCommand?: string[];
+  logArchiveDir?: string;
+  logArchiveInterval: number;
+  logLevel: LogLevel;
+  logStderr?: true;
+  logFormat: LogFormat;
+}
+
+interface ControllerFlags extends ListenerTlsFlags {
+  name: string;
+  stateDir: string;
+  listen: string;
+  requestTimeout: number;
+  logLevel: LogLevel;
+  logStderr?: true;
+  logFormat: LogFormat;
+  brokerStartPort: number;
+  metricsStartPort: number;
+  autoAssignPorts: boolean;
+  autoAssignMetricsPorts: boolean;
+  agentTls?: true;
+  agentCa?: string;
+  agentCert?: string;
+  agentKey?: string;
+  fromEnv?: true;
+}
+
 export function registerDaemonCommands(program: Command): void {
   addAgentTlsOptions(addSupervisionOptions(
     program
@@ -124,7 +164,7 @@ export function registerDaemonCommands(program: Command): void {
       .addOption(new Option("--log-level <level>", "management log level").choices(["DEBUG", "INFO", "WARNING", "ERROR"]).default("INFO"))
       .option("--log-stderr", "also print management log lines to stderr")
       .addOption(logFormatOption()),
-  )).action(async (opts) => {
+  )).action(async (opts: AgentFlags) => {
     const logFormat = applyLogFormat(opts.logFormat);
     const listen = parseHostPort(opts.listen, DEFAULT_AGENT_PORT);
     const tls = listenerTlsFromFlags(opts);
@@ -133,13 +173,13 @@ export function registerDaemonCommands(program: Command): void {
       throw new Error("--controller-ca, --controller-cert and --controller-key need --controller");
     }
     const controllerTls = dialTlsFromFlags(controllerFlags, { ca: "--controller-ca", cert: "--controller-cert", key: "--controller-key" });
-    if (controllerTls && /^ws:\/\//i.test(opts.controller)) {
+    if (controllerTls && opts.controller && /^ws:\/\//i.test(opts.controller)) {
       throw new Error(`--controller ${opts.controller} is plaintext, but TLS options for it were given: use wss:// or HOST:PORT`);
     }
     enforceListenPolicy("agent", listen.host, tls, opts.allowInsecureListen === true);
     // The foreground's one start-up line says what the nodes run.
-    let nodesRun = opts.nodeCommand ? `cluster nodes run ${(opts.nodeCommand as string[]).join(" ")}` : "cluster nodes run the built-in zmgmt node";
-    const zeek = opts.nodeCommand ? undefined : chooseZeek(opts.zeek as string | false | undefined, process.env, (m) => (nodesRun = m));
+    let nodesRun = opts.nodeCommand ? `cluster nodes run ${opts.nodeCommand.join(" ")}` : "cluster nodes run the built-in zmgmt node";
+    const zeek = opts.nodeCommand ? undefined : chooseZeek(opts.zeek, process.env, (m) => (nodesRun = m));
     const agentOptions: AgentDaemonOptions = defaultAgentOptions({
       name: opts.name,
       // The agent process runs in a directory below the state directory, so it gets the
@@ -201,7 +241,7 @@ export function registerDaemonCommands(program: Command): void {
     .option("--no-auto-assign-ports", "do not assign cluster ports to manager, logger and proxy nodes that lack one")
     .option("--no-auto-assign-metrics-ports", "do not assign metrics ports to nodes that lack one"))
     .addOption(new Option("--from-env").hideHelp())
-    .action(async (opts) => {
+    .action(async (opts: ControllerFlags) => {
       let options: ControllerDaemonOptions;
       if (opts.fromEnv) {
         options = parseControllerDaemonOptions(process.env[SupervisorEnv.controllerOptions], SupervisorEnv.controllerOptions);
@@ -225,8 +265,8 @@ export function registerDaemonCommands(program: Command): void {
           logFormat: opts.logFormat,
           brokerStartPort: opts.brokerStartPort,
           metricsStartPort: opts.metricsStartPort,
-          autoAssignBrokerPorts: opts.autoAssignPorts !== false,
-          autoAssignMetricsPorts: opts.autoAssignMetricsPorts !== false,
+          autoAssignBrokerPorts: opts.autoAssignPorts,
+          autoAssignMetricsPorts: opts.autoAssignMetricsPorts,
           ...(tls ? { tls } : {}),
           ...(agentTls ? { agentTls } : {}),
           ...(opts.allowInsecureListen ? { allowInsecureListen: true } : {}),

@@ -81,7 +81,7 @@ export function listenerTlsFromFlags(flags: ListenerTlsFlags): TlsServerOptions 
  * commands, and unlike zeek-client there is no older server to stay compatible with.
  */
 export function dialTlsFromFlags(
-  flags: { ca?: string; cert?: string; key?: string; passphrase?: string },
+  flags: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined; passphrase?: string | undefined },
   names: { ca: string; cert: string; key: string },
 ): PeerTlsOptions | undefined {
   if (!flags.ca && !flags.cert && !flags.key) return undefined;

@@ -14,8 +14,9 @@ import { DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS, DEFAULT_CONTROLLER_WEBSOCKET_POR
 import { ControllerClient, resultNodeOutputs, resultNodeStatuses } from "../client/controller-client.js";
 import { locatedErrors, parseClusterConfig } from "../client/cluster-config.js";
 import type { Configuration, NodeStatus } from "../management/types.js";
+import type { LogLevel } from "../management/log.js";
 import { startSupervisor } from "../supervisor/main.js";
-import { addSupervisionOptions, chooseZeek, closeOnSignals, parseHostPort, pickFreePort, processOptions } from "./daemons.js";
+import { addSupervisionOptions, chooseZeek, closeOnSignals, parseHostPort, pickFreePort, processOptions, type SupervisionFlags } from "./daemons.js";
 import type { ControllerDaemonOptions } from "../controller/options.js";
 import { defaultStateDir } from "../management/env.js";
 import { ALLOW_INSECURE_LISTEN_FLAG } from "../management/security.js";
@@ -107,6 +108,24 @@ async function assertPortsFree(ports: ListenPort[]): Promise<void> {
   }
 }
 
+// What commander hands the action, as the options below declare them.
+interface UpFlags extends SupervisionFlags {
+  stateDir: string;
+  config?: string;
+  instance: string;
+  controllerListen: string;
+  agentListen: string;
+  timeout: number;
+  brokerStartPort: number;
+  metricsStartPort: number;
+  zeek?: string | false;
+  controllerName?: string;
+  /** false with --no-auto-assign-metrics-ports. */
+  autoAssignMetricsPorts: boolean;
+  allowInsecureListen?: true;
+  logLevel: LogLevel;
+}
+
 export function registerUpCommand(program: Command): void {
   addSupervisionOptions(
     program
@@ -126,8 +145,8 @@ export function registerUpCommand(program: Command): void {
       .option("--no-zeek", "run the built-in zmgmt node even where Zeek is installed")
       .option(ALLOW_INSECURE_LISTEN_FLAG, "allow non-loopback listen addresses (up has no TLS; see `zmgmt controller --help`)")
       .addOption(new Option("--log-level <level>").choices(["DEBUG", "INFO", "WARNING", "ERROR"]).default("INFO")),
-  ).action(async (opts) => {
-    const tty = process.stdout.isTTY === true;
+  ).action(async (opts: UpFlags) => {
+    const tty = process.stdout.isTTY;
     const controllerListen = parseHostPort(opts.controllerListen, DEFAULT_CONTROLLER_WEBSOCKET_PORT);
     const agentListen = parseHostPort(opts.agentListen, DEFAULT_AGENT_PORT);
     const allowInsecureListen = opts.allowInsecureListen === true;
@@ -144,7 +163,7 @@ export function registerUpCommand(program: Command): void {
     // Daemons run in directories of their own below the state directory; a relative path
     // would be taken relative to those and nest the state inside itself.
     opts.stateDir = resolve(opts.stateDir);
-    const controllerName = (opts.controllerName as string | undefined) ?? `controller-${hostname()}`;
+    const controllerName = opts.controllerName ?? `controller-${hostname()}`;
     const controllerOptions: ControllerDaemonOptions = {
       name: controllerName,
       stateDir: opts.stateDir,
@@ -169,7 +188,7 @@ export function registerUpCommand(program: Command): void {
       process.exit(1);
     }
     const config: Configuration = parsed.config;
-    const zeek = chooseZeek(opts.zeek as string | false | undefined);
+    const zeek = chooseZeek(opts.zeek);
     const instanceName = config.instances[0]?.name ?? opts.instance;
 
     const running = await startSupervisor({
@@ -192,6 +211,7 @@ export function registerUpCommand(program: Command): void {
       processOptions: processOptions(opts),
       logLevel: opts.logLevel,
     });
+    // eslint-disable-next-line prefer-const -- the signal handler below reads it before it is assigned
     let client: ControllerClient | undefined;
     closeOnSignals(async () => {
       process.stdout.write("\nstopping the cluster...\n");

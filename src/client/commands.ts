@@ -65,8 +65,8 @@ function addGlobalOptions(cmd: Command, hidden: boolean): Command {
 
 /** Global options may come before the command (as in zeek-client) or after it. */
 function mergedOptions(cmd: Command): GlobalOptions {
-  const outer = (cmd.parent?.opts() ?? {}) as Partial<GlobalOptions>;
-  const inner = cmd.opts() as Partial<GlobalOptions>;
+  const outer = cmd.parent?.opts<Partial<GlobalOptions>>() ?? {};
+  const inner = cmd.opts<Partial<GlobalOptions>>();
   const merged: GlobalOptions = {
     set: [...(outer.set ?? []), ...(inner.set ?? [])],
     quiet: Boolean(outer.quiet || inner.quiet),
@@ -110,7 +110,7 @@ class Spinner {
     let frame = 0;
     this.timer = setInterval(() => {
       const secs = ((Date.now() - started) / 1000).toFixed(1);
-      this.stream.write(`\r${pc.cyan(SPINNER_FRAMES[frame++ % SPINNER_FRAMES.length]!)} ${text} ${pc.dim(`${secs}s`)}\x1b[K`);
+      this.stream.write(`\r${pc.cyan(SPINNER_FRAMES[frame++ % SPINNER_FRAMES.length])} ${text} ${pc.dim(`${secs}s`)}\x1b[K`);
       this.shown = true;
     }, 100);
   }
@@ -129,7 +129,10 @@ class Spinner {
 
 function writeStdout(text: string): Promise<void> {
   return new Promise((resolve) => {
-    if (text === "") return resolve();
+    if (text === "") {
+      resolve();
+      return;
+    }
     process.stdout.write(text, () => resolve());
   });
 }
@@ -227,7 +230,7 @@ async function runClient(cmd: Command, handler: (ctx: Context) => Promise<number
 
   const spinner = new Spinner(process.stderr, !opts.quiet);
   log.beforeWrite = () => spinner.clear();
-  const color = pc.isColorSupported && process.stdout.isTTY === true;
+  const color = pc.isColorSupported && process.stdout.isTTY;
 
   const ctx: Context = {
     settings,
@@ -569,7 +572,7 @@ export function registerClientCommands(program: Command): void {
   program
     .usage("[options] [command]")
     .argument("[command...]")
-    .action(async (words: string[], _opts: unknown, cmd: Command) => {
+    .action((words: string[], _opts: unknown, cmd: Command) => {
       if (words.length > 0) {
         const names = program.commands.flatMap((c) => [c.name(), ...c.aliases()]);
         program.error(`error: unknown command '${words[0]}'${didYouMean(words[0]!, names)}`, {

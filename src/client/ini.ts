@@ -138,7 +138,7 @@ export class ConfigParser {
             throw new IniError(
               "continuation-without-value",
               `While reading from ${pyRepr(source)} [line ${pad2(lineno)}]: continuation line for option ${pyRepr(optname)}, which has no value`,
-              { source, lines: [lineno], section: sectname ?? undefined, option: optname },
+              { source, lines: [lineno], ...(sectname !== null ? { section: sectname } : {}), option: optname },
             );
           }
           current.push(value);

@@ -101,7 +101,7 @@ export function pyDumps(value: PyJson, indent: number | null = 2): string {
     if (scalar !== undefined) return scalar;
     const isList = Array.isArray(v);
     const items: string[] = isList
-      ? (v as PyJson[]).map((item) => write(item, level + 1))
+      ? v.map((item) => write(item, level + 1))
       : Object.keys(v as PyDict)
           .sort(compareCodePoints)
           .map((k) => `${pyJsonString(k)}: ${write((v as PyDict)[k]!, level + 1)}`);
@@ -156,13 +156,14 @@ export function pyLoads(doc: string): PyJson {
         const e = doc[pos + 1];
         if (e === undefined) fail("Unterminated string starting at", start);
         const simple: Record<string, string> = { '"': '"', "\\": "\\", "/": "/", b: "\b", f: "\f", n: "\n", r: "\r", t: "\t" };
+        const escaped = e === undefined ? undefined : simple[e];
         if (e === "u") {
           const hex = doc.slice(pos + 2, pos + 6);
           if (!/^[0-9a-fA-F]{4}$/.test(hex)) fail("Invalid \\uXXXX escape", pos + 1);
           out += String.fromCharCode(parseInt(hex, 16));
           pos += 6;
-        } else if (simple[e!] !== undefined) {
-          out += simple[e!];
+        } else if (escaped !== undefined) {
+          out += escaped;
           pos += 2;
         } else {
           fail("Invalid \\escape", pos);

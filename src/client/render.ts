@@ -87,6 +87,7 @@ export function brokerToPy(d: BrokerData): PyJson {
     case "vector":
       return d.value.map(brokerToPy);
     case "table":
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a container key has no better rendering; kept as it was
       return pyDict(d.value.map(([k, v]) => [String(brokerToPy(k)), brokerToPy(v)]));
   }
 }
@@ -138,15 +139,16 @@ export function renderGetInstances(result: Result): Rendered {
   const logs: LogRecord[] = [];
   try {
     const instances = InstanceVecCodec.decode(result.data, "data").sort((a, b) => compareCodePoints(a.name, b.name));
-    for (const inst of instances) {
-      if (inst.listenPort !== undefined) out[inst.name] = pyDict([["host", inst.host], ["port", inst.listenPort]]);
-      else if (inst.host !== "0.0.0.0") out[inst.name] = pyDict([["host", inst.host]]);
-      else out[inst.name] = pyDict();
-    }
-  } catch (err) {
     // zeek-client converts the whole list before printing anything, so one bad entry
     // leaves the output empty; it still counts as success.
-    for (const k of Object.keys(out)) delete out[k];
+    const converted = pyDict();
+    for (const inst of instances) {
+      if (inst.listenPort !== undefined) converted[inst.name] = pyDict([["host", inst.host], ["port", inst.listenPort]]);
+      else if (inst.host !== "0.0.0.0") converted[inst.name] = pyDict([["host", inst.host]]);
+      else converted[inst.name] = pyDict();
+    }
+    Object.assign(out, converted);
+  } catch (err) {
     logs.push({ level: "error", message: `instance data invalid: ${errorText(err)}` });
   }
   return { json: out, exitCode: 0, logs };

@@ -95,7 +95,7 @@ function parseStoreFile(text: string): Partial<Record<ConfigState, Configuration
     }
     const problem = configProblem(value);
     if (problem) throw new Error(`${key} config: ${problem}`);
-    out[key as ConfigState] = value as unknown as Configuration;
+    out[key as ConfigState] = value as Configuration;
   }
   return out;
 }

@@ -42,13 +42,13 @@ export const PeerTlsSchema = Type.Object(
 // The schemas restate types the broker and the logger own; these fail to compile when
 // one side changes without the other.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const schemasMatch: [
-  Same<Static<typeof TlsServerSchema>, TlsServerOptions>,
-  Same<Static<typeof PeerTlsSchema>, PeerTlsOptions>,
-  Same<Static<typeof LogLevelSchema>, LogLevel>,
-  Same<Static<typeof LogFormatSchema>, LogFormat>,
-] = [true, true, true, true];
-void schemasMatch;
+type Holds<T extends true> = T;
+export type SchemasMatch = [
+  Holds<Same<Static<typeof TlsServerSchema>, TlsServerOptions>>,
+  Holds<Same<Static<typeof PeerTlsSchema>, PeerTlsOptions>>,
+  Holds<Same<Static<typeof LogLevelSchema>, LogLevel>>,
+  Holds<Same<Static<typeof LogFormatSchema>, LogFormat>>,
+];
 
 /**
  * Returns a reader of JSON options for `schema`; `fail(message)` builds the role's own typed

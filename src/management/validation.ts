@@ -62,6 +62,7 @@ function fmtPort(p: number): string {
 /** Our own messages escape control characters so an error line stays one readable line. */
 function show(value: unknown): string {
   const text = String(value);
+  // eslint-disable-next-line no-control-regex -- control characters are what this escapes
   return /[\u0000-\u001f\u007f]/.test(text) ? JSON.stringify(text).slice(1, -1) : text;
 }
 
@@ -70,6 +71,7 @@ function isSet(value: unknown): boolean {
 }
 
 function nameProblem(name: string): string | undefined {
+  // eslint-disable-next-line no-control-regex -- control characters are what this rejects
   if (/[\u0000-\u001f\u007f]/.test(name)) return "it contains control characters";
   if (/\s/u.test(name)) return "it contains whitespace";
   if (name.includes("/")) return "it contains '/'";
@@ -96,7 +98,7 @@ function asString(value: unknown): string {
  * and nothing throws.
  */
 export function validateConfiguration(
-  config: Configuration,
+  config: Configuration | null | undefined,
   options: ValidationOptions = {},
 ): string[] {
   const controllerPort = options.controllerPort ?? DEFAULT_VALIDATION_OPTIONS.controllerPort;
@@ -348,7 +350,7 @@ export function validateConfiguration(
     if (!isValidPort(node.port)) continue;
     const instance = asString(node.instance);
     let byPort = brokerOwners.get(instance);
-    if (!byPort) brokerOwners.set(instance, (byPort = new Map()));
+    if (!byPort) brokerOwners.set(instance, (byPort = new Map<number, string[]>()));
     const owners = byPort.get(node.port) ?? [];
     owners.push(asString(node.name));
     byPort.set(node.port, owners);
@@ -374,7 +376,7 @@ export function validateConfiguration(
     }
 
     let byPort = metricsUsers.get(instance);
-    if (!byPort) metricsUsers.set(instance, (byPort = new Map()));
+    if (!byPort) metricsUsers.set(instance, (byPort = new Map<number, string[]>()));
     const users = byPort.get(mp) ?? [];
     users.push(name);
     byPort.set(mp, users);

@@ -40,12 +40,12 @@ export const ClusterLayoutSchema = Type.Record(Type.String(), ClusterEndpointSch
 
 // Fails to compile when the records and these schemas drift apart.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const schemasMatch: [
-  Same<Static<typeof NodeConfigSchema>["role"], Node["role"] | undefined>,
-  Same<Static<typeof NodeConfigSchema>["state"], Node["state"] | undefined>,
-  Same<Static<typeof ClusterEndpointSchema>, ClusterEndpoint>,
-] = [true, true, true];
-void schemasMatch;
+type Holds<T extends true> = T;
+export type SchemasMatch = [
+  Holds<Same<Static<typeof NodeConfigSchema>["role"], Node["role"] | undefined>>,
+  Holds<Same<Static<typeof NodeConfigSchema>["state"], Node["state"] | undefined>>,
+  Holds<Same<Static<typeof ClusterEndpointSchema>, ClusterEndpoint>>,
+];
 
 export const checkNodeConfig = TypeCompiler.Compile(NodeConfigSchema);
 export const checkClusterLayout = TypeCompiler.Compile(ClusterLayoutSchema);

@@ -34,7 +34,7 @@ export interface ManagedNodeEvents {
  * Named values answer get_id_value. Functions are called at lookup time so values like
  * uptime stay current. A value is rendered the way Zeek's to_json renders its types.
  */
-export type NamedValue = unknown | (() => unknown);
+export type NamedValue = unknown;
 
 export class ManagedNode extends EventEmitter<ManagedNodeEvents> {
   private readonly peer: Peer;
@@ -148,8 +148,8 @@ export function toZeekJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => {
     if (typeof v === "number" && !Number.isFinite(v)) return null;
     if (typeof v === "bigint") return Number(v);
-    if (v instanceof Map) return Object.fromEntries(v);
-    if (v instanceof Set) return [...v];
+    if (v instanceof Map) return Object.fromEntries(v as Map<PropertyKey, unknown>);
+    if (v instanceof Set) return [...(v as Set<unknown>)];
     if (typeof v === "function") return undefined;
     return v;
   });
@@ -165,5 +165,6 @@ export function managedNodeOptionsFromEnv(env: NodeJS.ProcessEnv = process.env):
   const agentUrl = env[NodeEnv.agentUrl];
   if (!name) throw new Error(`${NodeEnv.name} is not set: this program must be started by a zmgmt agent`);
   if (!agentUrl) throw new Error(`${NodeEnv.agentUrl} is not set: this program must be started by a zmgmt agent`);
-  return { name, agentUrl, ...(env[NodeEnv.agentToken] ? { token: env[NodeEnv.agentToken] } : {}) };
+  const token = env[NodeEnv.agentToken];
+  return { name, agentUrl, ...(token ? { token } : {}) };
 }

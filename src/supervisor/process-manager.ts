@@ -97,6 +97,9 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
       restarts: 0,
       revivalAttempts: 0,
       revivalDelayMs: this.initialDelayMs,
+      pendingSpawn: undefined,
+      revivalTimer: undefined,
+      nextRevivalAt: undefined,
     };
     this.nodes.set(name, rec);
     this.scheduleSpawn(rec, "create");

@@ -31,9 +31,9 @@ export interface NodeRecord {
   state: NodeState;
   removed: boolean;
   run?: Run;
-  pendingSpawn?: NodeJS.Immediate;
-  revivalTimer?: NodeJS.Timeout;
-  nextRevivalAt?: number;
+  pendingSpawn: NodeJS.Immediate | undefined;
+  revivalTimer: NodeJS.Timeout | undefined;
+  nextRevivalAt: number | undefined;
   restarts: number;
   revivalAttempts: number;
   revivalDelayMs: number;

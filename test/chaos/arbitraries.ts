@@ -24,10 +24,10 @@ import { CLUSTER_ROLES, MGMT_ROLES, STATES, type Configuration, type Instance, t
 export type AnySpec = EventSpec<readonly Codec<unknown>[]>;
 
 export const ALL_SPECS: Array<{ api: string; spec: AnySpec }> = [
-  ...Object.values(ControllerApi).map((spec) => ({ api: "controller", spec: spec as AnySpec })),
-  ...Object.values(AgentApi).map((spec) => ({ api: "agent", spec: spec as AnySpec })),
-  ...Object.values(NodeApi).map((spec) => ({ api: "node", spec: spec as AnySpec })),
-  ...Object.values(SupervisorApi).map((spec) => ({ api: "supervisor", spec: spec as AnySpec })),
+  ...Object.values(ControllerApi).map((spec) => ({ api: "controller", spec })),
+  ...Object.values(AgentApi).map((spec) => ({ api: "agent", spec })),
+  ...Object.values(NodeApi).map((spec) => ({ api: "node", spec })),
+  ...Object.values(SupervisorApi).map((spec) => ({ api: "supervisor", spec })),
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -64,8 +64,13 @@ const port = fc.integer({ min: 0, max: 65535 });
 const opt = <T>(a: fc.Arbitrary<T>): fc.Arbitrary<T | undefined> => fc.option(a, { nil: undefined });
 const env = fc.dictionary(text, text, { maxKeys: 3 });
 
-function withoutUndefined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+/** T with every key that may hold undefined made optional instead (exactOptionalPropertyTypes). */
+type WithoutUndefined<T> = { [K in keyof T as undefined extends T[K] ? never : K]: T[K] } & {
+  [K in keyof T as undefined extends T[K] ? K : never]?: Exclude<T[K], undefined>;
+};
+
+function withoutUndefined<T extends object>(o: T): WithoutUndefined<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as WithoutUndefined<T>;
 }
 
 export const instanceArb: fc.Arbitrary<Instance> = fc

@@ -193,7 +193,7 @@ async function extremes(url: string, what: string, topic: string, answers: () =>
       if (expected === "error") {
         // An agent greets whoever subscribes to its topic, so the error need not come first.
         const error = await frameMatching(raw, (f) => f.startsWith('{"type":"error"'), 10_000, `error message for ${name}`);
-        expect({ name, frame: JSON.parse(error) }).toMatchObject({ name, frame: { type: "error", code: "deserialization_failed" } });
+        expect({ name, frame: JSON.parse(error) as unknown }).toMatchObject({ name, frame: { type: "error", code: "deserialization_failed" } });
         expect(raw.closed).toBeUndefined();
       } else if (expected === "closed") {
         const closed = await raw.waitClosed(10_000);
@@ -254,7 +254,7 @@ describe("live processes survive hostile frames and keep answering", () => {
           expect(reqid).toBe(id);
           expect(results.length).toBeGreaterThan(0);
           const ok = results.length === 1 && results[0]!.success;
-          if (!ok) for (const r of results) expect(r).toMatchObject({ success: false, error: expect.any(String) });
+          if (!ok) for (const r of results) expect(r).toMatchObject({ success: false, error: expect.any(String) as unknown });
           raw.frames.length = 0;
           return true;
         }),

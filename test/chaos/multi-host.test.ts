@@ -80,8 +80,8 @@ function spawnIn(ns: string, args: string[]): ChildProcess {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
-  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (out += d.toString()));
   (child as ChildProcess & { output?: () => string }).output = () => out;
   procs.push(child);
   return child;
@@ -138,7 +138,7 @@ interface = eth0
 `;
 
 describe.skipIf(skipReason !== undefined)("controller and agents on separate hosts (network namespaces)", () => {
-  beforeAll(async () => {
+  beforeAll(() => {
     env = new TestEnv("zmgmt-chaos-netns-");
     removeNamespaces();
     createNamespaces();

@@ -74,8 +74,8 @@ export class TestEnv {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
-    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
     const proc: Proc = { child, pid: child.pid!, output: () => out };
     this.procs.push(proc);
     return proc;

@@ -1,6 +1,7 @@
 // A raw WebSocket client for tests that need to send frames a well-behaved peer never would.
 
 import WebSocket from "ws";
+import { errorMessage } from "../../src/broker/errors.js";
 
 export class RawClient {
   readonly frames: string[] = [];
@@ -9,7 +10,7 @@ export class RawClient {
 
   private constructor(readonly ws: WebSocket) {
     ws.on("message", (data) => {
-      this.frames.push(data.toString("utf8"));
+      this.frames.push((data as Buffer).toString("utf8"));
       this.wake();
     });
     ws.on("close", (code, reason) => {
@@ -83,11 +84,11 @@ export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 500
   for (;;) {
     try {
       const v = await check();
-      if (v) return v as NonNullable<T>;
+      if (v) return v;
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${errorMessage(last)}` : ""}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -63,10 +63,10 @@ export function startZeekClient(path: string, args: string[], opts: ZeekClientOp
   });
   let stdout = "";
   let stderr = "";
-  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-  child.stdin!.on("error", () => undefined);
-  child.stdin!.end(opts.input ?? "");
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  child.stdin.on("error", () => undefined);
+  child.stdin.end(opts.input ?? "");
   const timer = setTimeout(() => killGroup(child.pid!, "SIGKILL"), opts.timeoutMs ?? 60_000);
   const done = new Promise<ZeekClientRun>((res) => {
     child.on("close", (code, signal) => {
