@@ -4,7 +4,7 @@
 // (AgentOptions), which the daemon derives from them.
 
 import { Type, type Static } from "@sinclair/typebox";
-import { LogFormatSchema, LogLevelSchema, PeerTlsSchema, PortSchema, TlsServerSchema, jsonOptionsReader } from "../management/options-schema.js";
+import { LogFormatSchema, LogLevelSchema, PeerTlsSchema, PortSchema, TlsServerSchema, jsonOptionsReader, type Holds, type Same } from "../management/options-schema.js";
 import type { ZeekInstall } from "./zeek.js";
 
 const ZeekInstallSchema = Type.Object(
@@ -54,9 +54,7 @@ export const AgentDaemonOptionsSchema = Type.Object(
 export type AgentDaemonOptions = Static<typeof AgentDaemonOptionsSchema>;
 
 // Fails to compile when the Zeek probe's result and the schema drift apart.
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const zeekMatches: Same<Static<typeof ZeekInstallSchema>, ZeekInstall> = true;
-void zeekMatches;
+export type ZeekSchemaMatches = Holds<Same<Static<typeof ZeekInstallSchema>, ZeekInstall>>;
 
 export class AgentOptionsError extends Error {
   readonly code = "invalid_agent_options";

@@ -174,7 +174,7 @@ export function registerUpCommand(program: Command): void {
       brokerStartPort: opts.brokerStartPort,
       metricsStartPort: opts.metricsStartPort,
       // Upstream's test setups run without metrics ports; so can this.
-      ...(opts.autoAssignMetricsPorts === false ? { autoAssignMetricsPorts: false } : {}),
+      ...(opts.autoAssignMetricsPorts ? {} : { autoAssignMetricsPorts: false }),
       ...(allowInsecureListen ? { allowInsecureListen } : {}),
     };
     const hostForUrl = controllerListen.host.includes(":") ? `[${controllerListen.host}]` : controllerListen.host;

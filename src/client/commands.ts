@@ -236,7 +236,7 @@ async function runClient(cmd: Command, handler: (ctx: Context) => Promise<number
     settings,
     log,
     pretty,
-    human: process.stdout.isTTY === true && !opts.json,
+    human: process.stdout.isTTY && !opts.json,
     json: opts.json,
     quiet: opts.quiet,
     tableOptions: { color },

@@ -300,7 +300,7 @@ export class ConfigParser {
     if (map === undefined) return undefined;
     const name = optionxform(option);
     if (!map.has(name)) return undefined;
-    const value = map.get(name)!;
+    const value = map.get(name) ?? null;
     if (opts.raw || value === null || !this.interpolation) return value;
     return this.interpolate(section, name, value, map);
   }
@@ -362,7 +362,7 @@ export class ConfigParser {
               { section, option },
             );
           }
-          const v = map.get(ref)!;
+          const v = map.get(ref) ?? null;
           if (v === null) {
             // Python fails with a TypeError here.
             throw new IniError(

@@ -41,8 +41,8 @@ export const PeerTlsSchema = Type.Object(
 
 // The schemas restate types the broker and the logger own; these fail to compile when
 // one side changes without the other.
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-type Holds<T extends true> = T;
+export type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+export type Holds<T extends true> = T;
 export type SchemasMatch = [
   Holds<Same<Static<typeof TlsServerSchema>, TlsServerOptions>>,
   Holds<Same<Static<typeof PeerTlsSchema>, PeerTlsOptions>>,

@@ -254,11 +254,11 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
           detached: true,
         });
         run.child = child;
-        child.stdout?.on("data", (chunk: Buffer) => run.stdout.push(chunk));
-        child.stderr?.on("data", (chunk: Buffer) => run.stderr.push(chunk));
+        child.stdout.on("data", (chunk: Buffer) => run.stdout.push(chunk));
+        child.stderr.on("data", (chunk: Buffer) => run.stderr.push(chunk));
         // A read error on a pipe only ends the capture; unhandled it would take the supervisor down.
-        child.stdout?.on("error", () => {});
-        child.stderr?.on("error", () => {});
+        child.stdout.on("error", () => {});
+        child.stderr.on("error", () => {});
         child.once("exit", (code, signal) => this.onExit(rec, run, code, signal));
         child.once("close", () => {
           run.pipesClosed = true;

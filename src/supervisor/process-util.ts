@@ -36,7 +36,8 @@ export function isDirectory(p: string): boolean {
 export function describeExit(name: string, pid: number, exit: ExitInfo): string {
   if (exit.error !== undefined) return `Supervised node '${name}' could not be started: ${exit.error}`;
   if (exit.signal) {
-    const num = os.constants.signals[exit.signal] ?? exit.signal;
+    // Not every platform defines every signal Node.js knows by name.
+    const num = (os.constants.signals as Partial<Record<NodeJS.Signals, number>>)[exit.signal] ?? exit.signal;
     return `Supervised node '${name}' (PID ${pid}) terminated prematurely by signal ${num}`;
   }
   return `Supervised node '${name}' (PID ${pid}) exited prematurely with status ${exit.code}`;

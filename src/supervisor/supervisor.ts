@@ -148,7 +148,7 @@ export class Supervisor {
     const targets =
       name === ""
         ? this.status().filter((s) => s.config.managementRole === "")
-        : this.status(name).filter(() => true);
+        : this.status(name);
     if (targets.length === 0) return name === "";
     await Promise.all(targets.map((t) => this.destroyOne(t)));
     return true;
