@@ -140,7 +140,9 @@ function simNames(count: number): string[] {
 function checkResults(op: string, results: Result[], expected: number): void {
   const failed = results.filter((r) => !r.success);
   if (failed.length || results.length !== expected) {
-    throw new Error(`${op}: expected ${expected} successful results, got ${results.length} (${failed.length} failed: ${failed[0]?.error ?? ""})`);
+    throw new Error(
+      `${op}: expected ${expected} successful results, got ${results.length} (${failed.length} failed: ${failed[0]?.error ?? ""})`,
+    );
   }
 }
 
@@ -291,7 +293,12 @@ async function measureSize(agents: number, opts: ControlPlaneOptions, log: Logf)
  * The largest size again with the controller under the CPU sampler (summarized over the
  * queries only) and an inspector on loopback for memory figures and a heap snapshot.
  */
-async function profileControlPlane(agents: number, count: number, reason: string, log: Logf): Promise<NonNullable<ControlPlaneReport["profile"]>> {
+async function profileControlPlane(
+  agents: number,
+  count: number,
+  reason: string,
+  log: Logf,
+): Promise<NonNullable<ControlPlaneReport["profile"]>> {
   const dir = mkdtempSync(join(tmpdir(), "zmgmt-bench-profiles-"));
   try {
     const inspectPort = await freePort();
@@ -323,7 +330,13 @@ async function profileControlPlane(agents: number, count: number, reason: string
     }
     const files = profilesIn(dir, ".cpuprofile").filter((f) => profilePid(f) === pid);
     const cpu = files.flatMap((f) =>
-      Object.entries(windows).map(([op, w]) => summarizeCpuProfile(f, op === "deploy" ? `controller, deploy to ${agents} agents` : `controller, ${count} × ${op} at ${agents} agents`, w)),
+      Object.entries(windows).map(([op, w]) =>
+        summarizeCpuProfile(
+          f,
+          op === "deploy" ? `controller, deploy to ${agents} agents` : `controller, ${count} × ${op} at ${agents} agents`,
+          w,
+        ),
+      ),
     );
     return { reason, agents, cpu, memory: mem, heap };
   } finally {

@@ -22,7 +22,20 @@ import {
   waitInstances,
   type RunningController,
 } from "./lib/cluster.js";
-import { CLI, descendants, freePort, cmdline, memory, killGroup, sleep, summarize, round, Scratch, type Proc, type Summary } from "./lib/proc.js";
+import {
+  CLI,
+  descendants,
+  freePort,
+  cmdline,
+  memory,
+  killGroup,
+  sleep,
+  summarize,
+  round,
+  Scratch,
+  type Proc,
+  type Summary,
+} from "./lib/proc.js";
 import { deployTimeline, type DeployTimeline } from "./lib/timeline.js";
 import { monotonicUs, profilePid, profilesIn, summarizeCpuProfile, type ProfileSummary, type Window } from "./lib/profile.js";
 import type { Logf } from "./lib/log.js";
@@ -127,7 +140,10 @@ async function clear(client: ControllerClient, instances: string[]): Promise<voi
   if (bad.length) throw new Error(`clearing deploy failed: ${bad.map((r) => `${r.node ?? r.instance ?? ""} ${r.error}`).join("; ")}`);
 }
 
-async function measuredDeploy(client: ControllerClient, config: Configuration): Promise<{ ms: number; startedAt: number; finishedAt: number }> {
+async function measuredDeploy(
+  client: ControllerClient,
+  config: Configuration,
+): Promise<{ ms: number; startedAt: number; finishedAt: number }> {
   await stageOrThrow(client, config);
   const startedAt = Date.now();
   const t0 = performance.now();
@@ -135,7 +151,13 @@ async function measuredDeploy(client: ControllerClient, config: Configuration): 
   const ms = performance.now() - t0;
   const finishedAt = Date.now();
   const bad = res.filter((r) => !r.success);
-  if (bad.length) throw new Error(`deploy failed: ${bad.slice(0, 5).map((r) => `${r.node ?? r.instance ?? ""} ${r.error}`).join("; ")}`);
+  if (bad.length)
+    throw new Error(
+      `deploy failed: ${bad
+        .slice(0, 5)
+        .map((r) => `${r.node ?? r.instance ?? ""} ${r.error}`)
+        .join("; ")}`,
+    );
   // The response means every agent saw every node check in; confirm from the outside.
   const states = await clusterNodeStates(client);
   const notRunning = config.nodes.filter((n) => states.get(n.name)?.state !== "RUNNING").map((n) => n.name);
@@ -147,7 +169,11 @@ function agentPids(agent: RunningAgent): { supervisor: number; agentProcess?: nu
   const all = descendants(agent.proc.pid);
   // The agent process renames itself (`zmgmt agent NAME`); before it does, argv names it.
   const agentProcess = all.find((p) => cmdline(p).includes("agent-process") || cmdline(p).join(" ").startsWith("zmgmt agent "));
-  return { supervisor: agent.proc.pid, ...(agentProcess !== undefined ? { agentProcess } : {}), nodes: all.filter((p) => p !== agentProcess) };
+  return {
+    supervisor: agent.proc.pid,
+    ...(agentProcess !== undefined ? { agentProcess } : {}),
+    nodes: all.filter((p) => p !== agentProcess),
+  };
 }
 
 const mb = (kb: number | undefined): number => round((kb ?? 0) / 1024, 1);
@@ -337,4 +363,3 @@ async function profileDeploy(agentCount: number, workers: number, log: Logf): Pr
     rmSync(scratch.dir, { recursive: true, force: true });
   }
 }
-

@@ -10,7 +10,19 @@ import { delimiter, dirname, join } from "node:path";
 import { WEBSOCKET_PATH } from "../src/broker/messages.js";
 import type { Configuration } from "../src/management/types.js";
 import { clusterNode, connectClient, floorNodeEnv, stageOrThrow, startAgent, startController, waitInstances } from "./lib/cluster.js";
-import { CLI, freePort, medianDiffInterval, pidAlive, readLine, round, sleep, summarize, waitFor, Scratch, type Summary } from "./lib/proc.js";
+import {
+  CLI,
+  freePort,
+  medianDiffInterval,
+  pidAlive,
+  readLine,
+  round,
+  sleep,
+  summarize,
+  waitFor,
+  Scratch,
+  type Summary,
+} from "./lib/proc.js";
 import { restartPhases } from "./lib/timeline.js";
 import { randomUUID } from "node:crypto";
 import { resultConfiguration } from "../src/client/controller-client.js";
@@ -297,7 +309,9 @@ async function supervisordTarget(bin: string): Promise<Target> {
       "[program:bench-node]",
       `command=${quoteIni(process.execPath)} ${quoteIni(CLI)} node`,
       `directory=${d}`,
-      `environment=${Object.entries(env).map(([k, v]) => `${k}=${quoteIni(v)}`).join(",")}`,
+      `environment=${Object.entries(env)
+        .map(([k, v]) => `${k}=${quoteIni(v)}`)
+        .join(",")}`,
       "autostart=true",
       "autorestart=true",
       "startsecs=1",
@@ -367,7 +381,10 @@ async function scenario(setups: Array<() => Promise<Target>>, kills: number, upt
     const ours = targets.find((t) => t.manager === "zmgmt");
     for (const [i, t] of targets.entries()) {
       if (!ours || t === ours) continue;
-      cases[i]!.zmgmtMinusThisP50Ms = medianDiffInterval(ours.samples.map((x) => x.ms), t.samples.map((x) => x.ms));
+      cases[i]!.zmgmtMinusThisP50Ms = medianDiffInterval(
+        ours.samples.map((x) => x.ms),
+        t.samples.map((x) => x.ms),
+      );
     }
     return cases;
   } finally {
@@ -384,7 +401,9 @@ export async function runRestartBench(opts: RestartOptions, log: Logf): Promise<
   const coldStartMs = await coldStart(Math.max(3, Math.min(opts.kills, 8)));
   log(`  node program cold start p50 ${coldStartMs.p50} ms`);
   const show = (c: RestartCase): void =>
-    log(`  restart ${c.manager} (${c.delaySetting}): ${c.skipped ?? `p50 ${c.summary?.p50} ms, p99 ${c.summary?.p99} ms (${c.samplesMs.length} kills)`}`);
+    log(
+      `  restart ${c.manager} (${c.delaySetting}): ${c.skipped ?? `p50 ${c.summary?.p50} ms, p99 ${c.summary?.p99} ms (${c.samplesMs.length} kills)`}`,
+    );
 
   const matched = await scenario(
     [() => zmgmtTarget(0), () => pm2Target(0), ...(sup ? [() => supervisordTarget(sup)] : [])],

@@ -55,7 +55,15 @@ const zeekOptions: ZeekDeployOptions = {
 const restartOptions: RestartOptions = QUICK ? { kills: 4, delayedKills: 2 } : { kills: 20, delayedKills: 3 };
 
 const controlOptions: ControlPlaneOptions = QUICK
-  ? { sizes: [1, 10, 100], requests: () => 50, warmup: 5, throughputMs: 500, concurrency: 8, targetP50Ms: TARGET_GET_NODES_P50_MS, targetRssMb: TARGET_CONTROLLER_RSS_MB }
+  ? {
+      sizes: [1, 10, 100],
+      requests: () => 50,
+      warmup: 5,
+      throughputMs: 500,
+      concurrency: 8,
+      targetP50Ms: TARGET_GET_NODES_P50_MS,
+      targetRssMb: TARGET_CONTROLLER_RSS_MB,
+    }
   : {
       sizes: [1, 10, 100, TARGET_AGENTS],
       // A round trip at 1,000 agents is slow enough that 40 samples already take a while.
@@ -115,7 +123,12 @@ function evaluateTargets(r: BenchReport): TargetResult[] {
     id: "restart-latency",
     target: "crash-restart latency below both PM2 and supervisord",
     measured: ours ? [`zmgmt p50 ${ours.p50} ms`, ...measured].join(", ") : "not measured",
-    met: ours && comparable.length === 2 ? comparable.every((c) => ours.p50 < c.summary!.p50) : ours && comparable.some((c) => ours.p50 >= c.summary!.p50) ? false : null,
+    met:
+      ours && comparable.length === 2
+        ? comparable.every((c) => ours.p50 < c.summary!.p50)
+        : ours && comparable.some((c) => ours.p50 >= c.summary!.p50)
+          ? false
+          : null,
     ...(notes.length ? { note: notes.join("; ") } : {}),
   });
 
@@ -279,10 +292,7 @@ async function main(): Promise<number> {
   );
   const dir = join(REPO, "bench");
   const ran = SECTIONS.filter((s) => ONLY.has(s));
-  const out =
-    ran.length < SECTIONS.length
-      ? mergeIntoExisting(report, ran, join(dir, "report.json"))
-      : report;
+  const out = ran.length < SECTIONS.length ? mergeIntoExisting(report, ran, join(dir, "report.json")) : report;
   writeFileSync(join(dir, "report.json"), JSON.stringify(out, null, 2) + "\n");
   writeFileSync(join(dir, "report.md"), renderMarkdown(out) + "\n");
   for (const t of out.targets) logf(`target: ${t.target}: ${t.measured} -> ${t.met === null ? "not evaluated" : t.met ? "met" : "MISSED"}`);

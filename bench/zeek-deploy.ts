@@ -124,7 +124,12 @@ export function locateZeek(flag?: string): { path?: string; tried: string[] } {
 
 /** ZEEK_CLIENT, then the one installed beside zeek, then PATH, then ../shared/zeek-client. */
 function locateClient(zeek: string): string | undefined {
-  const candidates = [process.env["ZEEK_CLIENT"], join(dirname(zeek), "zeek-client"), onPath("zeek-client"), resolve(REPO, "../shared/zeek-client/zeek-client")];
+  const candidates = [
+    process.env["ZEEK_CLIENT"],
+    join(dirname(zeek), "zeek-client"),
+    onPath("zeek-client"),
+    resolve(REPO, "../shared/zeek-client/zeek-client"),
+  ];
   return candidates.find((p): p is string => !!p && executable(p));
 }
 
@@ -238,17 +243,22 @@ async function floorRun(scratch: Scratch, env: ZeekEnv, nodes: ZeekNode[], tag: 
     for (const n of nodes) {
       const cwd = join(dir, n.name);
       procs.push(
-        scratch.spawn(`floor-${n.name}`, env.zeek, [...(n.iface ? ["-i", n.iface] : []), "frameworks/cluster/backend/broker", ...NODE_SCRIPTS], {
-          cwd,
-          noLog: true,
-          env: {
-            CLUSTER_NODE: n.name,
-            // Without a known script path Zeek's default one, which starts with ".", finds
-            // the layout in the working directory.
-            ...(env.zeekPath ? { ZEEKPATH: `${cwd}:${env.zeekPath}` } : {}),
-            ZEEK_DEFAULT_LISTEN_ADDRESS: "127.0.0.1",
+        scratch.spawn(
+          `floor-${n.name}`,
+          env.zeek,
+          [...(n.iface ? ["-i", n.iface] : []), "frameworks/cluster/backend/broker", ...NODE_SCRIPTS],
+          {
+            cwd,
+            noLog: true,
+            env: {
+              CLUSTER_NODE: n.name,
+              // Without a known script path Zeek's default one, which starts with ".", finds
+              // the layout in the working directory.
+              ...(env.zeekPath ? { ZEEKPATH: `${cwd}:${env.zeekPath}` } : {}),
+              ZEEK_DEFAULT_LISTEN_ADDRESS: "127.0.0.1",
+            },
           },
-        }),
+        ),
       );
     }
     const deadline = Date.now() + 180_000;
@@ -286,7 +296,15 @@ function zeekClient(scratch: Scratch, client: string, port: number, args: string
     const t0 = performance.now();
     const child = spawn(
       "python3",
-      [TIMED_CLIENT, client, "--controller", `127.0.0.1:${port}`, "--set", `client.request_timeout_secs=${Math.ceil(timeoutMs / 1000) - 10}`, ...args],
+      [
+        TIMED_CLIENT,
+        client,
+        "--controller",
+        `127.0.0.1:${port}`,
+        "--set",
+        `client.request_timeout_secs=${Math.ceil(timeoutMs / 1000) - 10}`,
+        ...args,
+      ],
       { cwd: scratch.dir, stdio: ["ignore", "pipe", "pipe"] },
     );
     let stdout = "";
@@ -318,7 +336,9 @@ function parseJson(out: ClientRun, what: string): Record<string, unknown> {
 /** Every cluster node's state, from zeek-client get-nodes. */
 async function nodeStates(scratch: Scratch, client: string, port: number): Promise<Map<string, string>> {
   const out = await zeekClient(scratch, client, port, ["get-nodes"], 60_000);
-  const json = parseJson(out, "get-nodes") as { results?: Record<string, Record<string, { state?: string; cluster_role?: string | null }>> };
+  const json = parseJson(out, "get-nodes") as {
+    results?: Record<string, Record<string, { state?: string; cluster_role?: string | null }>>;
+  };
   const states = new Map<string, string>();
   for (const inst of Object.values(json.results ?? {})) {
     for (const [name, s] of Object.entries(inst)) if (s.cluster_role) states.set(name, s.state ?? "?");
@@ -430,7 +450,11 @@ async function diagnose(scratch: Scratch, client: string, plane: Plane, nodes: Z
   const unhappy = nodes.filter((n) => states.get(n.name) !== "RUNNING");
   const tail = (n: ZeekNode): string => {
     try {
-      return readFileSync(join(plane.nodesDir, n.name, "stderr"), "utf8").trim().split("\n").slice(-3).join(" / ");
+      return readFileSync(join(plane.nodesDir, n.name, "stderr"), "utf8")
+        .trim()
+        .split("\n")
+        .slice(-3)
+        .join(" / ");
     } catch {
       return "";
     }
@@ -441,10 +465,22 @@ async function diagnose(scratch: Scratch, client: string, plane: Plane, nodes: Z
 }
 
 /** Deploys `ini` with zeek-client deploy-config; returns the deploy request's round trip. */
-async function measuredDeploy(scratch: Scratch, client: string, plane: Plane, nodes: ZeekNode[], iniPath: string): Promise<{ ms: number; wallMs: number; stageMs: number }> {
+async function measuredDeploy(
+  scratch: Scratch,
+  client: string,
+  plane: Plane,
+  nodes: ZeekNode[],
+  iniPath: string,
+): Promise<{ ms: number; wallMs: number; stageMs: number }> {
   const out = await zeekClient(scratch, client, plane.port, ["deploy-config", iniPath], DEPLOY_TIMEOUT_MS);
-  if (out.code === null) throw new Error(`${plane.name}: no deploy answer within ${DEPLOY_TIMEOUT_MS / 1000} s; ${await diagnose(scratch, client, plane, nodes)}`);
-  const json = parseJson(out, `${plane.name} deploy-config`) as { errors?: string[]; results?: { nodes?: Record<string, { success?: boolean; error?: string; stderr?: string }> } };
+  if (out.code === null)
+    throw new Error(
+      `${plane.name}: no deploy answer within ${DEPLOY_TIMEOUT_MS / 1000} s; ${await diagnose(scratch, client, plane, nodes)}`,
+    );
+  const json = parseJson(out, `${plane.name} deploy-config`) as {
+    errors?: string[];
+    results?: { nodes?: Record<string, { success?: boolean; error?: string; stderr?: string }> };
+  };
   const failed = Object.entries(json.results?.nodes ?? {}).filter(([, r]) => !r.success);
   if (out.code !== 0 || json.errors?.length || failed.length) {
     throw new Error(
@@ -503,7 +539,9 @@ export async function runZeekDeployBench(opts: ZeekDeployOptions, mode: "full" |
     if (process.getuid?.() === 0) report.workerInterface = "lo";
     else report.notes.push("Workers capture nothing: capturing `lo` needs root.");
   }
-  log(`  Zeek ${version} at ${zeek}; zeek-client ${report.client.version}; workers ${report.workerInterface === "lo" ? "capture lo" : "without an interface"}`);
+  log(
+    `  Zeek ${version} at ${zeek}; zeek-client ${report.client.version}; workers ${report.workerInterface === "lo" ? "capture lo" : "without an interface"}`,
+  );
 
   const zmgmtPending = zmgmtZeekSupport();
   if (zmgmtPending !== undefined) {
@@ -524,7 +562,9 @@ export async function runZeekDeployBench(opts: ZeekDeployOptions, mode: "full" |
 
     for (const workers of opts.workers) {
       const floor: number[] = [];
-      const measured = new Map<Plane["name"], { ms: number[]; wall: number[]; stage: number[] }>(planes.map((p) => [p, { ms: [], wall: [], stage: [] }]));
+      const measured = new Map<Plane["name"], { ms: number[]; wall: number[]; stage: number[] }>(
+        planes.map((p) => [p, { ms: [], wall: [], stage: [] }]),
+      );
       const iterations = opts.iterations(workers);
       const failures: ZeekDeployCase["failures"] = [];
       let nodeCount = workers + 4;
@@ -556,7 +596,8 @@ export async function runZeekDeployBench(opts: ZeekDeployOptions, mode: "full" |
             const own = new Scratch(`zeek-${name}`);
             let result: string;
             try {
-              const plane = name === "upstream" ? await startUpstream(own, zeek, client, new Set(taken)) : await startZmgmt(own, zeek, client);
+              const plane =
+                name === "upstream" ? await startUpstream(own, zeek, client, new Set(taken)) : await startZmgmt(own, zeek, client);
               await sleep(1000);
               if (report.controlPlaneRssMb[name] === undefined) report.controlPlaneRssMb[name] = rssMb(plane.pids());
               const d = await measuredDeploy(own, client, plane, nodes, iniPath);
@@ -636,17 +677,23 @@ export async function runZeekDeployBench(opts: ZeekDeployOptions, mode: "full" |
 // Target and report section.
 
 export function zeekDeployTarget(r: ZeekDeployReport | undefined): TargetResult {
-  const target = "deploy of real Zeek clusters (N=4 and N=16 workers) not slower than upstream's Management Framework, p50, same client, configs and run";
+  const target =
+    "deploy of real Zeek clusters (N=4 and N=16 workers) not slower than upstream's Management Framework, p50, same client, configs and run";
   const base = { id: ZEEK_DEPLOY_TARGET_ID, target };
   if (!r) return { ...base, measured: "not measured", met: null };
   if (r.skipped) return { ...base, measured: `not measured: ${r.skipped}`, met: null };
-  const up = r.cases.map((c) => `N=${c.workers}: upstream p50 ${c.upstreamMs?.p50} ms (${c.ratios.upstreamToFloor}× floor ${c.floorMs.p50} ms)`);
+  const up = r.cases.map(
+    (c) => `N=${c.workers}: upstream p50 ${c.upstreamMs?.p50} ms (${c.ratios.upstreamToFloor}× floor ${c.floorMs.p50} ms)`,
+  );
   if (r.zmgmtPending) return { ...base, measured: `zmgmt not measured (${r.zmgmtPending}); ${up.join(", ")}`, met: null };
   const measured = r.cases.map(
-    (c) => `N=${c.workers}: zmgmt p50 ${c.zmgmtMs?.p50} ms, upstream ${c.upstreamMs?.p50} ms (zmgmt/upstream ${c.ratios.zmgmtToUpstream}), floor ${c.floorMs.p50} ms`,
+    (c) =>
+      `N=${c.workers}: zmgmt p50 ${c.zmgmtMs?.p50} ms, upstream ${c.upstreamMs?.p50} ms (zmgmt/upstream ${c.ratios.zmgmtToUpstream}), floor ${c.floorMs.p50} ms`,
   );
   const complete = [4, 16].every((n) => r.cases.some((c) => c.workers === n && c.zmgmtMs && c.upstreamMs));
-  const ties = r.cases.filter((c) => c.zmgmtMinusUpstreamP50Ms && c.zmgmtMinusUpstreamP50Ms.low <= 0 && c.zmgmtMinusUpstreamP50Ms.high >= 0);
+  const ties = r.cases.filter(
+    (c) => c.zmgmtMinusUpstreamP50Ms && c.zmgmtMinusUpstreamP50Ms.low <= 0 && c.zmgmtMinusUpstreamP50Ms.high >= 0,
+  );
   const notes: string[] = [];
   if (!complete) notes.push("not every N of the target was measured");
   const failed = r.cases.flatMap((c) => c.failures.map((x) => `${x.plane} at N=${c.workers}, run ${x.run}`));
@@ -658,9 +705,16 @@ export function zeekDeployTarget(r: ZeekDeployReport | undefined): TargetResult 
   }
   // A plane that failed a deploy the other managed counts as the slower one.
   const slower = r.cases.some(
-    (c) => (c.zmgmtMs && c.upstreamMs && c.zmgmtMs.p50 > c.upstreamMs.p50) || c.failures.filter((x) => x.plane === "zmgmt").length > c.failures.filter((x) => x.plane === "upstream").length,
+    (c) =>
+      (c.zmgmtMs && c.upstreamMs && c.zmgmtMs.p50 > c.upstreamMs.p50) ||
+      c.failures.filter((x) => x.plane === "zmgmt").length > c.failures.filter((x) => x.plane === "upstream").length,
   );
-  return { ...base, measured: measured.join("; "), met: slower ? false : complete ? true : null, ...(notes.length ? { note: notes.join("; ") } : {}) };
+  return {
+    ...base,
+    measured: measured.join("; "),
+    met: slower ? false : complete ? true : null,
+    ...(notes.length ? { note: notes.join("; ") } : {}),
+  };
 }
 
 const f = (v: number | undefined, digits = 0): string => (v === undefined || Number.isNaN(v) ? "-" : v.toFixed(digits));

@@ -40,12 +40,24 @@ async function setup(extraArgs: string[] = []): Promise<{ peer: Peer; events: Ze
 
 async function deploy(peer: Peer, cfg: Configuration, force = false, timeoutMs = 10_000): Promise<Result[]> {
   const reqid = randomUUID();
-  const [, results] = await request(peer, agentTopic(AGENT), AgentApi.deploy_request.make(reqid, cfg, force), AgentApi.deploy_response, timeoutMs);
+  const [, results] = await request(
+    peer,
+    agentTopic(AGENT),
+    AgentApi.deploy_request.make(reqid, cfg, force),
+    AgentApi.deploy_response,
+    timeoutMs,
+  );
   return results;
 }
 
 async function getNodes(peer: Peer): Promise<NodeStatus[]> {
-  const [, result] = await request(peer, agentTopic(AGENT), AgentApi.get_nodes_request.make(randomUUID()), AgentApi.get_nodes_response, 5000);
+  const [, result] = await request(
+    peer,
+    agentTopic(AGENT),
+    AgentApi.get_nodes_request.make(randomUUID()),
+    AgentApi.get_nodes_response,
+    5000,
+  );
   expect(result.success).toBe(true);
   return NodeStatusVecCodec.decode(result.data!, "data");
 }
@@ -77,7 +89,13 @@ describe("agent API with real processes", () => {
 
   it("answers agent_welcome with a success result for its instance", async () => {
     const { peer } = await setup();
-    const [, result] = await request(peer, agentTopic(AGENT), AgentApi.agent_welcome_request.make("w1"), AgentApi.agent_welcome_response, 5000);
+    const [, result] = await request(
+      peer,
+      agentTopic(AGENT),
+      AgentApi.agent_welcome_request.make("w1"),
+      AgentApi.agent_welcome_response,
+      5000,
+    );
     expect(result).toMatchObject({ reqid: "w1", success: true, instance: AGENT });
   });
 
@@ -175,7 +193,13 @@ describe("agent API with real processes", () => {
     await deploy(peer, config([node("manager", "MANAGER", { port: await freePort() }), node("worker-01", "WORKER")]));
     const before = await clusterNodes(peer);
     const seenBefore = events.length;
-    const [, results] = await request(peer, agentTopic(AGENT), AgentApi.restart_request.make("rs-1", ["worker-01"]), AgentApi.restart_response, 8000);
+    const [, results] = await request(
+      peer,
+      agentTopic(AGENT),
+      AgentApi.restart_request.make("rs-1", ["worker-01"]),
+      AgentApi.restart_response,
+      8000,
+    );
     expect(results).toEqual([{ reqid: "rs-1", success: true, instance: AGENT, node: "worker-01" }]);
     const after = await clusterNodes(peer);
     expect(after.get("worker-01")!.state).toBe("RUNNING");
@@ -185,7 +209,10 @@ describe("agent API with real processes", () => {
       .slice(seenBefore)
       .filter((e) => e.name === AgentApi.notify_change.name)
       .map((e) => AgentApi.notify_change.parse(e));
-    expect(changes.filter(([, n]) => n.name === "worker-01").map(([, , o, s]) => `${o}->${s}`)).toEqual(["RUNNING->PENDING", "PENDING->RUNNING"]);
+    expect(changes.filter(([, n]) => n.name === "worker-01").map(([, , o, s]) => `${o}->${s}`)).toEqual([
+      "RUNNING->PENDING",
+      "PENDING->RUNNING",
+    ]);
   });
 
   it("revives a crashed node with backoff and reports the crash with its output", async () => {
@@ -199,10 +226,14 @@ describe("agent API with real processes", () => {
       "crash report",
     );
     expect(AgentApi.notify_log.parse(crashLog)[2]).toBe("worker-01");
-    const revived = await eventually(async () => {
-      const n = (await clusterNodes(peer)).get("worker-01");
-      return n && n.state === "RUNNING" && n.pid !== pid ? n : undefined;
-    }, 10_000, "revival");
+    const revived = await eventually(
+      async () => {
+        const n = (await clusterNodes(peer)).get("worker-01");
+        return n && n.state === "RUNNING" && n.pid !== pid ? n : undefined;
+      },
+      10_000,
+      "revival",
+    );
     expect(pidAlive(revived.pid!)).toBe(true);
     const states = events
       .filter((e) => e.name === AgentApi.notify_change.name)
@@ -218,7 +249,13 @@ describe("agent API with real processes", () => {
     const pid = (await clusterNodes(peer)).get("worker-01")!.pid!;
     process.kill(pid, "SIGKILL");
     await eventually(async () => (await clusterNodes(peer)).get("worker-01")?.state === "CRASHED", 10_000, "worker-01 CRASHED");
-    const [, results] = await request(peer, agentTopic(AGENT), AgentApi.restart_request.make(randomUUID(), ["worker-01"]), AgentApi.restart_response, 10_000);
+    const [, results] = await request(
+      peer,
+      agentTopic(AGENT),
+      AgentApi.restart_request.make(randomUUID(), ["worker-01"]),
+      AgentApi.restart_response,
+      10_000,
+    );
     expect(results).toEqual([expect.objectContaining({ node: "worker-01", success: true })]);
     const after = (await clusterNodes(peer)).get("worker-01")!;
     expect(after.state).toBe("RUNNING");
@@ -274,16 +311,24 @@ describe("agent API with real processes", () => {
     const agentPid = (await getNodes(peer)).find((n) => n.mgmtRole === "AGENT")!.pid!;
     process.kill(agentPid, "SIGKILL");
     // The supervisor revives the agent; the test's controller link reconnects on its own.
-    const newAgent = await eventually(async () => {
-      const a = (await getNodes(peer).catch(() => [])).find((n) => n.mgmtRole === "AGENT");
-      return a && a.pid !== agentPid ? a : undefined;
-    }, 15_000, "revived agent");
+    const newAgent = await eventually(
+      async () => {
+        const a = (await getNodes(peer).catch(() => [])).find((n) => n.mgmtRole === "AGENT");
+        return a && a.pid !== agentPid ? a : undefined;
+      },
+      15_000,
+      "revived agent",
+    );
     expect(pidAlive(agentPid)).toBe(false);
     expect(pidAlive(newAgent.pid!)).toBe(true);
-    const after = await eventually(async () => {
-      const m = await clusterNodes(peer);
-      return [...m.values()].every((n) => n.state === "RUNNING") ? m : undefined;
-    }, 10_000, "nodes re-adopted as RUNNING");
+    const after = await eventually(
+      async () => {
+        const m = await clusterNodes(peer);
+        return [...m.values()].every((n) => n.state === "RUNNING") ? m : undefined;
+      },
+      10_000,
+      "nodes re-adopted as RUNNING",
+    );
     for (const [name, n] of before) expect(after.get(name)!.pid).toBe(n.pid);
     // It knows it still runs this config: a redeploy of the same id changes nothing.
     const again = await deploy(peer, cfg);
@@ -303,7 +348,13 @@ describe("agent API with real processes", () => {
     const { peer } = await setup();
     await deploy(peer, config([node("worker-01", "WORKER")]));
     const pid = (await clusterNodes(peer)).get("worker-01")!.pid!;
-    const [, result] = await request(peer, agentTopic(AGENT), AgentApi.agent_standby_request.make("sb"), AgentApi.agent_standby_response, 5000);
+    const [, result] = await request(
+      peer,
+      agentTopic(AGENT),
+      AgentApi.agent_standby_request.make("sb"),
+      AgentApi.agent_standby_response,
+      5000,
+    );
     expect(result).toMatchObject({ success: true, instance: AGENT });
     await eventually(() => !pidAlive(pid), 10_000, "node stopped");
     await eventually(async () => (await clusterNodes(peer)).size === 0, 5000, "no cluster nodes");

@@ -48,7 +48,9 @@ describe("cluster layout", () => {
     const text = clusterLayoutScript(CONFIG);
     expect(text).toContain("redef Cluster::manager_is_logger = F;");
     expect(text).toContain('\t["manager"] = [$node_type=Cluster::MANAGER, $ip=127.0.0.1, $p=2200/tcp, $metrics_port=9000/tcp],');
-    expect(text).toContain('\t["logger-1"] = [$node_type=Cluster::LOGGER, $ip=127.0.0.1, $p=2201/tcp, $metrics_port=9001/tcp, $manager="manager"],');
+    expect(text).toContain(
+      '\t["logger-1"] = [$node_type=Cluster::LOGGER, $ip=127.0.0.1, $p=2201/tcp, $metrics_port=9001/tcp, $manager="manager"],',
+    );
     // Workers have no cluster port (Zeek's default 0/unknown: they do not listen).
     expect(text).toContain('\t["worker-1"] = [$node_type=Cluster::WORKER, $ip=10.0.0.2, $metrics_port=9002/tcp, $manager="manager"],');
   });
@@ -174,4 +176,3 @@ describe("identical deployments", () => {
     }
   });
 });
-

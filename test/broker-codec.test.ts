@@ -149,18 +149,25 @@ describe("Broker data codec properties", () => {
 
   it("throws only ProtocolError on arbitrary text", () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.json(), anyData.map(encodeDataText).map((t) => t.slice(0, -3))), (text) => {
-        try {
-          decodeDataMessage(text);
-        } catch (err) {
-          expect(err).toBeInstanceOf(ProtocolError);
-        }
-        try {
-          decodeDataText(text);
-        } catch (err) {
-          expect(err).toBeInstanceOf(ProtocolError);
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.json(),
+          anyData.map(encodeDataText).map((t) => t.slice(0, -3)),
+        ),
+        (text) => {
+          try {
+            decodeDataMessage(text);
+          } catch (err) {
+            expect(err).toBeInstanceOf(ProtocolError);
+          }
+          try {
+            decodeDataText(text);
+          } catch (err) {
+            expect(err).toBeInstanceOf(ProtocolError);
+          }
+        },
+      ),
       { numRuns: 1000 },
     );
   });
@@ -170,14 +177,21 @@ describe("Broker data codec properties", () => {
       v: fc.oneof(
         { depthSize: "small" },
         fc.jsonValue(),
-        fc.record({ "@data-type": fc.constantFrom(...["none", "count", "vector", "set", "table", "port", "timespan", "x"]), data: tie("v") }),
+        fc.record({
+          "@data-type": fc.constantFrom(...["none", "count", "vector", "set", "table", "port", "timespan", "x"]),
+          data: tie("v"),
+        }),
         fc.array(tie("v"), { maxLength: 3 }),
         fc.record({ key: tie("v"), value: tie("v") }),
       ),
     })).v;
     fc.assert(
       fc.property(fc.string(), jsonish, (topic, body) => {
-        const text = JSON.stringify({ type: "data-message", topic, ...(typeof body === "object" && body ? body : { "@data-type": "count", data: body }) });
+        const text = JSON.stringify({
+          type: "data-message",
+          topic,
+          ...(typeof body === "object" && body ? body : { "@data-type": "count", data: body }),
+        });
         try {
           decodeDataMessage(text);
         } catch (err) {

@@ -35,7 +35,10 @@ function listen(server: Server | HttpServer): Promise<number> {
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve((server.address() as { port: number }).port)));
 }
 
-async function connectError(url: string, options: { openTimeoutMs?: number; ackTimeoutMs?: number; tls?: object } = {}): Promise<ConnectError> {
+async function connectError(
+  url: string,
+  options: { openTimeoutMs?: number; ackTimeoutMs?: number; tls?: object } = {},
+): Promise<ConnectError> {
   const conn = new Connection({ url, topics: ["t"], ...options });
   cleanups.push(() => conn.close());
   const err: unknown = await conn.connect().then(
@@ -147,7 +150,9 @@ describe("requests over one connection", () => {
     cleanups.push(() => conn.close());
     await conn.connect();
     const started = Date.now();
-    const pending = request(conn, "nobody/home", Ping.make("r-1", 1), Pong, { timeoutMs: 10_000, failOnDown: true }).catch((e: unknown) => e);
+    const pending = request(conn, "nobody/home", Ping.make("r-1", 1), Pong, { timeoutMs: 10_000, failOnDown: true }).catch(
+      (e: unknown) => e,
+    );
     await server.close();
     const err = await pending;
     expect(err).toBeInstanceOf(ProtocolError);

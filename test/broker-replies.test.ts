@@ -7,7 +7,14 @@ import WebSocket from "ws";
 import { B } from "../src/broker/data.js";
 import { Hub, type ReplyRouting } from "../src/broker/hub.js";
 import { HubServer } from "../src/broker/server.js";
-import { dataToEvent, decodeDataMessage, encodeEventMessage, eventToData, sniffEventFrame, type ZeekEvent } from "../src/broker/messages.js";
+import {
+  dataToEvent,
+  decodeDataMessage,
+  encodeEventMessage,
+  eventToData,
+  sniffEventFrame,
+  type ZeekEvent,
+} from "../src/broker/messages.js";
 import { defineEvent, string } from "../src/broker/schema.js";
 import { encodeDataPayload } from "../src/broker/codec.js";
 import { eventually } from "./helpers/ws.js";
@@ -174,7 +181,11 @@ describe("sniffEventFrame", () => {
     expect(sniffEventFrame(encodeEventMessage("t/x", event))).toEqual({ topic: "t/x", name: 'Test::a"b_request', firstArg: "id\\1" });
     const payload = encodeDataPayload(eventToData(event));
     const pythonOrder = `{"@data-type": "vector", "data": ${payload}, "topic": "t/x", "type": "data-message"}`;
-    expect(sniffEventFrame(pythonOrder.replaceAll('","data":', '", "data": '))).toEqual({ topic: "t/x", name: 'Test::a"b_request', firstArg: "id\\1" });
+    expect(sniffEventFrame(pythonOrder.replaceAll('","data":', '", "data": '))).toEqual({
+      topic: "t/x",
+      name: 'Test::a"b_request',
+      firstArg: "id\\1",
+    });
     const dataFirst = encodeEventMessage("t/x", event).replace(
       /\{"@data-type":"string","data":("(?:[^"\\]|\\.)*")\}/g,
       '{"data":$1,"@data-type":"string"}',

@@ -37,7 +37,8 @@ describe("zmgmt up", () => {
       throw new Error(`${errorMessage(err)}; output:\n${up.output()}`);
     });
     const out = up.output();
-    for (const name of ["manager", "logger-01", "proxy-01", "worker-01", "worker-02"]) expect(out).toMatch(new RegExp(`${name}\\s+\\w+\\s+RUNNING`));
+    for (const name of ["manager", "logger-01", "proxy-01", "worker-01", "worker-02"])
+      expect(out).toMatch(new RegExp(`${name}\\s+\\w+\\s+RUNNING`));
 
     // It is a real cluster: a client sees it, including the co-located controller.
     const client = await ControllerClient.connect({ url: `127.0.0.1:${controllerPort}` });
@@ -134,4 +135,3 @@ describe("zmgmt up", () => {
     expect(cluster.map((s) => s.metricsPort)).toEqual(Array(5).fill(undefined));
   });
 });
-

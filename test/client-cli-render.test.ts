@@ -194,9 +194,7 @@ describe("get-instances", () => {
   });
 
   it("prints a known host without a port, and a port always with its host", () => {
-    const out = renderGetInstances(
-      res({ data: B.vec([inst("c", "10.0.0.3"), inst("d", "0.0.0.0", 2151), inst("e", "::1", 2152)]) }),
-    );
+    const out = renderGetInstances(res({ data: B.vec([inst("c", "10.0.0.3"), inst("d", "0.0.0.0", 2151), inst("e", "::1", 2152)]) }));
     expect(out.json).toEqual({ c: { host: "10.0.0.3" }, d: { host: "0.0.0.0", port: 2151 }, e: { host: "::1", port: 2152 } });
   });
 
@@ -327,7 +325,9 @@ describe("get-id-value", () => {
       res({ instance: "a", node: "n", data: str('{"b": 10.0, "a": 18446744073709551615, "c": [1e-05, 1.5, -0.0, 100]}') }),
     ]);
     expect(out.exitCode).toBe(0);
-    expect(print(out.json, false)).toBe('{"errors": [], "results": {"n": {"a": 18446744073709551615, "b": 10.0, "c": [1e-05, 1.5, -0.0, 100]}}}');
+    expect(print(out.json, false)).toBe(
+      '{"errors": [], "results": {"n": {"a": 18446744073709551615, "b": 10.0, "c": [1e-05, 1.5, -0.0, 100]}}}',
+    );
   });
 
   it("turns bad data into errors", () => {
@@ -524,7 +524,7 @@ describe("Python JSON", () => {
   });
 
   it("escapes like ensure_ascii and sorts keys by code point", () => {
-    expect(pyDumps({ "é": "ü\u007f\n\"\\", "\u{1F600}": "\u{1F600}", a: [] }, null)).toBe(
+    expect(pyDumps({ é: 'ü\u007f\n"\\', "\u{1F600}": "\u{1F600}", a: [] }, null)).toBe(
       '{"a": [], "\\u00e9": "\\u00fc\\u007f\\n\\"\\\\", "\\ud83d\\ude00": "\\ud83d\\ude00"}',
     );
     expect(pyDumps({ b: {}, a: [1, { c: null }] }, 2)).toBe('{\n  "a": [\n    1,\n    {\n      "c": null\n    }\n  ],\n  "b": {}\n}');
@@ -597,7 +597,12 @@ describe("monitor lines", () => {
 
   it("name the node, its instance and what happened", () => {
     const change = notificationOf(
-      AgentApi.notify_change.make("agent-a", { name: "worker-01", instance: "agent-a", role: "WORKER", state: "CRASHED", env: {} }, "RUNNING", "CRASHED"),
+      AgentApi.notify_change.make(
+        "agent-a",
+        { name: "worker-01", instance: "agent-a", role: "WORKER", state: "CRASHED", env: {} },
+        "RUNNING",
+        "CRASHED",
+      ),
     )!;
     expect(humanLine(change, at)).toBe("2026-11-29 10:00:05  worker-01 on agent-a: RUNNING -> CRASHED");
     const log = notificationOf(AgentApi.notify_log.make("agent-a", "node worker-01 (pid 7) killed by SIGKILL", "worker-01"))!;

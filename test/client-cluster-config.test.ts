@@ -217,10 +217,7 @@ describe("node keys", () => {
     expect(res.errors).toEqual([]);
     expect(res.config!.nodes[0]!.state).toBe("RUNNING");
     expect(res.config!.nodes[0]!.options).toBeUndefined();
-    expect(res.warnings).toEqual([
-      'ignoring node "w1" state "running" in configuration',
-      "ignoring unexpected keys: foo, options, state",
-    ]);
+    expect(res.warnings).toEqual(['ignoring node "w1" state "running" in configuration', "ignoring unexpected keys: foo, options, state"]);
   });
 
   it("shlex-splits and sorts scripts, and splits env into VAR=value pairs", () => {
@@ -266,9 +263,7 @@ describe("instances", () => {
       { name: "v6", host: "fe80::1", listenPort: 2151 },
       { name: "bare", host: "::1", listenPort: 2152 },
     ]);
-    expect(renderClusterConfigIni(c)).toBe(
-      "[instances]\nbare = ::1:2152\nv6 = fe80::1:2151\n\n[m]\ninstance = v6\nrole = MANAGER\n\n",
-    );
+    expect(renderClusterConfigIni(c)).toBe("[instances]\nbare = ::1:2152\nv6 = fe80::1:2151\n\n[m]\ninstance = v6\nrole = MANAGER\n\n");
   });
 
   it("lower-cases instance names (they are INI keys)", () => {
@@ -281,26 +276,54 @@ describe("error texts", () => {
     ["bad role", "[w]\nrole = x\n", 'invalid node "w" configuration: role "x" is invalid'],
     ["missing role", "[w]\ninstance = a\n", 'invalid node "w" configuration: node requires a role'],
     ["empty role", "[w]\nrole =\n", 'invalid node "w" configuration: node requires a role'],
-    ["port not an int", "[manager]\nrole = manager\nport = eighty\n", 'invalid node "manager" configuration: cannot convert "manager.port" value "eighty" to int'],
+    [
+      "port not an int",
+      "[manager]\nrole = manager\nport = eighty\n",
+      'invalid node "manager" configuration: cannot convert "manager.port" value "eighty" to int',
+    ],
     ["port too big", "[m]\nrole = manager\nport = 70000\n", 'invalid node "m" configuration: port 70000 outside valid range'],
     ["port zero", "[m]\nrole = manager\nport = 0\n", 'invalid node "m" configuration: port 0 outside valid range'],
-    ["metrics port", "[m]\nrole = manager\nmetrics_port = 65536\n", 'invalid node "m" configuration: metrics port 65536 outside valid range'],
-    ["metrics port not an int", "[m]\nrole = manager\nmetrics_port = x\n", 'invalid node "m" configuration: cannot convert "m.metrics_port" value "x" to int'],
-    ["cpu_affinity not an int", "[m]\nrole = manager\ncpu_affinity = 1.5\n", 'invalid node "m" configuration: cannot convert "m.cpu_affinity" value "1.5" to int'],
+    [
+      "metrics port",
+      "[m]\nrole = manager\nmetrics_port = 65536\n",
+      'invalid node "m" configuration: metrics port 65536 outside valid range',
+    ],
+    [
+      "metrics port not an int",
+      "[m]\nrole = manager\nmetrics_port = x\n",
+      'invalid node "m" configuration: cannot convert "m.metrics_port" value "x" to int',
+    ],
+    [
+      "cpu_affinity not an int",
+      "[m]\nrole = manager\ncpu_affinity = 1.5\n",
+      'invalid node "m" configuration: cannot convert "m.cpu_affinity" value "1.5" to int',
+    ],
     ["instance without port", "[instances]\nagent = foo:\n", 'invalid spec for instance "agent": "foo:" should be <host>:<port>'],
     ["instance without host", "[instances]\nagent = :2151\n", 'invalid spec for instance "agent": ":2151" should be <host>:<port>'],
     ["instance without colon", "[instances]\nagent = 10.0.0.1\n", 'invalid spec for instance "agent": "10.0.0.1" should be <host>:<port>'],
-    ["instance with a name for a host", "[instances]\nagent = foo:2151\n", `invalid spec for instance "agent": 'foo' does not appear to be an IPv4 or IPv6 address`],
+    [
+      "instance with a name for a host",
+      "[instances]\nagent = foo:2151\n",
+      `invalid spec for instance "agent": 'foo' does not appear to be an IPv4 or IPv6 address`,
+    ],
     ["instance with a bad port", "[instances]\nagent = 10.0.0.1:x\n", 'invalid spec for instance "agent": cannot convert port "x" to int'],
     ["instance port out of range", "[instances]\nagent = 10.0.0.1:0\n", 'invalid spec for instance "agent": port 0 outside valid range'],
     ["valueless node key", "[w]\nrole = worker\ninterface\n", "config item w.interface needs a value"],
     ["mixed instances", "[a]\ninstance = x\nrole = worker\n[b]\nrole = worker\n", "either all or no nodes must state instances"],
-    ["instances section without node instances", "[instances]\nx\n[b]\nrole = worker\n", "omit instances section when skipping instances in node definitions"],
+    [
+      "instances section without node instances",
+      "[instances]\nx\n[b]\nrole = worker\n",
+      "omit instances section when skipping instances in node definitions",
+    ],
     ["bad env item", "[w]\nrole = worker\nenv = FOO\n", 'invalid node "w" configuration: env value "FOO" is invalid'],
     ["unbalanced env quotes", '[w]\nrole = worker\nenv = FOO="a\n', 'invalid node "w" configuration: env value "FOO="a" is invalid'],
     ["unbalanced script quotes", '[w]\nrole = worker\nscripts = "a\n', 'invalid node "w" configuration: No closing quotation'],
     ["duplicate section", "[w]\nrole = worker\n\n[w]\n", "While reading from 'cluster.ini' [line  4]: section 'w' already exists"],
-    ["duplicate key", "[w]\nrole = worker\nROLE = proxy\n", "While reading from 'cluster.ini' [line  3]: option 'role' in section 'w' already exists"],
+    [
+      "duplicate key",
+      "[w]\nrole = worker\nROLE = proxy\n",
+      "While reading from 'cluster.ini' [line  3]: option 'role' in section 'w' already exists",
+    ],
     ["key before a section", "role = worker\n", "File contains no section headers.\nfile: 'cluster.ini', line: 1\n'role = worker\\n'"],
     ["bad interpolation", "[w]\nrole = worker\ninterface = 100%\n", "'%' must be followed by '%' or '(', found: '%'"],
   ];
@@ -346,7 +369,9 @@ describe("rendering", () => {
   });
 
   it("prints no [instances] section when there are none", () => {
-    expect(renderClusterConfigIni({ id: "x", instances: [], nodes: [node("m", "MANAGER")] })).toBe("[m]\ninstance = agent-a\nrole = MANAGER\n\n");
+    expect(renderClusterConfigIni({ id: "x", instances: [], nodes: [node("m", "MANAGER")] })).toBe(
+      "[m]\ninstance = agent-a\nrole = MANAGER\n\n",
+    );
     expect(renderClusterConfigIni({ id: "x", instances: [], nodes: [] })).toBe("");
   });
 
@@ -375,11 +400,12 @@ describe("render -> parse property", () => {
   const instanceName = fc.stringMatching(/^[a-z][a-z0-9-]{0,6}$/);
   const nodeName = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,8}$/).filter((n) => n !== "instances" && n !== "DEFAULT");
   const port = fc.integer({ min: 1, max: 65535 });
-  const host = fc.oneof(fc.ipV4(), fc.ipV6().filter((h) => !h.includes("%")), fc.constant("0.0.0.0"));
-  const instance = fc.oneof(
-    fc.record({ host, listenPort: port }),
-    fc.constant({ host: "0.0.0.0" }),
+  const host = fc.oneof(
+    fc.ipV4(),
+    fc.ipV6().filter((h) => !h.includes("%")),
+    fc.constant("0.0.0.0"),
   );
+  const instance = fc.oneof(fc.record({ host, listenPort: port }), fc.constant({ host: "0.0.0.0" }));
 
   const configArb = fc
     .uniqueArray(fc.tuple(instanceName, instance), { selector: ([n]) => n, minLength: 1, maxLength: 4 })
@@ -398,15 +424,11 @@ describe("render -> parse property", () => {
         },
         { requiredKeys: ["instance", "role", "env"] },
       );
-      return fc
-        .uniqueArray(fc.tuple(nodeName, nodeArb), { selector: ([n]) => n, maxLength: 5 })
-        .map((nodes): Configuration => ({
-          id: "generated",
-          instances,
-          nodes: nodes
-            .map(([name, n]): Node => ({ name, state: "RUNNING", ...n }))
-            .sort((a, b) => compareCodePoints(a.name, b.name)),
-        }));
+      return fc.uniqueArray(fc.tuple(nodeName, nodeArb), { selector: ([n]) => n, maxLength: 5 }).map((nodes): Configuration => ({
+        id: "generated",
+        instances,
+        nodes: nodes.map(([name, n]): Node => ({ name, state: "RUNNING", ...n })).sort((a, b) => compareCodePoints(a.name, b.name)),
+      }));
     });
 
   it("generated configs come back unchanged, apart from the id", () => {
@@ -436,4 +458,3 @@ describe("error lines", () => {
     expect(at("[m]\nrole = manager\n")).toEqual([]);
   });
 });
-

@@ -292,7 +292,9 @@ describe("INI properties", () => {
   const iniish = fc.oneof(
     fc.string({ unit: "binary", maxLength: 200 }),
     fc.string({ unit: iniChars, maxLength: 200 }),
-    fc.array(fc.constantFrom("[s]\n", "[DEFAULT]\n", "k = v\n", "k\n", "  c\n", "\n", "x = %(k)s\n", "# c\n"), { maxLength: 20 }).map((a) => a.join("")),
+    fc
+      .array(fc.constantFrom("[s]\n", "[DEFAULT]\n", "k = v\n", "k\n", "  c\n", "\n", "x = %(k)s\n", "# c\n"), { maxLength: 20 })
+      .map((a) => a.join("")),
   );
 
   it("the reader throws nothing but IniError, whatever the input", () => {
@@ -316,18 +318,30 @@ describe("INI properties", () => {
 
   it("write() output reads back to the same values", () => {
     const name = fc.stringMatching(/^[a-z][a-z0-9_.-]{0,8}$/);
-    const value = fc.oneof(fc.constant(null), fc.stringMatching(/^([!-~]([ -~]*[!-~])?)?$/).filter((v) => !v.includes("%")));
+    const value = fc.oneof(
+      fc.constant(null),
+      fc.stringMatching(/^([!-~]([ -~]*[!-~])?)?$/).filter((v) => !v.includes("%")),
+    );
     const section = fc.uniqueArray(fc.tuple(name, value), { selector: ([k]) => k, maxLength: 5 });
     fc.assert(
-      fc.property(fc.uniqueArray(fc.tuple(name.filter((n) => n !== "default"), section), { selector: ([s]) => s, maxLength: 4 }), (sections) => {
-        const p = new ConfigParser({ allowNoValue: true });
-        for (const [s, opts] of sections) {
-          p.addSection(s);
-          for (const [k, v] of opts) p.set(s, k, v);
-        }
-        const again = parseIni(p.write(), { allowNoValue: true });
-        expect(dump(again)).toEqual(dump(p));
-      }),
+      fc.property(
+        fc.uniqueArray(
+          fc.tuple(
+            name.filter((n) => n !== "default"),
+            section,
+          ),
+          { selector: ([s]) => s, maxLength: 4 },
+        ),
+        (sections) => {
+          const p = new ConfigParser({ allowNoValue: true });
+          for (const [s, opts] of sections) {
+            p.addSection(s);
+            for (const [k, v] of opts) p.set(s, k, v);
+          }
+          const again = parseIni(p.write(), { allowNoValue: true });
+          expect(dump(again)).toEqual(dump(p));
+        },
+      ),
       { numRuns: 300 },
     );
   });

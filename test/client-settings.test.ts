@@ -36,7 +36,14 @@ describe("defaults", () => {
 
   it("accept configparser's boolean words and reject others", () => {
     const s = new Settings();
-    for (const [word, value] of [["YES", true], ["on", true], ["1", true], ["Off", false], ["no", false], ["0", false]] as const) {
+    for (const [word, value] of [
+      ["YES", true],
+      ["on", true],
+      ["1", true],
+      ["Off", false],
+      ["no", false],
+      ["0", false],
+    ] as const) {
       s.set("ssl", "enable", word);
       expect(s.getBool("ssl", "enable")).toBe(value);
     }
@@ -93,7 +100,9 @@ describe("settings file", () => {
       caught = err;
     }
     expect(caught).toBeInstanceOf(IniError);
-    expect((caught as IniError).message).toBe("While reading from 'zc.cfg' [line  3]: option 'verbosity' in section 'client' already exists");
+    expect((caught as IniError).message).toBe(
+      "While reading from 'zc.cfg' [line  3]: option 'verbosity' in section 'client' already exists",
+    );
     // Valueless keys are not allowed in the settings file.
     expect(() => loadSettings({ configFile: "x" }, {}, { readFile: files({ x: "[client]\nverbosity\n" }) })).toThrow(IniError);
   });
@@ -169,7 +178,9 @@ describe("overrides", () => {
   });
 
   it("no -v leaves verbosity alone", () => {
-    expect(loadSettings({ verbose: 0 }, { ZEEK_CLIENT_CONFIG_SETTINGS: "client.verbosity=2" }).settings.getInt("client", "verbosity")).toBe(2);
+    expect(loadSettings({ verbose: 0 }, { ZEEK_CLIENT_CONFIG_SETTINGS: "client.verbosity=2" }).settings.getInt("client", "verbosity")).toBe(
+      2,
+    );
   });
 });
 
@@ -199,7 +210,9 @@ describe("--controller", () => {
   it("shows up in show-settings", () => {
     const { settings } = loadSettings({ controller: "10.1.1.1:4000", verbose: 2 }, {});
     expect(renderSettings(settings)).toBe(
-      DEFAULTS_TEXT.replace("host = 127.0.0.1", "host = 10.1.1.1").replace("port = 2149", "port = 4000").replace("verbosity = 0", "verbosity = 2"),
+      DEFAULTS_TEXT.replace("host = 127.0.0.1", "host = 10.1.1.1")
+        .replace("port = 2149", "port = 4000")
+        .replace("verbosity = 0", "verbosity = 2"),
     );
   });
 });

@@ -228,7 +228,11 @@ describe("import-zeekctl: broken input", () => {
     ["unknown type", "[m]\n\ntype=boss\nhost=localhost\n", /^node\.cfg:3: \[m\] unknown node type "boss"/],
     ["no host", "[m]\ntype=manager\n", /^node\.cfg:1: \[m\] node has no host$/],
     ["lb_procs on a manager", "[m]\ntype=manager\nhost=h\nlb_procs=2\n", /^node\.cfg:4: \[m\] lb_procs is only allowed for workers/],
-    ["lb_procs zero", "[m]\ntype=manager\nhost=h\n[w]\ntype=worker\nhost=h\nlb_method=custom\nlb_procs=0\n", /^node\.cfg:8: \[w\] lb_procs must be a whole number/],
+    [
+      "lb_procs zero",
+      "[m]\ntype=manager\nhost=h\n[w]\ntype=worker\nhost=h\nlb_method=custom\nlb_procs=0\n",
+      /^node\.cfg:8: \[w\] lb_procs must be a whole number/,
+    ],
     ["lb_method without lb_procs", "[w]\ntype=worker\nhost=h\nlb_method=custom\n", /^node\.cfg:4: \[w\] lb_method needs lb_procs/],
     ["unknown lb_method", "[w]\ntype=worker\nhost=h\nlb_method=magic\nlb_procs=2\n", /^node\.cfg:4: \[w\] unknown lb_method "magic"/],
     ["negative cpu", "[m]\ntype=manager\nhost=h\npin_cpus=1,-2\n", /^node\.cfg:4: \[m\] pin_cpus must list CPU numbers/],
@@ -268,7 +272,10 @@ describe("import-zeekctl: broken input", () => {
   }
 
   it("rejects a networks.cfg entry that is not a network, naming its line", () => {
-    const result = importZeekctl(SINGLE_HOST, { networksCfg: "10.0.0.0/8\n\n10.1.2.3  host, not a net\n::/200\n", networksCfgName: "nets" });
+    const result = importZeekctl(SINGLE_HOST, {
+      networksCfg: "10.0.0.0/8\n\n10.1.2.3  host, not a net\n::/200\n",
+      networksCfgName: "nets",
+    });
     expect(result.ini).toBeUndefined();
     expect(result.errors).toEqual([
       'nets:3: "10.1.2.3" is not a network in CIDR notation (like 10.0.0.0/8 or 2001:db8::/32)',
@@ -278,22 +285,40 @@ describe("import-zeekctl: broken input", () => {
 
   it("never throws, and any INI it prints reads back without errors", () => {
     const line = fc.oneof(
-      fc.constantFrom("[manager]", "[w]", "[DEFAULT]", "[instances]", "", "# c", "  indented", "type=manager", "type=worker", "type=standalone"),
+      fc.constantFrom(
+        "[manager]",
+        "[w]",
+        "[DEFAULT]",
+        "[instances]",
+        "",
+        "# c",
+        "  indented",
+        "type=manager",
+        "type=worker",
+        "type=standalone",
+      ),
       fc.constantFrom("host=localhost", "host=10.0.0.1", "host=a b", "interface=eth0", "lb_method=af_packet", "lb_method=interfaces"),
-      fc.constantFrom("lb_procs=3", "lb_procs=-1", "pin_cpus=1,2", "pin_cpus=x", "env_vars=A=1,B=2", "env_vars=\"\"", "lb_interfaces=a,b,c"),
+      fc.constantFrom("lb_procs=3", "lb_procs=-1", "pin_cpus=1,2", "pin_cpus=x", "env_vars=A=1,B=2", 'env_vars=""', "lb_interfaces=a,b,c"),
       fc.string().map((s) => `x${s}`),
       fc.tuple(fc.constantFrom("env_vars", "interface", "aux_scripts", "host", "[", "type"), fc.string()).map(([k, v]) => `${k}=${v}`),
     );
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.array(line, { maxLength: 20 }).map((ls) => ls.join("\n"))), fc.option(fc.string()), (text, nets) => {
-        const result = importZeekctl(text, nets === null ? {} : { networksCfg: nets });
-        if (result.ini === undefined) {
-          expect(result.errors.length).toBeGreaterThan(0);
-        } else {
-          expect(result.errors).toEqual([]);
-          expect(parseClusterConfig(result.ini).errors).toEqual([]);
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.array(line, { maxLength: 20 }).map((ls) => ls.join("\n")),
+        ),
+        fc.option(fc.string()),
+        (text, nets) => {
+          const result = importZeekctl(text, nets === null ? {} : { networksCfg: nets });
+          if (result.ini === undefined) {
+            expect(result.errors.length).toBeGreaterThan(0);
+          } else {
+            expect(result.errors).toEqual([]);
+            expect(parseClusterConfig(result.ini).errors).toEqual([]);
+          }
+        },
+      ),
       { numRuns: 500 },
     );
   });
@@ -355,7 +380,10 @@ describe("zmgmt import-zeekctl (built CLI)", () => {
   });
 
   it("exits 1 with a line-numbered error and prints no INI for broken input", async () => {
-    writeFileSync(join(dir, "broken.cfg"), "[manager]\ntype=manager\nhost=localhost\n\n[worker-1]\ntype=worker\nhost=localhost\nlb_procs=many\n");
+    writeFileSync(
+      join(dir, "broken.cfg"),
+      "[manager]\ntype=manager\nhost=localhost\n\n[worker-1]\ntype=worker\nhost=localhost\nlb_procs=many\n",
+    );
     const r = await run(["import-zeekctl", "broken.cfg", "-o", "never.ini"]);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe("");

@@ -4,7 +4,13 @@
 
 import { afterEach, describe, expect, it } from "vitest";
 import { randomUUID } from "node:crypto";
-import { ControllerClient, resultConfiguration, resultInstances, resultNodeStatuses, resultString } from "../src/client/controller-client.js";
+import {
+  ControllerClient,
+  resultConfiguration,
+  resultInstances,
+  resultNodeStatuses,
+  resultString,
+} from "../src/client/controller-client.js";
 import type { Configuration, Node, NodeStatus, Result } from "../src/management/types.js";
 import { TestEnv, freePort, pidAlive } from "./helpers/cluster.js";
 import { eventually } from "./helpers/ws.js";
@@ -41,10 +47,14 @@ async function nodeStates(client: ControllerClient): Promise<Map<string, NodeSta
 }
 
 async function allRunning(client: ControllerClient, count: number): Promise<Map<string, NodeStatus & { instance: string }>> {
-  return eventually(async () => {
-    const m = await nodeStates(client);
-    return m.size === count && [...m.values()].every((s) => s.state === "RUNNING") ? m : undefined;
-  }, 15_000, `${count} nodes RUNNING`);
+  return eventually(
+    async () => {
+      const m = await nodeStates(client);
+      return m.size === count && [...m.values()].every((s) => s.state === "RUNNING") ? m : undefined;
+    },
+    15_000,
+    `${count} nodes RUNNING`,
+  );
 }
 
 function twoInstanceConfig(): Configuration {
@@ -113,13 +123,12 @@ describe("controller + agents + nodes", () => {
     const deployed = await client.deploy();
     expect(deployed.filter((r) => !r.success)).toEqual([]);
     expect(successIds(deployed)).toEqual([cfg.id]);
-    expect(deployed.filter((r) => r.node).map((r) => `${r.instance}/${r.node}`).sort()).toEqual([
-      "instance-1/logger-01",
-      "instance-1/manager",
-      "instance-1/worker-01",
-      "instance-2/proxy-01",
-      "instance-2/worker-02",
-    ]);
+    expect(
+      deployed
+        .filter((r) => r.node)
+        .map((r) => `${r.instance}/${r.node}`)
+        .sort(),
+    ).toEqual(["instance-1/logger-01", "instance-1/manager", "instance-1/worker-01", "instance-2/proxy-01", "instance-2/worker-02"]);
 
     const nodes = await allRunning(client, 5);
     // Auto-assigned from the start port: one counter across instances, sorted by instance,
@@ -145,7 +154,12 @@ describe("controller + agents + nodes", () => {
     await client.deploy();
     await allRunning(client, 5);
     const all = await client.getIdValue("Cluster::node");
-    expect(all.filter((r) => r.node).map((r) => [r.node, resultString(r)]).sort()).toEqual([
+    expect(
+      all
+        .filter((r) => r.node)
+        .map((r) => [r.node, resultString(r)])
+        .sort(),
+    ).toEqual([
       ["logger-01", '"logger-01"'],
       ["manager", '"manager"'],
       ["proxy-01", '"proxy-01"'],
@@ -157,7 +171,12 @@ describe("controller + agents + nodes", () => {
     expect(mixed.find((r) => r.node === "worker-03")).toMatchObject({ success: false, error: "unknown cluster node" });
     const nodesValue = await client.getIdValue("Cluster::nodes", ["manager"]);
     const layout = JSON.parse(resultString(nodesValue.find((r) => r.node === "manager")!)!) as Record<string, unknown>;
-    expect(layout["proxy-01"]).toMatchObject({ node_type: "Cluster::PROXY", ip: "127.0.0.1", p: { port: env.brokerStartPort + 2, proto: "tcp" }, manager: "manager" });
+    expect(layout["proxy-01"]).toMatchObject({
+      node_type: "Cluster::PROXY",
+      ip: "127.0.0.1",
+      p: { port: env.brokerStartPort + 2, proto: "tcp" },
+      manager: "manager",
+    });
   });
 
   it("restarts exactly the named nodes: new pids for them, the same for the rest", async () => {
@@ -167,7 +186,12 @@ describe("controller + agents + nodes", () => {
     const before = await allRunning(client, 5);
     const results = await client.restart(["worker-01", "proxy-01", "nope"]);
     expect(results.find((r) => r.node === "nope")).toMatchObject({ success: false, error: "unknown cluster node" });
-    expect(results.filter((r) => r.node && r.node !== "nope").map((r) => [r.node, r.success]).sort()).toEqual([
+    expect(
+      results
+        .filter((r) => r.node && r.node !== "nope")
+        .map((r) => [r.node, r.success])
+        .sort(),
+    ).toEqual([
       ["proxy-01", true],
       ["worker-01", true],
     ]);

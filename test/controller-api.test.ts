@@ -39,10 +39,13 @@ async function setup(): Promise<{ ctl: TestController; client: TestClient }> {
 async function connectAgents(ctl: TestController, client: TestClient, ...agents: DialingAgent[]): Promise<void> {
   for (const agent of agents) await agent.attach(ctl.url, cleanups);
   const names = agents.map((a) => a.name);
-  await waitFor(async () => {
-    const listed = (await client.instances()).map((i) => i.name);
-    return names.every((n) => listed.includes(n));
-  }, `instances ${names.join(", ")} to check in`);
+  await waitFor(
+    async () => {
+      const listed = (await client.instances()).map((i) => i.name);
+      return names.every((n) => listed.includes(n));
+    },
+    `instances ${names.join(", ")} to check in`,
+  );
 }
 
 /** Two instances; the manager and logger get auto-assigned ports from 2200. */
@@ -341,17 +344,18 @@ describe("test_timeout", () => {
   it("with state answers once the request times out", async () => {
     const { client } = await setup();
     const t0 = Date.now();
-    const [reqid, result] = await client.call(
-      (r) => ControllerApi.test_timeout_request.make(r, true),
-      ControllerApi.test_timeout_response,
-    );
+    const [reqid, result] = await client.call((r) => ControllerApi.test_timeout_request.make(r, true), ControllerApi.test_timeout_response);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(TIMEOUT_MS - 50);
     expect(result).toEqual(makeResult(reqid, { success: false, error: "request timed out" }));
   });
 
   it("without state is never answered", async () => {
     const { client } = await setup();
-    const silent = client.send((r) => ControllerApi.test_timeout_request.make(r, false), ControllerApi.test_timeout_response, TIMEOUT_MS + 500);
+    const silent = client.send(
+      (r) => ControllerApi.test_timeout_request.make(r, false),
+      ControllerApi.test_timeout_response,
+      TIMEOUT_MS + 500,
+    );
     await expect(silent.response).rejects.toThrow(/no Management::Controller::API::test_timeout_response/);
     expect(await client.instances()).toEqual([]);
   });
@@ -377,9 +381,13 @@ describe("robustness", () => {
     raw.send(encodeDataMessage(CONTROLLER_TOPIC, B.str("hello")));
     raw.send(encodeEventMessage(CONTROLLER_TOPIC, { name: "Management::Controller::API::test_noop_request", args: [B.str("x")] }));
     raw.send(encodeEventMessage(CONTROLLER_TOPIC, { name: ControllerApi.deploy_request.name, args: [B.count(7)] }));
-    raw.send(encodeEventMessage(CONTROLLER_TOPIC, { name: ControllerApi.stage_configuration_request.name, args: [B.str("r"), B.str("cfg")] }));
+    raw.send(
+      encodeEventMessage(CONTROLLER_TOPIC, { name: ControllerApi.stage_configuration_request.name, args: [B.str("r"), B.str("cfg")] }),
+    );
     raw.send(encodeEventMessage("zeek/management/agent/x", { name: AgentApi.notify_agent_hello.name, args: [B.str("x")] }));
-    raw.send(encodeEventMessage("zeek/management/agent/x", { name: AgentApi.deploy_response.name, args: [B.str("unknown-req"), B.vec([])] }));
+    raw.send(
+      encodeEventMessage("zeek/management/agent/x", { name: AgentApi.deploy_response.name, args: [B.str("unknown-req"), B.vec([])] }),
+    );
 
     expect(await client.instances()).toEqual([]);
     expect((await client.stage(makeConfig("ok", [], [])))[0]?.success).toBe(true);
@@ -395,7 +403,10 @@ describe("robustness", () => {
     const { ctl, client } = await setup();
     const [reqid] = await client.call((r) => ControllerApi.get_instances_request.make(r), ControllerApi.get_instances_response);
     const lines = await waitFor(async () => {
-      const entries = (await ctl.logText()).trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+      const entries = (await ctl.logText())
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
       return entries.some((e) => String(e.message).startsWith("tx Management::Controller::API::get_instances_response")) && entries;
     }, "tx log line");
     expect(lines[0]).toMatchObject({ node: "controller", role: "CONTROLLER", level: "INFO" });

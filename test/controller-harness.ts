@@ -16,13 +16,7 @@ import type { Codec, EventSpec } from "../src/broker/schema.js";
 import { AGENT_API_VERSION, AgentApi, agentTopic } from "../src/agent/api.js";
 import { CONTROLLER_TOPIC, ControllerApi } from "../src/controller/api.js";
 import { startController, type RunningController, type StartControllerOptions } from "../src/controller/main.js";
-import {
-  ConfigurationCodec,
-  InstanceVecCodec,
-  NodeOutputsCodec,
-  NodeStatusVecCodec,
-  makeResult,
-} from "../src/management/records.js";
+import { ConfigurationCodec, InstanceVecCodec, NodeOutputsCodec, NodeStatusVecCodec, makeResult } from "../src/management/records.js";
 import type { Configuration, Instance, Node, NodeOutputs, NodeStatus, Result } from "../src/management/types.js";
 import { errorMessage } from "../src/broker/errors.js";
 
@@ -55,10 +49,7 @@ export interface TestController extends RunningController {
   logText(): Promise<string>;
 }
 
-export async function startTestController(
-  cleanups: Cleanups,
-  options: Partial<StartControllerOptions> = {},
-): Promise<TestController> {
+export async function startTestController(cleanups: Cleanups, options: Partial<StartControllerOptions> = {}): Promise<TestController> {
   const directory = options.directory ?? (await tempDir(cleanups));
   const name = options.name ?? "controller";
   const running = await startController({
@@ -148,10 +139,7 @@ export class TestClient {
   }
 
   async getIdValue(id: string, nodes: string[] = []): Promise<Result[]> {
-    const [, results] = await this.call(
-      (r) => ControllerApi.get_id_value_request.make(r, id, nodes),
-      ControllerApi.get_id_value_response,
-    );
+    const [, results] = await this.call((r) => ControllerApi.get_id_value_request.make(r, id, nodes), ControllerApi.get_id_value_response);
     return results;
   }
 

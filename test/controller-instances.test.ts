@@ -67,7 +67,12 @@ describe("instance registry", () => {
 
   it("lists agents and wanted instances by name, and forgets entries that hold nothing", () => {
     const { instances } = registry();
-    for (const [name, origin] of [["c", "o3"], ["a", "o1"], ["b", "o2"]] as const) instances.checkIn(hubAgent(name, origin));
+    for (const [name, origin] of [
+      ["c", "o3"],
+      ["a", "o1"],
+      ["b", "o2"],
+    ] as const)
+      instances.checkIn(hubAgent(name, origin));
     expect(instances.knownNames()).toEqual(["a", "b", "c"]);
     instances.forget("b");
     instances.forget("missing");

@@ -1,12 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 
-import {
-  assignBrokerPorts,
-  assignMetricsPorts,
-  fillObservedHosts,
-  prepareReadyConfig,
-} from "../src/controller/ports.js";
+import { assignBrokerPorts, assignMetricsPorts, fillObservedHosts, prepareReadyConfig } from "../src/controller/ports.js";
 import type { ClusterRole, Configuration, Instance, Node } from "../src/management/types.js";
 import { validateConfiguration } from "../src/management/validation.js";
 
@@ -49,9 +44,7 @@ function autoAssignConfig(): Configuration {
 
 describe("fillObservedHosts", () => {
   it("fills unknown hosts of checked-in agents and nothing else", () => {
-    const config = deepFreeze(
-      cfg([inst("a"), inst("b", "10.0.0.5"), inst("c"), inst("d")], []),
-    );
+    const config = deepFreeze(cfg([inst("a"), inst("b", "10.0.0.5"), inst("c"), inst("d")], []));
     const known = new Map([
       ["a", { host: "192.168.1.2" }],
       ["b", { host: "192.168.1.3" }],
@@ -158,9 +151,7 @@ describe("Broker port assignment", () => {
 
   it("rejects an invalid start port", () => {
     const { config, errors } = assignBrokerPorts(autoAssignConfig(), { startPort: 0 });
-    expect(errors).toEqual([
-      "Broker port auto-assignment start port 0 is not a valid TCP port; configure a start port from 1 to 65535",
-    ]);
+    expect(errors).toEqual(["Broker port auto-assignment start port 0 is not a valid TCP port; configure a start port from 1 to 65535"]);
     expect(config.nodes[0]!.port).toBeUndefined();
   });
 });

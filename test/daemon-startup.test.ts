@@ -39,8 +39,18 @@ function start(args: string[]): Daemon {
 async function startController(name: string, extra: string[]): Promise<{ d: Daemon; port: number }> {
   const port = await freePort();
   const d = start([
-    "controller", "--name", name, "--listen", `127.0.0.1:${port}`, "--state-dir", join(env.dir, "state"),
-    "--broker-start-port", String(await freePortRange(4)), "--metrics-start-port", String(await freePortRange(4)), ...extra,
+    "controller",
+    "--name",
+    name,
+    "--listen",
+    `127.0.0.1:${port}`,
+    "--state-dir",
+    join(env.dir, "state"),
+    "--broker-start-port",
+    String(await freePortRange(4)),
+    "--metrics-start-port",
+    String(await freePortRange(4)),
+    ...extra,
   ]);
   await eventually(() => d.stdout().includes("\n"), 15_000, "the controller's start-up line").catch((e: unknown) => {
     throw new Error(`${errorMessage(e)}; output:\n${d.proc.output()}`);
@@ -85,8 +95,19 @@ describe("daemon start-up and process titles", () => {
     const agentPort = await freePort();
     const stateDir = join(env.dir, "state-inst-b");
     const agent = start([
-      "agent", "--name", "inst-b", "--state-dir", stateDir, "--listen", `127.0.0.1:${agentPort}`,
-      "--controller", `127.0.0.1:${controller.port}`, "--no-zeek", "--log-stderr", "--restart-delay", "0.2",
+      "agent",
+      "--name",
+      "inst-b",
+      "--state-dir",
+      stateDir,
+      "--listen",
+      `127.0.0.1:${agentPort}`,
+      "--controller",
+      `127.0.0.1:${controller.port}`,
+      "--no-zeek",
+      "--log-stderr",
+      "--restart-delay",
+      "0.2",
     ]);
     await eventually(() => agent.stdout().includes("\n"), 20_000, "the agent's start-up line").catch((e: unknown) => {
       throw new Error(`${errorMessage(e)}; output:\n${agent.proc.output()}`);
@@ -106,10 +127,14 @@ describe("daemon start-up and process titles", () => {
 
     const client = await ControllerClient.connect({ url: `127.0.0.1:${controller.port}`, requestTimeoutMs: 20_000 });
     clients.push(client);
-    await eventually(async () => {
-      const r = await client.getInstances();
-      return r.data?.type === "vector" && r.data.value.length === 1;
-    }, 15_000, "the agent to check in");
+    await eventually(
+      async () => {
+        const r = await client.getInstances();
+        return r.data?.type === "vector" && r.data.value.length === 1;
+      },
+      15_000,
+      "the agent to check in",
+    );
     const config: Configuration = {
       id: randomUUID(),
       instances: [{ name: "inst-b", host: "0.0.0.0" }],
@@ -122,11 +147,15 @@ describe("daemon start-up and process titles", () => {
     const deployed = await client.deploy();
     expect(deployed.filter((r) => !r.success)).toEqual([]);
 
-    const statuses = await eventually(async () => {
-      const all = (await client.getNodes()).flatMap((r) => resultNodeStatuses(r) ?? []);
-      const nodes = all.filter((s) => s.mgmtRole === "NONE");
-      return nodes.length === 2 && nodes.every((s) => s.state === "RUNNING" && s.pid) ? all : undefined;
-    }, 20_000, "both nodes RUNNING");
+    const statuses = await eventually(
+      async () => {
+        const all = (await client.getNodes()).flatMap((r) => resultNodeStatuses(r) ?? []);
+        const nodes = all.filter((s) => s.mgmtRole === "NONE");
+        return nodes.length === 2 && nodes.every((s) => s.state === "RUNNING" && s.pid) ? all : undefined;
+      },
+      20_000,
+      "both nodes RUNNING",
+    );
     for (const s of statuses.filter((x) => x.mgmtRole === "NONE")) {
       expect(cmdline(s.pid!)).toBe(`zmgmt node ${s.node}`);
       expect(psArgs(s.pid!)).toBe(`zmgmt node ${s.node}`);

@@ -104,14 +104,27 @@ describe("Management records", () => {
   it("rejects records with too few fields or wrong enums", () => {
     expect(() => NodeStatusCodec.decode(B.vec([B.str("x")]), "s")).toThrow(ProtocolError);
     expect(() =>
-      NodeStatusCodec.decode(B.vec([B.str("x"), B.enumv("Supervisor::RUNNING"), B.enumv("Management::NONE"), B.enumv("Supervisor::WORKER"), B.none(), B.none(), B.none()]), "s"),
+      NodeStatusCodec.decode(
+        B.vec([
+          B.str("x"),
+          B.enumv("Supervisor::RUNNING"),
+          B.enumv("Management::NONE"),
+          B.enumv("Supervisor::WORKER"),
+          B.none(),
+          B.none(),
+          B.none(),
+        ]),
+        "s",
+      ),
     ).toThrow(ProtocolError);
   });
 
   it("parses events against their declared signatures", () => {
     const ev = ControllerApi.get_id_value_request.make("r1", "Cluster::node", ["manager", "nope"]);
     expect(ControllerApi.get_id_value_request.parse(ev)).toEqual(["r1", "Cluster::node", ["manager", "nope"]]);
-    expect(() => ControllerApi.deploy_request.parse({ name: ControllerApi.deploy_request.name, args: [B.count(1)] })).toThrow(ProtocolError);
+    expect(() => ControllerApi.deploy_request.parse({ name: ControllerApi.deploy_request.name, args: [B.count(1)] })).toThrow(
+      ProtocolError,
+    );
     expect(() => ControllerApi.deploy_request.parse({ name: ControllerApi.deploy_request.name, args: [B.str("a"), B.str("b")] })).toThrow(
       "takes 1 arguments",
     );

@@ -132,9 +132,7 @@ describe("request tracker", () => {
       finished: false,
       results: [makeResult("c1", { instance: "i1", node: "n1" }), makeResult("c1", { success: false, error: "boom" })],
     });
-    expect(text).toBe(
-      "[request c1 (via p1) pending, results: success (reqid c1, instance i1, node n1), error (boom) (reqid c1)]",
-    );
+    expect(text).toBe("[request c1 (via p1) pending, results: success (reqid c1, instance i1, node n1), error (boom) (reqid c1)]");
   });
 
   it("gives its errors stable codes", () => {
@@ -258,4 +256,3 @@ describe("request tracker with a state union", () => {
     expect(requests.pending()).toEqual([]);
   });
 });
-

@@ -20,11 +20,7 @@ function cfg(instances: Instance[], nodes: Node[]): Configuration {
 function minimal(extraNodes: Node[] = [], managerExtra: Partial<Node> = {}): Configuration {
   return cfg(
     [inst("instance-1")],
-    [
-      node("manager", "instance-1", "MANAGER", managerExtra),
-      node("worker", "instance-1", "WORKER", { interface: "eth0" }),
-      ...extraNodes,
-    ],
+    [node("manager", "instance-1", "MANAGER", managerExtra), node("worker", "instance-1", "WORKER", { interface: "eth0" }), ...extraNodes],
   );
 }
 
@@ -41,32 +37,22 @@ describe("upstream checks (baselines)", () => {
   it("stage-config-conflict-node-agent-ports", () => {
     const config = cfg(
       [inst("instance-1", 3000, "127.0.0.1")],
-      [
-        node("manager", "instance-1", "MANAGER", { port: 3000 }),
-        node("worker", "instance-1", "WORKER", { interface: "eth0" }),
-      ],
+      [node("manager", "instance-1", "MANAGER", { port: 3000 }), node("worker", "instance-1", "WORKER", { interface: "eth0" })],
     );
-    expect(validateConfiguration(config)).toEqual([
-      "node 'manager' port 3000/tcp conflicts with agent port on instance 'instance-1'",
-    ]);
+    expect(validateConfiguration(config)).toEqual(["node 'manager' port 3000/tcp conflicts with agent port on instance 'instance-1'"]);
   });
 
   it("agent port conflicts are per instance", () => {
     const config = cfg(
       [inst("instance-1", 3000), inst("instance-2")],
-      [
-        node("manager", "instance-2", "MANAGER", { port: 3000 }),
-        node("worker", "instance-1", "WORKER", { interface: "eth0" }),
-      ],
+      [node("manager", "instance-2", "MANAGER", { port: 3000 }), node("worker", "instance-1", "WORKER", { interface: "eth0" })],
     );
     expect(validateConfiguration(config)).toEqual([]);
   });
 
   it("stage-config-conflict-node-controller-port", () => {
     const config = minimal([], { port: 2150 });
-    expect(validateConfiguration(config)).toEqual([
-      "node 'manager' port 2150/tcp conflicts with controller port",
-    ]);
+    expect(validateConfiguration(config)).toEqual(["node 'manager' port 2150/tcp conflicts with controller port"]);
   });
 
   it("compares against the configured controller port, and 0 disables the check", () => {
@@ -95,18 +81,13 @@ describe("upstream checks (baselines)", () => {
         node("worker3", "instance-2", "WORKER", { port: 5000, interface: "eth0" }),
       ],
     );
-    expect(validateConfiguration(config)).toEqual([
-      "multiple nodes on instance 'instance-1' using port 5000/tcp",
-    ]);
+    expect(validateConfiguration(config)).toEqual(["multiple nodes on instance 'instance-1' using port 5000/tcp"]);
   });
 
   it("stage-config-invalid-naming", () => {
     const config = cfg(
       [inst("instance-1")],
-      [
-        node("instance-1", "instance-1", "MANAGER"),
-        node("worker", "instance-1", "WORKER", { interface: "eth0" }),
-      ],
+      [node("instance-1", "instance-1", "MANAGER"), node("worker", "instance-1", "WORKER", { interface: "eth0" })],
     );
     expect(validateConfiguration(config)).toEqual(["node and instance names collide: instance-1"]);
   });
@@ -114,11 +95,7 @@ describe("upstream checks (baselines)", () => {
   it("reports all colliding names in one sorted error", () => {
     const config = cfg(
       [inst("beta"), inst("alpha"), inst("instance-1")],
-      [
-        node("manager", "instance-1", "MANAGER"),
-        node("beta", "instance-1", "WORKER"),
-        node("alpha", "instance-1", "WORKER"),
-      ],
+      [node("manager", "instance-1", "MANAGER"), node("beta", "instance-1", "WORKER"), node("alpha", "instance-1", "WORKER")],
     );
     expect(validateConfiguration(config)).toEqual(["node and instance names collide: alpha, beta"]);
   });
@@ -126,10 +103,7 @@ describe("upstream checks (baselines)", () => {
   it("stage-config-mismatch-instance-names: two sorted errors", () => {
     const config = cfg(
       [inst("instance-1")],
-      [
-        node("worker", "instance-3", "WORKER", { interface: "eth0" }),
-        node("manager", "instance-2", "MANAGER"),
-      ],
+      [node("worker", "instance-3", "WORKER", { interface: "eth0" }), node("manager", "instance-2", "MANAGER")],
     );
     expect(validateConfiguration(config)).toEqual([
       "node 'manager' has undeclared instance name 'instance-2'",
@@ -157,10 +131,7 @@ describe("upstream checks (baselines)", () => {
   it("auto-assignment disabled is fine when every non-worker has a port", () => {
     const config = cfg(
       [inst("instance-1")],
-      [
-        node("manager", "instance-1", "MANAGER", { port: 2200 }),
-        node("worker-01", "instance-1", "WORKER", { interface: "eth0" }),
-      ],
+      [node("manager", "instance-1", "MANAGER", { port: 2200 }), node("worker-01", "instance-1", "WORKER", { interface: "eth0" })],
     );
     expect(validateConfiguration(config, { autoAssignBrokerPorts: false })).toEqual([]);
   });
@@ -200,9 +171,7 @@ describe("additional checks", () => {
 
   it("empty instance name", () => {
     const config = cfg([inst("instance-1"), inst("")], minimal().nodes);
-    expect(only(config)).toEqual([
-      "instance with empty name; give every instance a unique, non-empty name",
-    ]);
+    expect(only(config)).toEqual(["instance with empty name; give every instance a unique, non-empty name"]);
   });
 
   it("empty node name", () => {
@@ -251,16 +220,13 @@ describe("additional checks", () => {
 
   it("no manager", () => {
     const config = cfg([inst("instance-1")], [node("worker", "instance-1", "WORKER")]);
-    expect(only(config)).toEqual([
-      "configuration has nodes but no MANAGER node; give exactly one node the role MANAGER",
-    ]);
+    expect(only(config)).toEqual(["configuration has nodes but no MANAGER node; give exactly one node the role MANAGER"]);
   });
 
   it("more than one manager", () => {
     const config = minimal([node("manager-b", "instance-1", "MANAGER"), node("manager-a", "instance-1", "MANAGER")]);
     expect(only(config)).toEqual([
-      "configuration has 3 MANAGER nodes (manager, manager-a, manager-b); a cluster has exactly " +
-        "one, so change the role of the others",
+      "configuration has 3 MANAGER nodes (manager, manager-a, manager-b); a cluster has exactly " + "one, so change the role of the others",
     ]);
   });
 
@@ -323,8 +289,7 @@ describe("additional checks", () => {
   it("metrics port equal to the agent port", () => {
     const config = cfg([inst("instance-1", 2151)], minimal([], { metricsPort: 2151 }).nodes);
     expect(only(config)).toEqual([
-      "node 'manager' metrics port 2151/tcp conflicts with agent port on instance 'instance-1'; " +
-        "pick a different metrics port",
+      "node 'manager' metrics port 2151/tcp conflicts with agent port on instance 'instance-1'; " + "pick a different metrics port",
     ]);
   });
 
@@ -342,25 +307,18 @@ describe("additional checks", () => {
 
   it("duplicate explicit metrics ports on one instance, reported once", () => {
     const config = minimal(
-      [
-        node("w2", "instance-1", "WORKER", { metricsPort: 9000 }),
-        node("w1", "instance-1", "WORKER", { metricsPort: 9000 }),
-      ],
+      [node("w2", "instance-1", "WORKER", { metricsPort: 9000 }), node("w1", "instance-1", "WORKER", { metricsPort: 9000 })],
       { metricsPort: 9000 },
     );
     expect(only(config)).toEqual([
-      "multiple nodes on instance 'instance-1' using metrics port 9000/tcp (manager, w1, w2); " +
-        "give each node its own metrics port",
+      "multiple nodes on instance 'instance-1' using metrics port 9000/tcp (manager, w1, w2); " + "give each node its own metrics port",
     ]);
   });
 
   it("same metrics port on different instances is fine", () => {
     const config = cfg(
       [inst("instance-1"), inst("instance-2")],
-      [
-        node("manager", "instance-1", "MANAGER", { metricsPort: 9000 }),
-        node("worker", "instance-2", "WORKER", { metricsPort: 9000 }),
-      ],
+      [node("manager", "instance-1", "MANAGER", { metricsPort: 9000 }), node("worker", "instance-2", "WORKER", { metricsPort: 9000 })],
     );
     expect(only(config)).toEqual([]);
   });
@@ -378,10 +336,7 @@ describe("additional checks", () => {
     // A baseline that only expects upstream's own message must not grow extra lines.
     const config = cfg(
       [inst("instance-1", 3000, "127.0.0.1")],
-      [
-        node("manager", "instance-1", "MANAGER", { port: 3000 }),
-        node("worker", "instance-1", "WORKER", { interface: "eth0" }),
-      ],
+      [node("manager", "instance-1", "MANAGER", { port: 3000 }), node("worker", "instance-1", "WORKER", { interface: "eth0" })],
     );
     expect(validateConfiguration(config, { requireWorkerInterface: true })).toHaveLength(1);
   });
@@ -394,10 +349,7 @@ describe("properties", () => {
     fc.string({ unit: "binary", maxLength: 4 }),
   );
   const port = fc.option(
-    fc.oneof(
-      fc.integer({ min: -5, max: 70000 }),
-      fc.constantFrom(2150, 2149, 2151, 3000, 5000, 9000, 0, Number.NaN, Infinity, 1.5),
-    ),
+    fc.oneof(fc.integer({ min: -5, max: 70000 }), fc.constantFrom(2150, 2149, 2151, 3000, 5000, 9000, 0, Number.NaN, Infinity, 1.5)),
     { nil: undefined },
   );
   const role = fc.oneof(fc.constantFrom(...CLUSTER_ROLES), fc.string({ maxLength: 4 })) as fc.Arbitrary<ClusterRole>;

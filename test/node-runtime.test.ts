@@ -32,7 +32,13 @@ async function setup(): Promise<Peer> {
 }
 
 async function deploy(peer: Peer, cfg: Configuration): Promise<Result[]> {
-  const [, results] = await request(peer, agentTopic(AGENT), AgentApi.deploy_request.make(randomUUID(), cfg, false), AgentApi.deploy_response, 10_000);
+  const [, results] = await request(
+    peer,
+    agentTopic(AGENT),
+    AgentApi.deploy_request.make(randomUUID(), cfg, false),
+    AgentApi.deploy_response,
+    10_000,
+  );
   return results;
 }
 
@@ -52,7 +58,15 @@ describe("node runtime", () => {
     const peer = await setup();
     const results = await deploy(
       peer,
-      config([{ name: "custom", instance: AGENT, role: "WORKER", state: "RUNNING", env: { ZMGMT_NODE_COMMAND: `${process.execPath} ${fixture("custom-node.mjs")}` } }]),
+      config([
+        {
+          name: "custom",
+          instance: AGENT,
+          role: "WORKER",
+          state: "RUNNING",
+          env: { ZMGMT_NODE_COMMAND: `${process.execPath} ${fixture("custom-node.mjs")}` },
+        },
+      ]),
     );
     expect(results).toEqual([{ reqid: results[0]!.reqid, success: true, instance: AGENT, node: "custom" }]);
     const [greeting] = await dispatch(peer, ["get_id_value", "Custom::greeting"], ["custom"]);
@@ -90,7 +104,10 @@ describe("metrics", () => {
   it("serves Prometheus metrics on the node's metrics port", async () => {
     const peer = await setup();
     const metricsPort = await freePort();
-    const results = await deploy(peer, config([{ name: "worker-01", instance: AGENT, role: "WORKER", state: "RUNNING", env: {}, metricsPort }]));
+    const results = await deploy(
+      peer,
+      config([{ name: "worker-01", instance: AGENT, role: "WORKER", state: "RUNNING", env: {}, metricsPort }]),
+    );
     expect(results[0]!.success).toBe(true);
     const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
     expect(res.status).toBe(200);

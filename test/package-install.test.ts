@@ -54,13 +54,26 @@ describe.skipIf(unavailable !== undefined)("npm pack and install", () => {
     mkdirSync(out);
 
     const env = cleanEnv();
-    await run("npm", ["pack", "--pack-destination", out, "--no-audit", "--no-fund"], { cwd: src, env, timeout: 120_000, maxBuffer: 16 << 20 });
+    await run("npm", ["pack", "--pack-destination", out, "--no-audit", "--no-fund"], {
+      cwd: src,
+      env,
+      timeout: 120_000,
+      maxBuffer: 16 << 20,
+    });
     const tarballs = readdirSync(out).filter((f) => f.endsWith(".tgz"));
     expect(tarballs).toHaveLength(1);
     const tarball = join(out, tarballs[0]!);
 
     const listing = (await run("tar", ["tzf", tarball], { timeout: 30_000 })).stdout.split("\n").filter(Boolean);
-    for (const f of ["package/bin/zmgmt.js", "package/dist/cli/main.js", "package/dist/node/main.js", "package/zeek/zmgmt/node.zeek", "package/README.md", "package/contrib/systemd/zmgmt-controller.service", "package/contrib/systemd/zmgmt-agent.service"]) {
+    for (const f of [
+      "package/bin/zmgmt.js",
+      "package/dist/cli/main.js",
+      "package/dist/node/main.js",
+      "package/zeek/zmgmt/node.zeek",
+      "package/README.md",
+      "package/contrib/systemd/zmgmt-controller.service",
+      "package/contrib/systemd/zmgmt-agent.service",
+    ]) {
       expect(listing).toContain(f);
     }
     // Development files stay out of the package.
@@ -81,7 +94,8 @@ describe.skipIf(unavailable !== undefined)("npm pack and install", () => {
 
     const help = await run(zmgmt, ["--help"], { cwd: work, env, timeout: 30_000 });
     expect(help.stdout).toMatch(/^Usage: zmgmt /);
-    for (const cmd of ["controller", "agent", "up", "get-nodes", "deploy-config", "show-settings"]) expect(help.stdout).toMatch(new RegExp(`^\\s+${cmd}\\b`, "m"));
+    for (const cmd of ["controller", "agent", "up", "get-nodes", "deploy-config", "show-settings"])
+      expect(help.stdout).toMatch(new RegExp(`^\\s+${cmd}\\b`, "m"));
 
     const settings = await run(zmgmt, ["show-settings", "--controller", "192.0.2.7:2150"], { cwd: work, env, timeout: 30_000 });
     expect(settings.stdout).toMatch(/^\[controller\]$/m);

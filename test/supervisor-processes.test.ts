@@ -15,9 +15,7 @@ import { SupervisorEnv } from "../src/supervisor/api.js";
 const node = (script: string): string[] => [process.execPath, "-e", script];
 // Stays up until killed; prints once it is ready to be signalled.
 const LONG_RUNNING = node(`console.log("ready"); setInterval(() => {}, 1000)`);
-const IGNORES_TERM = node(
-  `process.on("SIGTERM", () => console.log("term")); console.log("ready"); setInterval(() => {}, 1000)`,
-);
+const IGNORES_TERM = node(`process.on("SIGTERM", () => console.log("term")); console.log("ready"); setInterval(() => {}, 1000)`);
 
 let tmp: string;
 let managers: ProcessManager[] = [];
@@ -172,7 +170,11 @@ describe("ProcessManager", () => {
   it("restart replaces the process and hands over the previous run's output", async () => {
     const pm = manager();
     const first = nextEvent(pm, "spawn");
-    pm.create({ name: "r", command: node(`console.log("run " + process.pid); setInterval(() => {}, 1000)`), directory: path.join(tmp, "r") });
+    pm.create({
+      name: "r",
+      command: node(`console.log("run " + process.pid); setInterval(() => {}, 1000)`),
+      directory: path.join(tmp, "r"),
+    });
     const s1 = await first;
     await waitFor(() => pm.outputs("r")!.stdout !== "", "first run's output");
 
@@ -252,7 +254,7 @@ describe("ProcessManager", () => {
     pm.on("exit", (e) => exits.push(e));
     // Runs 1, 2 and 4 die at once, run 3 lives 0.5 s, run 5 stays up.
     const script =
-      'n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; [ $n -eq 3 ] && sleep 0.5; [ $n -ge 5 ] && exec sleep 30; exit 1';
+      "n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; [ $n -eq 3 ] && sleep 0.5; [ $n -ge 5 ] && exec sleep 30; exit 1";
     pm.create({ name: "u", command: ["sh", "-c", script], directory: path.join(tmp, "u") });
     await waitFor(() => times.length >= 5, "five spawns", 10_000);
 
@@ -432,9 +434,7 @@ describe("ProcessManager", () => {
     expect(pids.map(isAlive)).toEqual([false, false]);
     expect(stopped.sort()).toEqual(["s1:shutdown:false", "s2:shutdown:true"]);
     expect(pm.status()).toEqual([]);
-    expect(pm.create({ name: "late", command: LONG_RUNNING, directory: path.join(tmp, "late") })).toBe(
-      "supervisor is shutting down",
-    );
+    expect(pm.create({ name: "late", command: LONG_RUNNING, directory: path.join(tmp, "late") })).toBe("supervisor is shutting down");
   });
 
   it("treats a command that cannot be started as a crash with the reason in stderr", async () => {
@@ -470,7 +470,9 @@ describe("ProcessManager", () => {
     const dir = path.join(tmp, "p");
     const err = pm.create({ name: "p", command: LONG_RUNNING, directory: dir, cpuAffinity: n });
     expect(err).toBe(`cannot pin node 'p' to CPU ${n}: this machine has ${n} CPU${n === 1 ? "" : "s"} (0-${n - 1})`);
-    expect(pm.create({ name: "p", command: LONG_RUNNING, directory: dir, cpuAffinity: -1 })).toMatch(/^invalid cpu_affinity for node 'p': -1/);
+    expect(pm.create({ name: "p", command: LONG_RUNNING, directory: dir, cpuAffinity: -1 })).toMatch(
+      /^invalid cpu_affinity for node 'p': -1/,
+    );
     expect(pm.status("p")).toEqual([]);
     expect(fs.existsSync(dir)).toBe(false);
 

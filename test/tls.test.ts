@@ -68,11 +68,59 @@ function makePki(): Pki {
   };
   const newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
   const ca = (name: string): void =>
-    ssl("req", "-x509", "-new", "-config", f("openssl.cnf"), "-extensions", "ca_ext", ...newKey, "-keyout", f(`${name}.key`), "-out", f(`${name}.pem`), "-days", "2", "-subj", `/CN=${name}`);
+    ssl(
+      "req",
+      "-x509",
+      "-new",
+      "-config",
+      f("openssl.cnf"),
+      "-extensions",
+      "ca_ext",
+      ...newKey,
+      "-keyout",
+      f(`${name}.key`),
+      "-out",
+      f(`${name}.pem`),
+      "-days",
+      "2",
+      "-subj",
+      `/CN=${name}`,
+    );
   let serial = 1000;
   const leaf = (name: string, caName: string, ext: string): void => {
-    ssl("req", "-new", "-config", f("openssl.cnf"), ...newKey, "-keyout", f(`${name}.key`), "-out", f(`${name}.csr`), "-subj", `/CN=${name}`);
-    ssl("x509", "-req", "-in", f(`${name}.csr`), "-CA", f(`${caName}.pem`), "-CAkey", f(`${caName}.key`), "-set_serial", String(serial++), "-days", "2", "-extfile", f("openssl.cnf"), "-extensions", ext, "-out", f(`${name}.pem`));
+    ssl(
+      "req",
+      "-new",
+      "-config",
+      f("openssl.cnf"),
+      ...newKey,
+      "-keyout",
+      f(`${name}.key`),
+      "-out",
+      f(`${name}.csr`),
+      "-subj",
+      `/CN=${name}`,
+    );
+    ssl(
+      "x509",
+      "-req",
+      "-in",
+      f(`${name}.csr`),
+      "-CA",
+      f(`${caName}.pem`),
+      "-CAkey",
+      f(`${caName}.key`),
+      "-set_serial",
+      String(serial++),
+      "-days",
+      "2",
+      "-extfile",
+      f("openssl.cnf"),
+      "-extensions",
+      ext,
+      "-out",
+      f(`${name}.pem`),
+    );
   };
   ca("ca");
   ca("other-ca");
@@ -190,7 +238,17 @@ const AGENT_ARGS = ["--request-timeout", "4", "--restart-delay", "0.2", "--stop-
 
 async function startAgent(name: string, args: string[]): Promise<{ proc: Proc; port: number }> {
   const port = await freePort();
-  const proc = env.spawnCli(["agent", "--name", name, "--state-dir", join(env.dir, `state-${name}`), "--listen", `127.0.0.1:${port}`, ...AGENT_ARGS, ...args]);
+  const proc = env.spawnCli([
+    "agent",
+    "--name",
+    name,
+    "--state-dir",
+    join(env.dir, `state-${name}`),
+    "--listen",
+    `127.0.0.1:${port}`,
+    ...AGENT_ARGS,
+    ...args,
+  ]);
   await eventually(() => env.canConnect(port), 15_000, `agent ${name} on port ${port}`);
   return { proc, port };
 }
@@ -219,7 +277,11 @@ describe("TLS", () => {
     const plain = await cli(port, [], "get-instances");
     expect(plain.code).toBe(1);
 
-    const wrongCa = await cli(port, ["ssl.enable=true", `ssl.certificate=${pki.clientCert}`, `ssl.keyfile=${pki.clientKey}`, `ssl.cafile=${pki.otherCa}`], "get-instances");
+    const wrongCa = await cli(
+      port,
+      ["ssl.enable=true", `ssl.certificate=${pki.clientCert}`, `ssl.keyfile=${pki.clientKey}`, `ssl.cafile=${pki.otherCa}`],
+      "get-instances",
+    );
     expect(wrongCa.code).toBe(1);
     expect(wrongCa.output).toMatch(/certificate|verify/i);
   });
@@ -237,10 +299,18 @@ describe("TLS", () => {
 
     const noCert = await cli(port, ["ssl.enable=true"], "get-instances");
     expect(noCert.code).toBe(1);
-    const withCert = await cli(port, ["ssl.enable=true", `ssl.certificate=${pki.clientCert}`, `ssl.keyfile=${pki.clientKey}`, `ssl.cafile=${pki.ca}`], "get-instances");
+    const withCert = await cli(
+      port,
+      ["ssl.enable=true", `ssl.certificate=${pki.clientCert}`, `ssl.keyfile=${pki.clientKey}`, `ssl.cafile=${pki.ca}`],
+      "get-instances",
+    );
     expect(withCert.output).not.toMatch(/error/);
     expect(withCert.code).toBe(0);
-    const withCaPath = await cli(port, ["ssl.enable=true", `ssl.certificate=${pki.clientCert}`, `ssl.keyfile=${pki.clientKey}`, `ssl.capath=${pki.caDir}`], "get-instances");
+    const withCaPath = await cli(
+      port,
+      ["ssl.enable=true", `ssl.certificate=${pki.clientCert}`, `ssl.keyfile=${pki.clientKey}`, `ssl.capath=${pki.caDir}`],
+      "get-instances",
+    );
     expect(withCaPath.output).not.toMatch(/error/);
     expect(withCaPath.code).toBe(0);
   });
@@ -305,8 +375,28 @@ describe("TLS", () => {
     const [controllerPort, agentPort, insecurePort, tlsPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
     const state = join(env.dir, "state");
     const refusedController = env.spawnCli(["controller", "--listen", `0.0.0.0:${controllerPort}`, "--state-dir", state]);
-    const refusedAgent = env.spawnCli(["agent", "--name", "a1", "--listen", `0.0.0.0:${agentPort}`, "--no-controller", "--state-dir", state]);
-    const badFlags = env.spawnCli(["controller", "--listen", `127.0.0.1:${controllerPort}`, "--state-dir", state, "--tls-cert", pki.serverCert, "--tls-key", pki.serverKey, "--tls-verify-clients"]);
+    const refusedAgent = env.spawnCli([
+      "agent",
+      "--name",
+      "a1",
+      "--listen",
+      `0.0.0.0:${agentPort}`,
+      "--no-controller",
+      "--state-dir",
+      state,
+    ]);
+    const badFlags = env.spawnCli([
+      "controller",
+      "--listen",
+      `127.0.0.1:${controllerPort}`,
+      "--state-dir",
+      state,
+      "--tls-cert",
+      pki.serverCert,
+      "--tls-key",
+      pki.serverKey,
+      "--tls-verify-clients",
+    ]);
     expect(await exited(refusedController)).toBe(1);
     expect(await exited(refusedAgent)).toBe(1);
     expect(await exited(badFlags)).toBe(1);
@@ -318,8 +408,29 @@ describe("TLS", () => {
     expect(await env.canConnect(controllerPort)).toBe(false);
     expect(await env.canConnect(agentPort)).toBe(false);
 
-    const insecure = env.spawnCli(["controller", "--name", "c1", "--listen", `0.0.0.0:${insecurePort}`, "--state-dir", state, "--allow-insecure-listen"]);
-    const tlsOnly = env.spawnCli(["controller", "--name", "c2", "--listen", `0.0.0.0:${tlsPort}`, "--state-dir", state, "--tls-cert", pki.serverCert, "--tls-key", pki.serverKey]);
+    const insecure = env.spawnCli([
+      "controller",
+      "--name",
+      "c1",
+      "--listen",
+      `0.0.0.0:${insecurePort}`,
+      "--state-dir",
+      state,
+      "--allow-insecure-listen",
+    ]);
+    const tlsOnly = env.spawnCli([
+      "controller",
+      "--name",
+      "c2",
+      "--listen",
+      `0.0.0.0:${tlsPort}`,
+      "--state-dir",
+      state,
+      "--tls-cert",
+      pki.serverCert,
+      "--tls-key",
+      pki.serverKey,
+    ]);
     await eventually(() => env.canConnect(insecurePort), 15_000, "the insecure controller");
     await eventually(() => env.canConnect(tlsPort), 15_000, "the TLS controller");
     expect(insecure.output()).toMatch(/WARNING: .*without TLS/);

@@ -89,7 +89,18 @@ describe.skipIf(!canRun)("a real Zeek cluster", { timeout: 180_000 }, () => {
     const agent = await env.startAgent({
       name: AGENT,
       controllerPort,
-      extraArgs: ["--zeek", ZEEK, "--request-timeout", "20", "--restart-delay", "0.5", "--stop-timeout", "10", "--log-archive-interval", "1"],
+      extraArgs: [
+        "--zeek",
+        ZEEK,
+        "--request-timeout",
+        "20",
+        "--restart-delay",
+        "0.5",
+        "--stop-timeout",
+        "10",
+        "--log-archive-interval",
+        "1",
+      ],
     });
     agentProc = agent.proc;
     stateDir = agent.stateDir;
@@ -151,7 +162,9 @@ describe.skipIf(!canRun)("a real Zeek cluster", { timeout: 180_000 }, () => {
     expect(count.json).toEqual({ errors: [], results: { "worker-01": 9216 } });
 
     const table = await zc(["get-id-value", "Cluster::nodes", "logger"]);
-    const layout = (table.json as { results: Record<string, Record<string, { node_type: string; p: { port: number } }>> }).results["logger"]!;
+    const layout = (table.json as { results: Record<string, Record<string, { node_type: string; p: { port: number } }>> }).results[
+      "logger"
+    ]!;
     const nodes = await clusterNodes();
     expect(layout["manager"]!.node_type).toBe("Cluster::MANAGER");
     expect(layout["manager"]!.p.port).toBe(nodes["manager"]!.port);
@@ -189,7 +202,12 @@ describe.skipIf(!canRun)("a real Zeek cluster", { timeout: 180_000 }, () => {
           await new Promise((r) => setTimeout(r, 500));
           const conn = join(loggerDir, "conn.log");
           const http = join(loggerDir, "http.log");
-          return existsSync(conn) && readFileSync(conn, "utf8").includes(`\t${port}\ttcp\t`) && existsSync(http) && readFileSync(http, "utf8").includes("/zmgmt-test");
+          return (
+            existsSync(conn) &&
+            readFileSync(conn, "utf8").includes(`\t${port}\ttcp\t`) &&
+            existsSync(http) &&
+            readFileSync(http, "utf8").includes("/zmgmt-test")
+          );
         },
         45_000,
         "conn.log and http.log entries for the test's HTTP request",
@@ -256,7 +274,8 @@ describe.skipIf(!canRun)("a real Zeek cluster", { timeout: 180_000 }, () => {
     writeFileSync(file, ini);
     const deployed = await zc(["deploy-config", file]);
     expect(deployed.code).toBe(1);
-    const nodes = (deployed.json as { results: { nodes: Record<string, { success: boolean; stderr?: string; error?: string }> } }).results.nodes;
+    const nodes = (deployed.json as { results: { nodes: Record<string, { success: boolean; stderr?: string; error?: string }> } }).results
+      .nodes;
     expect(nodes["manager"]!.success).toBe(true);
     expect(nodes["worker-01"]!.success).toBe(false);
     expect(nodes["worker-01"]!.stderr).toContain("broken.zeek");
@@ -324,7 +343,9 @@ describe.skipIf(!canRun)("zmgmt up --zeek", { timeout: 180_000 }, () => {
     await eventually(() => up.output().includes("cluster is up"), 60_000, "zmgmt up to report the cluster up");
     expect(up.output()).toContain("cluster nodes run Zeek");
     const run = await zeekClient(CLIENT, controllerPort, ["get-nodes"]);
-    const nodes = Object.values((run.json as { results: Record<string, Record<string, NodeView>> }).results["local"]!).filter((n) => n.cluster_role);
+    const nodes = Object.values((run.json as { results: Record<string, Record<string, NodeView>> }).results["local"]!).filter(
+      (n) => n.cluster_role,
+    );
     expect(nodes.length).toBeGreaterThanOrEqual(5);
     for (const n of nodes) {
       expect(n.state).toBe("RUNNING");
@@ -353,9 +374,19 @@ describe("choosing the node program", () => {
   });
 
   it.skipIf(!canRun)("names the Zeek the nodes run when given one", async () => {
-    const agent = env.spawnCli(["agent", "--name", "b", "--state-dir", join(env.dir, "t"), "--listen", "127.0.0.1:0", "--no-controller", "--zeek", ZEEK]);
+    const agent = env.spawnCli([
+      "agent",
+      "--name",
+      "b",
+      "--state-dir",
+      join(env.dir, "t"),
+      "--listen",
+      "127.0.0.1:0",
+      "--no-controller",
+      "--zeek",
+      ZEEK,
+    ]);
     await eventually(() => agent.output().includes("zmgmt agent b "), 20_000, "the agent's start-up line");
     expect(agent.output()).toMatch(/cluster nodes run Zeek 8\.\d+\.\d+\S* \(/);
   });
 });
-

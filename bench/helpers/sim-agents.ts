@@ -60,7 +60,9 @@ class SimAgent {
       }
       case AgentApi.get_nodes_request.name: {
         const [reqid] = AgentApi.get_nodes_request.parse(event);
-        this.send(AgentApi.get_nodes_response.make(reqid, makeResult(reqid, { instance, data: NodeStatusVecCodec.encode(this.statuses()) })));
+        this.send(
+          AgentApi.get_nodes_response.make(reqid, makeResult(reqid, { instance, data: NodeStatusVecCodec.encode(this.statuses()) })),
+        );
         return;
       }
       case AgentApi.node_dispatch_request.name: {
@@ -97,7 +99,8 @@ class SimAgent {
     const instance = this.name;
     const targets = wanted.length ? this.nodes.filter((n) => wanted.includes(n.name)) : this.nodes;
     return targets.map((n) => {
-      if (action[0] !== "get_id_value") return makeResult(reqid, { instance, node: n.name, success: false, error: `dispatch ${action[0]} unknown` });
+      if (action[0] !== "get_id_value")
+        return makeResult(reqid, { instance, node: n.name, success: false, error: `dispatch ${action[0]} unknown` });
       const value = action[1] === "Cluster::node" ? n.name : action[1] === "zmgmt::role" ? n.role : undefined;
       return value === undefined
         ? makeResult(reqid, { instance, node: n.name, success: false, error: "unknown id" })

@@ -69,7 +69,18 @@ export async function startAgent(
   const stateDir = join(scratch.dir, `agent-${opts.name}`);
   const proc = scratch.spawnCli(
     `agent-${opts.name}`,
-    ["agent", "--name", opts.name, "--state-dir", stateDir, "--listen", `127.0.0.1:${port}`, "--controller", `127.0.0.1:${opts.controllerPort}`, ...opts.args],
+    [
+      "agent",
+      "--name",
+      opts.name,
+      "--state-dir",
+      stateDir,
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--controller",
+      `127.0.0.1:${opts.controllerPort}`,
+      ...opts.args,
+    ],
     opts.env ? { env: opts.env } : {},
   );
   await waitFor(() => canConnect(port), 20_000, `agent ${opts.name} on port ${port}`);
@@ -153,4 +164,3 @@ export function floorNodeEnv(config: Configuration, nodeName: string, agentUrl: 
   if (node.interface !== undefined) env[NodeEnv.interface] = node.interface;
   return env;
 }
-

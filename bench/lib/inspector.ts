@@ -13,7 +13,13 @@ export class Inspector {
 
   private constructor(private readonly ws: WebSocket) {
     ws.on("message", (data) => {
-      const msg = JSON.parse((data as Buffer).toString()) as { id?: number; result?: unknown; error?: { message: string }; method?: string; params?: unknown };
+      const msg = JSON.parse((data as Buffer).toString()) as {
+        id?: number;
+        result?: unknown;
+        error?: { message: string };
+        method?: string;
+        params?: unknown;
+      };
       if (msg.id !== undefined) {
         const p = this.pending.get(msg.id);
         this.pending.delete(msg.id);
@@ -86,7 +92,13 @@ export async function memoryAfterGc(insp: Inspector): Promise<MemoryBreakdown> {
   });
   const m = JSON.parse(r.result.value) as Record<string, number>;
   const mb = (b: number | undefined): number => round((b ?? 0) / 1024 / 1024, 1);
-  return { rssMb: mb(m["rss"]), heapTotalMb: mb(m["heapTotal"]), heapUsedMb: mb(m["heapUsed"]), externalMb: mb(m["external"]), arrayBuffersMb: mb(m["arrayBuffers"]) };
+  return {
+    rssMb: mb(m["rss"]),
+    heapTotalMb: mb(m["heapTotal"]),
+    heapUsedMb: mb(m["heapUsed"]),
+    externalMb: mb(m["external"]),
+    arrayBuffersMb: mb(m["arrayBuffers"]),
+  };
 }
 
 export interface HeapTypeCost {
@@ -130,6 +142,12 @@ export async function heapByType(insp: Inspector, topN = 15): Promise<{ totalMb:
   const top = [...agg.values()]
     .sort((a, b) => b.bytes - a.bytes)
     .slice(0, topN)
-    .map((e) => ({ type: e.type, name: e.name, count: e.count, selfMb: round(e.bytes / 1024 / 1024, 2), pct: round((e.bytes / total) * 100, 1) }));
+    .map((e) => ({
+      type: e.type,
+      name: e.name,
+      count: e.count,
+      selfMb: round(e.bytes / 1024 / 1024, 2),
+      pct: round((e.bytes / total) * 100, 1),
+    }));
   return { totalMb: round(total / 1024 / 1024, 1), top };
 }

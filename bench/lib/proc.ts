@@ -25,7 +25,8 @@ export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs: number,
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${errorMessage(last)}` : ""}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${errorMessage(last)}` : ""}`);
     await sleep(intervalMs);
   }
 }
@@ -217,7 +218,6 @@ export interface Proc {
   output(): string;
 }
 
-
 // Process-group kills and the sweep for leftovers are the test suite's own.
 export { killGroup, pidAlive, processesUnder } from "../../test/helpers/cluster.js";
 import { killGroup, processesUnder } from "../../test/helpers/cluster.js";
@@ -257,7 +257,12 @@ export class Scratch {
     Scratch.live.clear();
   }
 
-  spawn(name: string, command: string, args: string[], options: SpawnOptions & { onLine?: (line: string) => void; noLog?: boolean } = {}): Proc {
+  spawn(
+    name: string,
+    command: string,
+    args: string[],
+    options: SpawnOptions & { onLine?: (line: string) => void; noLog?: boolean } = {},
+  ): Proc {
     const { onLine, noLog, ...spawnOptions } = options;
     const child = spawn(command, args, {
       cwd: this.dir,
@@ -313,7 +318,11 @@ export class Scratch {
     return this.adopt(name, child);
   }
 
-  spawnCli(name: string, args: string[], options: { env?: Record<string, string>; nodeArgs?: string[]; onLine?: (line: string) => void } = {}): Proc {
+  spawnCli(
+    name: string,
+    args: string[],
+    options: { env?: Record<string, string>; nodeArgs?: string[]; onLine?: (line: string) => void } = {},
+  ): Proc {
     return this.spawn(name, process.execPath, [...(options.nodeArgs ?? []), CLI, ...args], {
       ...(options.env ? { env: options.env } : {}),
       ...(options.onLine ? { onLine: options.onLine } : {}),

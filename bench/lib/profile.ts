@@ -150,7 +150,10 @@ export function summarizeCpuProfile(file: string, processName: string, window?: 
   return {
     process: processName,
     file: shortUrl(file),
-    wallMs: round((window ? Math.min(window.toUs, prof.endTime) - Math.max(window.fromUs, prof.startTime) : prof.endTime - prof.startTime) / 1000, 1),
+    wallMs: round(
+      (window ? Math.min(window.toUs, prof.endTime) - Math.max(window.fromUs, prof.startTime) : prof.endTime - prof.startTime) / 1000,
+      1,
+    ),
     busyMs: ms(busy),
     idleMs: ms(idle),
     gcMs: ms(gc),

@@ -78,7 +78,9 @@ export function renderMarkdown(r: BenchReport): string {
     `Machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGb} GiB, ${m.os}, Node ${m.node}. ` +
       `Load average (1/5/15 min) at start ${m.loadAvgStart.map((v) => v.toFixed(2)).join(" / ")}, at end ${m.loadAvgEnd.map((v) => v.toFixed(2)).join(" / ")}` +
       `${m.commit ? `; commit ${m.commit.slice(0, 12)}${m.commit.includes(" ") ? " with uncommitted changes" : ""}` : ""}. ` +
-      `Versions: ${Object.entries(r.versions).map(([k, v]) => `${k} ${v}`).join(", ")}.`,
+      `Versions: ${Object.entries(r.versions)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ")}.`,
     "",
   );
 
@@ -86,7 +88,11 @@ export function renderMarkdown(r: BenchReport): string {
   md.push(
     table(
       ["target", "measured", "result"],
-      r.targets.map((t) => [t.target, t.measured + (t.note ? ` (${t.note})` : ""), t.met === null ? "not evaluated" : t.met ? "**met**" : "**missed**"]),
+      r.targets.map((t) => [
+        t.target,
+        t.measured + (t.note ? ` (${t.note})` : ""),
+        t.met === null ? "not evaluated" : t.met ? "**met**" : "**missed**",
+      ]),
     ),
     "",
   );
@@ -131,7 +137,10 @@ export function renderMarkdown(r: BenchReport): string {
           `create requests reached the supervisor(s) from ${f(t.creates.firstMs, 0)} to ${f(t.creates.lastMs, 0)} ms, nodes ` +
           `checked in from ${f(t.checkIns.firstMs, 0)} (median ${f(t.checkIns.p50Ms, 0)}) to ${f(t.checkIns.lastMs, 0)} ms.`,
         "",
-        table(["phase", "ms"], t.segments.map((s) => [s.name, f(s.ms, 0)])),
+        table(
+          ["phase", "ms"],
+          t.segments.map((s) => [s.name, f(s.ms, 0)]),
+        ),
         "",
       );
     }
@@ -143,15 +152,38 @@ export function renderMarkdown(r: BenchReport): string {
         [`with ${d.memory.loaded?.nodes ?? "?"} nodes`, d.memory.loaded],
       ] as const) {
         if (!s) continue;
-        rows.push([label, f(s.controllerRssMb), f(s.supervisorRssMb), f(s.agentProcessRssMb), f(s.agentTotalRssMb), s.nodesRssMb !== undefined ? f(s.nodesRssMb) : "-"]);
+        rows.push([
+          label,
+          f(s.controllerRssMb),
+          f(s.supervisorRssMb),
+          f(s.agentProcessRssMb),
+          f(s.agentTotalRssMb),
+          s.nodesRssMb !== undefined ? f(s.nodesRssMb) : "-",
+        ]);
       }
-      md.push(table(["state", "controller RSS MB", "supervisor RSS MB", "agent process RSS MB", "agent total MB", "all nodes MB"], rows), "");
+      md.push(
+        table(["state", "controller RSS MB", "supervisor RSS MB", "agent process RSS MB", "agent total MB", "all nodes MB"], rows),
+        "",
+      );
     }
     if (d.profile) {
-      md.push("### Profile of the deploy miss", "", `${d.profile.reason}. CPU profiles of the management processes over the measured deploy:`, "");
+      md.push(
+        "### Profile of the deploy miss",
+        "",
+        `${d.profile.reason}. CPU profiles of the management processes over the measured deploy:`,
+        "",
+      );
       for (const p of d.profile.processes) md.push(profileSection(p), "");
       if (d.profile.timeline) {
-        md.push("Timeline of the profiled deploy:", "", table(["phase", "ms"], d.profile.timeline.segments.map((s) => [s.name, f(s.ms, 0)])), "");
+        md.push(
+          "Timeline of the profiled deploy:",
+          "",
+          table(
+            ["phase", "ms"],
+            d.profile.timeline.segments.map((s) => [s.name, f(s.ms, 0)]),
+          ),
+          "",
+        );
       }
     }
     if (d.notes.length) md.push(...d.notes.map((n) => `- ${n}`), "");
@@ -185,7 +217,13 @@ export function renderMarkdown(r: BenchReport): string {
         "The CI column is a bootstrap interval of the difference of medians; one that spans 0 means the samples cannot tell the two apart.",
       "",
     );
-    md.push(table(["manager", "restart delay setting", "p50 / p99", "min", "max", "zmgmt p50 / this p50", "zmgmt − this, p50 ms (95% CI)", "kills"], rowsFor(rs.matched)), "");
+    md.push(
+      table(
+        ["manager", "restart delay setting", "p50 / p99", "min", "max", "zmgmt p50 / this p50", "zmgmt − this, p50 ms (95% CI)", "kills"],
+        rowsFor(rs.matched),
+      ),
+      "",
+    );
     md.push(
       `For reference, the node program alone (spawned directly, until it serves): p50 ${f(rs.coldStartMs.p50, 0)} ms, p99 ${f(rs.coldStartMs.p99, 0)} ms. ` +
         (zm?.phases
@@ -195,7 +233,13 @@ export function renderMarkdown(r: BenchReport): string {
       "",
     );
     md.push("With a 1 s setting (informational):", "");
-    md.push(table(["manager", "restart delay setting", "p50 / p99", "min", "max", "zmgmt p50 / this p50", "zmgmt − this, p50 ms (95% CI)", "kills"], rowsFor(rs.delayed)), "");
+    md.push(
+      table(
+        ["manager", "restart delay setting", "p50 / p99", "min", "max", "zmgmt p50 / this p50", "zmgmt − this, p50 ms (95% CI)", "kills"],
+        rowsFor(rs.delayed),
+      ),
+      "",
+    );
     md.push(
       "What the settings mean: our `--restart-delay` is the first revival delay counted from the previous spawn (a node that ran longer than the delay is revived at once; " +
         "the delay doubles every third revival and resets after 30 s of uptime). PM2's `restart_delay` is a fixed wait after every exit. " +
@@ -218,7 +262,18 @@ export function renderMarkdown(r: BenchReport): string {
     );
     md.push(
       table(
-        ["agents", "get-nodes p50 / p99", "× echo p50", "req/s", "get-id-value p50 / p99", "× echo p50", "req/s", "controller CPU ms/req (get-nodes)", "controller CPU %", "simulator CPU %"],
+        [
+          "agents",
+          "get-nodes p50 / p99",
+          "× echo p50",
+          "req/s",
+          "get-id-value p50 / p99",
+          "× echo p50",
+          "req/s",
+          "controller CPU ms/req (get-nodes)",
+          "controller CPU %",
+          "simulator CPU %",
+        ],
         cp.sizes.map((s) => [
           s.agents,
           pm(s.getNodes.latencyMs),
@@ -236,7 +291,16 @@ export function renderMarkdown(r: BenchReport): string {
     );
     md.push(
       table(
-        ["agents", "connect ms", "deploy ms", "RSS connected MB", "RSS deployed MB", "RSS during queries (max) MB", "peak RSS (VmHWM) MB", "idle CPU %"],
+        [
+          "agents",
+          "connect ms",
+          "deploy ms",
+          "RSS connected MB",
+          "RSS deployed MB",
+          "RSS during queries (max) MB",
+          "peak RSS (VmHWM) MB",
+          "idle CPU %",
+        ],
         cp.sizes.map((s) => [
           s.agents,
           f(s.connectMs, 0),
@@ -252,7 +316,12 @@ export function renderMarkdown(r: BenchReport): string {
     );
     if (cp.profile) {
       const p = cp.profile;
-      md.push("### Profile of the control-plane miss", "", `${p.reason}. A second run at ${p.agents} agents with the controller under \`--cpu-prof\` (summarized per phase) and an inspector on loopback:`, "");
+      md.push(
+        "### Profile of the control-plane miss",
+        "",
+        `${p.reason}. A second run at ${p.agents} agents with the controller under \`--cpu-prof\` (summarized per phase) and an inspector on loopback:`,
+        "",
+      );
       for (const c of p.cpu) md.push(profileSection(c), "");
       if (p.memory.length) {
         md.push(
@@ -260,7 +329,14 @@ export function renderMarkdown(r: BenchReport): string {
           "",
           table(
             ["when", "RSS MB", "after GC: RSS MB", "heap total MB", "heap used MB", "external MB"],
-            p.memory.map((x) => [x.when, f(x.rssBeforeGcMb), f(x.afterGc.rssMb), f(x.afterGc.heapTotalMb), f(x.afterGc.heapUsedMb), f(x.afterGc.externalMb)]),
+            p.memory.map((x) => [
+              x.when,
+              f(x.rssBeforeGcMb),
+              f(x.afterGc.rssMb),
+              f(x.afterGc.heapTotalMb),
+              f(x.afterGc.heapUsedMb),
+              f(x.afterGc.externalMb),
+            ]),
           ),
           "",
         );
@@ -269,7 +345,10 @@ export function renderMarkdown(r: BenchReport): string {
         md.push(
           `Live heap after the queries (heap snapshot, ${f(p.heap.totalMb)} MB in total), largest kinds by own size:`,
           "",
-          table(["kind", "name", "count", "MB", "%"], p.heap.top.slice(0, 10).map((h) => [h.type, h.name || "-", h.count, f(h.selfMb, 2), f(h.pct)])),
+          table(
+            ["kind", "name", "count", "MB", "%"],
+            p.heap.top.slice(0, 10).map((h) => [h.type, h.name || "-", h.count, f(h.selfMb, 2), f(h.pct)]),
+          ),
           "",
         );
       }

@@ -66,7 +66,10 @@ export function deployTimeline(input: {
   const sups = input.supervisorLogs.flatMap((f) => readLog(f, "supervisor")).filter(inWindow);
   const first = (list: Entry[], prefix: string): number | undefined => list.find((e) => e.message.startsWith(prefix))?.ts;
   const times = (list: Entry[], prefix: string): number[] =>
-    list.filter((e) => e.message.startsWith(prefix)).map((e) => e.ts).sort((a, b) => a - b);
+    list
+      .filter((e) => e.message.startsWith(prefix))
+      .map((e) => e.ts)
+      .sort((a, b) => a - b);
 
   const ctrlRx = first(ctrl, CTRL_RX);
   const ctrlTxAgents = times(ctrl, CTRL_TX_AGENT);
@@ -112,7 +115,12 @@ export function deployTimeline(input: {
 }
 
 /** Restart phases for one kill, from the supervisor's log: exit noticed, respawned. */
-export function restartPhases(supervisorLog: string, node: string, killedAt: number, servingAt: number): { exitNoticedMs?: number; respawnedMs?: number } {
+export function restartPhases(
+  supervisorLog: string,
+  node: string,
+  killedAt: number,
+  servingAt: number,
+): { exitNoticedMs?: number; respawnedMs?: number } {
   const entries = readLog(supervisorLog, "supervisor").filter((e) => e.ts >= killedAt - 2 && e.ts <= servingAt + 2);
   const exit = entries.find((e) => e.message.includes(`'${node}'`) && e.message.includes("prematurely"))?.ts;
   const spawn = entries.find((e) => e.message.includes(`'${node}'`) && e.message.includes("revived"))?.ts;

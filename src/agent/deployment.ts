@@ -135,7 +135,13 @@ export class Deployments {
       ctx.reply(AgentApi.deploy_response.make(reqid, [makeResult(reqid, { instance })]), reqid);
       return;
     }
-    if (!force && this.config !== undefined && this.config.id === this.configId && sameDeployment(this.config, config) && this.runsAllOf(config)) {
+    if (
+      !force &&
+      this.config !== undefined &&
+      this.config.id === this.configId &&
+      sameDeployment(this.config, config) &&
+      this.runsAllOf(config)
+    ) {
       // zeek-client stages every deploy-config under a new id; an unchanged cluster keeps running.
       ctx.log.info(`config ${config.id} launches exactly what config ${this.configId} does; adopting it without restarting nodes`);
       this.adopt(config);

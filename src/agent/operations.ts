@@ -13,7 +13,6 @@ import { AgentApi } from "./api.js";
 import type { AgentContext, AgentRequest, AgentRequestOf } from "./context.js";
 import { decodeNodeMeta } from "./node-meta.js";
 
-
 const RESTARTABLE: ReadonlySet<State> = new Set<State>(["RUNNING", "CRASHED", "FAILED"]);
 
 export class NodeOperations {
@@ -105,7 +104,9 @@ export class NodeOperations {
       if (ctx.nodes.get(n)?.managementPort === undefined) viaHub.push(n);
       else if (!ctx.zeekLinks.send(n, NodeApi.node_dispatch_request.make(nodeReqid, action, [n]))) {
         pending.state.waiting.delete(n);
-        pending.results.push(makeResult(reqid, { instance, node: n, success: false, error: `cluster node ${n} is not reachable by its agent` }));
+        pending.results.push(
+          makeResult(reqid, { instance, node: n, success: false, error: `cluster node ${n} is not reachable by its agent` }),
+        );
       }
     }
     if (viaHub.length > 0) ctx.endpoint.publishEvent(NODE_TOPIC, NodeApi.node_dispatch_request.make(nodeReqid, action, viaHub));
@@ -185,7 +186,8 @@ export class NodeOperations {
           const msg = `failed to restart node ${n}`;
           ctx.log.error(msg);
           ctx.notifyError(msg, n);
-          if (pending.state.waiting.delete(n)) pending.results.push(makeResult(reqid, { instance, node: n, success: false, error: `could not restart node ${n}` }));
+          if (pending.state.waiting.delete(n))
+            pending.results.push(makeResult(reqid, { instance, node: n, success: false, error: `could not restart node ${n}` }));
         }
       }),
     );

@@ -4,7 +4,16 @@
 // (AgentOptions), which the daemon derives from them.
 
 import { Type, type Static } from "@sinclair/typebox";
-import { LogFormatSchema, LogLevelSchema, PeerTlsSchema, PortSchema, TlsServerSchema, jsonOptionsReader, type Holds, type Same } from "../management/options-schema.js";
+import {
+  LogFormatSchema,
+  LogLevelSchema,
+  PeerTlsSchema,
+  PortSchema,
+  TlsServerSchema,
+  jsonOptionsReader,
+  type Holds,
+  type Same,
+} from "../management/options-schema.js";
 import type { ZeekInstall } from "./zeek.js";
 
 const ZeekInstallSchema = Type.Object(
@@ -65,7 +74,11 @@ export class AgentOptionsError extends Error {
 }
 
 /** Parses and validates agent daemon options passed as JSON (e.g. through the environment). */
-export const parseAgentDaemonOptions = jsonOptionsReader(AgentDaemonOptionsSchema, "agent options", (message) => new AgentOptionsError(message));
+export const parseAgentDaemonOptions = jsonOptionsReader(
+  AgentDaemonOptionsSchema,
+  "agent options",
+  (message) => new AgentOptionsError(message),
+);
 
 export interface AgentOptions {
   name: string;

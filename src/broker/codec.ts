@@ -291,10 +291,7 @@ export function decodeTyped(type: string, data: unknown, path = "", depth = 0): 
         if (!isPlainObject(entry) || !("key" in entry) || !("value" in entry)) {
           fail(`${path}[${i}]`, "table entry expects {key, value}");
         }
-        return [
-          decodeData(entry["key"], `${path}[${i}].key`, depth + 1),
-          decodeData(entry["value"], `${path}[${i}].value`, depth + 1),
-        ];
+        return [decodeData(entry["key"], `${path}[${i}].key`, depth + 1), decodeData(entry["value"], `${path}[${i}].value`, depth + 1)];
       });
       return { type, value: canonicalTable(entries) };
     }

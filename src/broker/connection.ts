@@ -126,7 +126,10 @@ export function classifyConnectError(err: SocketError, phase: ConnectPhase, url:
   const status = /^Unexpected server response: (\d+)/.exec(detail);
   if (status) {
     if (status[1] === "401" || status[1] === "403") return make("handshake_rejected", `refused by the endpoint (HTTP ${status[1]})`);
-    return make("not_broker_endpoint", `HTTP ${status[1]} instead of a WebSocket upgrade: not a Broker WebSocket endpoint (an HTTP server, or a wrong path?)`);
+    return make(
+      "not_broker_endpoint",
+      `HTTP ${status[1]} instead of a WebSocket upgrade: not a Broker WebSocket endpoint (an HTTP server, or a wrong path?)`,
+    );
   }
   if (codes.some((c) => c === "ECONNRESET" || c === "EPIPE") || /socket hang up/i.test(detail)) {
     return make("closed", `connection closed by the other side in ${phase}`);

@@ -62,7 +62,12 @@ export function awaitResponse<A extends readonly Codec<unknown>[]>(
   reqid: string,
   wait: number | ResponseWait,
 ): Promise<Response<A>> {
-  const { timeoutMs, perMessage = false, failOnDown = false, inspect = decodeOrSkip } = typeof wait === "number" ? { timeoutMs: wait } : wait;
+  const {
+    timeoutMs,
+    perMessage = false,
+    failOnDown = false,
+    inspect = decodeOrSkip,
+  } = typeof wait === "number" ? { timeoutMs: wait } : wait;
   return new Promise((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
     const cleanup = (): void => {
@@ -77,7 +82,10 @@ export function awaitResponse<A extends readonly Codec<unknown>[]>(
     };
     const arm = (): void => {
       clearTimeout(timer);
-      timer = setTimeout(() => fail(new ProtocolError("request_timeout", `no ${spec.name} for request ${reqid} within ${timeoutMs} ms`)), timeoutMs);
+      timer = setTimeout(
+        () => fail(new ProtocolError("request_timeout", `no ${spec.name} for request ${reqid} within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
     };
     const onData = (topic: string, data: BrokerData): void => {
       if (perMessage) arm();

@@ -20,12 +20,7 @@ function mismatch(path: string, label: string, got: BrokerData): never {
   throw new ProtocolError("invalid_event", `${path}: expected ${label}, got ${got.type}`);
 }
 
-function scalar<T>(
-  type: BrokerData["type"],
-  label: string,
-  make: (v: T) => BrokerData,
-  check?: (v: T) => boolean,
-): Codec<T> {
+function scalar<T>(type: BrokerData["type"], label: string, make: (v: T) => BrokerData, check?: (v: T) => boolean): Codec<T> {
   return {
     label,
     encode: make,
@@ -150,10 +145,7 @@ export function record<T extends object>(name: string, fields: FieldCodecs<T>): 
     decode(data, path) {
       if (data.type !== "vector") mismatch(path, `record ${name}`, data);
       if (data.value.length < entries.length) {
-        throw new ProtocolError(
-          "invalid_event",
-          `${path}: record ${name} needs ${entries.length} fields, got ${data.value.length}`,
-        );
+        throw new ProtocolError("invalid_event", `${path}: record ${name} needs ${entries.length} fields, got ${data.value.length}`);
       }
       const out: Record<string, unknown> = {};
       entries.forEach(([k, c], i) => {
@@ -199,10 +191,7 @@ export function defineEvent<A extends readonly Codec<unknown>[]>(name: string, .
             c.decode(B.none(), "");
             padded.push(B.none());
           } catch {
-            throw new ProtocolError(
-              "invalid_event",
-              `${name} takes ${argCodecs.length} arguments, got ${event.args.length}`,
-            );
+            throw new ProtocolError("invalid_event", `${name} takes ${argCodecs.length} arguments, got ${event.args.length}`);
           }
         }
         return argCodecs.map((c, i) => c.decode(padded[i]!, `${name} arg ${i + 1}`)) as ArgValues<A>;

@@ -86,8 +86,17 @@ export function processOptions(flags: SupervisionFlags): ProcessManagerOptions {
 export function addSupervisionOptions(cmd: Command): Command {
   return cmd
     .option("--restart-delay <seconds>", "first delay before reviving a crashed node", intOption("--restart-delay"), 1)
-    .option("--restart-max-delay <seconds>", "cap on the revival delay (it doubles every third attempt)", intOption("--restart-max-delay"), 60)
-    .option("--restart-max-attempts <n>", "give up on a node after this many revivals (default: never)", intOption("--restart-max-attempts"))
+    .option(
+      "--restart-max-delay <seconds>",
+      "cap on the revival delay (it doubles every third attempt)",
+      intOption("--restart-max-delay"),
+      60,
+    )
+    .option(
+      "--restart-max-attempts <n>",
+      "give up on a node after this many revivals (default: never)",
+      intOption("--restart-max-attempts"),
+    )
     .option("--stop-timeout <seconds>", "SIGKILL a node that has not exited this long after SIGTERM", intOption("--stop-timeout"), 26);
 }
 
@@ -146,25 +155,40 @@ interface ControllerFlags extends ListenerTlsFlags {
 }
 
 export function registerDaemonCommands(program: Command): void {
-  addAgentTlsOptions(addSupervisionOptions(
-    program
-      .command("agent")
-      .description("run a supervisor and its agent on this host; the agent manages this instance's cluster nodes")
-      .option("--name <name>", "instance (agent) name", defaultAgentName())
-      .option("--state-dir <dir>", "state directory (node directories, logs)", defaultStateDir())
-      .option("--listen <host:port>", "where the agent listens for its nodes and for controllers that dial in", `127.0.0.1:${DEFAULT_AGENT_PORT}`)
-      .option("--controller <host:port>", "controller to connect to (wss://host:port for TLS)", `127.0.0.1:${DEFAULT_CONTROLLER_WEBSOCKET_PORT}`)
-      .option("--no-controller", "do not dial a controller; wait for it to connect (the instance has a listen port in the config)")
-      .option("--request-timeout <seconds>", "timeout of agent-side requests", intOption("--request-timeout"), DEFAULT_AGENT_REQUEST_TIMEOUT_MS / 1000)
-      .option("--zeek <path>", "run every cluster node as this Zeek (default: zeek on PATH, else the built-in zmgmt node)")
-      .option("--no-zeek", "run the built-in zmgmt node even where Zeek is installed")
-      .option("--node-command <argv...>", "program to run for each node instead of Zeek or the built-in node")
-      .option("--log-archive-dir <dir>", "where Zeek loggers' rotated logs are archived (default: <state-dir>/logs)")
-      .option("--log-archive-interval <seconds>", "how often rotated logs are archived", intOption("--log-archive-interval"), 60)
-      .addOption(new Option("--log-level <level>", "management log level").choices(["DEBUG", "INFO", "WARNING", "ERROR"]).default("INFO"))
-      .option("--log-stderr", "also print management log lines to stderr")
-      .addOption(logFormatOption()),
-  )).action(async (opts: AgentFlags) => {
+  addAgentTlsOptions(
+    addSupervisionOptions(
+      program
+        .command("agent")
+        .description("run a supervisor and its agent on this host; the agent manages this instance's cluster nodes")
+        .option("--name <name>", "instance (agent) name", defaultAgentName())
+        .option("--state-dir <dir>", "state directory (node directories, logs)", defaultStateDir())
+        .option(
+          "--listen <host:port>",
+          "where the agent listens for its nodes and for controllers that dial in",
+          `127.0.0.1:${DEFAULT_AGENT_PORT}`,
+        )
+        .option(
+          "--controller <host:port>",
+          "controller to connect to (wss://host:port for TLS)",
+          `127.0.0.1:${DEFAULT_CONTROLLER_WEBSOCKET_PORT}`,
+        )
+        .option("--no-controller", "do not dial a controller; wait for it to connect (the instance has a listen port in the config)")
+        .option(
+          "--request-timeout <seconds>",
+          "timeout of agent-side requests",
+          intOption("--request-timeout"),
+          DEFAULT_AGENT_REQUEST_TIMEOUT_MS / 1000,
+        )
+        .option("--zeek <path>", "run every cluster node as this Zeek (default: zeek on PATH, else the built-in zmgmt node)")
+        .option("--no-zeek", "run the built-in zmgmt node even where Zeek is installed")
+        .option("--node-command <argv...>", "program to run for each node instead of Zeek or the built-in node")
+        .option("--log-archive-dir <dir>", "where Zeek loggers' rotated logs are archived (default: <state-dir>/logs)")
+        .option("--log-archive-interval <seconds>", "how often rotated logs are archived", intOption("--log-archive-interval"), 60)
+        .addOption(new Option("--log-level <level>", "management log level").choices(["DEBUG", "INFO", "WARNING", "ERROR"]).default("INFO"))
+        .option("--log-stderr", "also print management log lines to stderr")
+        .addOption(logFormatOption()),
+    ),
+  ).action(async (opts: AgentFlags) => {
     const logFormat = applyLogFormat(opts.logFormat);
     const listen = parseHostPort(opts.listen, DEFAULT_AGENT_PORT);
     const tls = listenerTlsFromFlags(opts);
@@ -226,20 +250,27 @@ export function registerDaemonCommands(program: Command): void {
       closeOnSignals(() => running.close(), 10_000);
     });
 
-  addControllerTlsOptions(program
-    .command("controller")
-    .description("run the controller: the Management API endpoint for clients and agents")
-    .option("--name <name>", "controller name", defaultControllerName())
-    .option("--state-dir <dir>", "state directory (persisted configurations, management log)", defaultStateDir())
-    .option("--listen <host:port>", "WebSocket listen address for clients and agents", `127.0.0.1:${DEFAULT_CONTROLLER_WEBSOCKET_PORT}`)
-    .option("--request-timeout <seconds>", "timeout of controller requests", intOption("--request-timeout"), DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS / 1000)
-    .addOption(new Option("--log-level <level>", "management log level").choices(["DEBUG", "INFO", "WARNING", "ERROR"]).default("INFO"))
-    .option("--log-stderr", "also print management log lines to stderr")
-    .addOption(logFormatOption())
-    .option("--broker-start-port <port>", "first port for cluster-port auto-assignment", intOption("--broker-start-port"), 2200)
-    .option("--metrics-start-port <port>", "first port for metrics-port auto-assignment", intOption("--metrics-start-port"), 9000)
-    .option("--no-auto-assign-ports", "do not assign cluster ports to manager, logger and proxy nodes that lack one")
-    .option("--no-auto-assign-metrics-ports", "do not assign metrics ports to nodes that lack one"))
+  addControllerTlsOptions(
+    program
+      .command("controller")
+      .description("run the controller: the Management API endpoint for clients and agents")
+      .option("--name <name>", "controller name", defaultControllerName())
+      .option("--state-dir <dir>", "state directory (persisted configurations, management log)", defaultStateDir())
+      .option("--listen <host:port>", "WebSocket listen address for clients and agents", `127.0.0.1:${DEFAULT_CONTROLLER_WEBSOCKET_PORT}`)
+      .option(
+        "--request-timeout <seconds>",
+        "timeout of controller requests",
+        intOption("--request-timeout"),
+        DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS / 1000,
+      )
+      .addOption(new Option("--log-level <level>", "management log level").choices(["DEBUG", "INFO", "WARNING", "ERROR"]).default("INFO"))
+      .option("--log-stderr", "also print management log lines to stderr")
+      .addOption(logFormatOption())
+      .option("--broker-start-port <port>", "first port for cluster-port auto-assignment", intOption("--broker-start-port"), 2200)
+      .option("--metrics-start-port <port>", "first port for metrics-port auto-assignment", intOption("--metrics-start-port"), 9000)
+      .option("--no-auto-assign-ports", "do not assign cluster ports to manager, logger and proxy nodes that lack one")
+      .option("--no-auto-assign-metrics-ports", "do not assign metrics ports to nodes that lack one"),
+  )
     .addOption(new Option("--from-env").hideHelp())
     .action(async (opts: ControllerFlags) => {
       let options: ControllerDaemonOptions;
@@ -275,7 +306,9 @@ export function registerDaemonCommands(program: Command): void {
       applyLogFormat(options.logFormat);
       process.title = `zmgmt controller ${options.name}`;
       const running = await startControllerDaemon(options);
-      printStartupLine(`zmgmt controller ${options.name} listening on ${listenUrl(options.listenHost, running.port, options.tls !== undefined)} (state in ${options.stateDir})`);
+      printStartupLine(
+        `zmgmt controller ${options.name} listening on ${listenUrl(options.listenHost, running.port, options.tls !== undefined)} (state in ${options.stateDir})`,
+      );
       // A controller started by a supervisor (zmgmt up) leaves with it; a standalone one
       // must not care who its parent is.
       if (opts.fromEnv) exitWhenOrphaned(() => running.close());

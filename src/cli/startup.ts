@@ -7,7 +7,9 @@ import { createConnection } from "node:net";
 import { LOG_FORMATS, setStderrLogFormat, type LogFormat } from "../management/log.js";
 
 export function logFormatOption(): Option {
-  return new Option("--log-format <format>", "format of the management log lines on stderr (with --log-stderr)").choices([...LOG_FORMATS]).default("pretty");
+  return new Option("--log-format <format>", "format of the management log lines on stderr (with --log-stderr)")
+    .choices([...LOG_FORMATS])
+    .default("pretty");
 }
 
 /** Applies --log-format to every logger this process creates from now on. */

@@ -388,20 +388,18 @@ export function renderClusterConfigJson(config: Configuration): ClusterConfigJso
     if (inst.host !== "0.0.0.0") return { name: inst.name, host: inst.host };
     return { name: inst.name };
   });
-  const nodes = byName(config.nodes).map(
-    (node): ClusterConfigJsonNode => ({
-      name: node.name,
-      instance: node.instance,
-      role: node.role,
-      port: node.port ?? null,
-      scripts: node.scripts ? [...node.scripts] : null,
-      options: node.options ? node.options.map((o) => ({ name: o.name, value: o.value })) : null,
-      interface: node.interface ?? null,
-      cpu_affinity: node.cpuAffinity ?? null,
-      env: { ...node.env },
-      metrics_port: node.metricsPort ?? null,
-    }),
-  );
+  const nodes = byName(config.nodes).map((node): ClusterConfigJsonNode => ({
+    name: node.name,
+    instance: node.instance,
+    role: node.role,
+    port: node.port ?? null,
+    scripts: node.scripts ? [...node.scripts] : null,
+    options: node.options ? node.options.map((o) => ({ name: o.name, value: o.value })) : null,
+    interface: node.interface ?? null,
+    cpu_affinity: node.cpuAffinity ?? null,
+    env: { ...node.env },
+    metrics_port: node.metricsPort ?? null,
+  }));
   return { id: config.id, instances, nodes };
 }
 

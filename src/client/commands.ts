@@ -359,7 +359,8 @@ async function hintUnknownNodes(ctx: Context, conn: ControllerConnection, json: 
   let names: string[] = [];
   try {
     for (const result of await conn.client.getNodes()) {
-      for (const status of resultNodeStatuses(result) ?? []) if (status.mgmtRole !== "AGENT" && status.mgmtRole !== "CONTROLLER") names.push(status.node);
+      for (const status of resultNodeStatuses(result) ?? [])
+        if (status.mgmtRole !== "AGENT" && status.mgmtRole !== "CONTROLLER") names.push(status.node);
     }
   } catch {
     return; // A hint is not worth a second failure.

@@ -154,7 +154,8 @@ export function connectFailureMessage(err: ConnectError, remote: string): string
         `endpoint: a web or metrics port? The controller listens on ${DEFAULT_CONTROLLER_WEBSOCKET_PORT} by default)`
       );
     case "handshake_rejected":
-      if (err.frame !== undefined) return `protocol data error with controller ${remote}: ${ackProblem(err.frame) ?? err.detail}, raw data: ${err.frame}`;
+      if (err.frame !== undefined)
+        return `protocol data error with controller ${remote}: ${ackProblem(err.frame) ?? err.detail}, raw data: ${err.frame}`;
       return `websocket error in ${stage} with controller ${remote}: ${err.detail}`;
     case "closed":
       return `websocket error in ${stage} with controller ${remote}: ${err.detail}`;
@@ -239,12 +240,12 @@ export class ControllerConnection {
       },
       onPublish: (event: ZeekEvent) => {
         // A greeting that came before the request was sent would otherwise go unseen.
-        if (this.greeting.agent !== undefined) throw new ClientFailure(`no response received: ${notAControllerMessage(this.target.remote, this.greeting.agent)}`);
+        if (this.greeting.agent !== undefined)
+          throw new ClientFailure(`no response received: ${notAControllerMessage(this.target.remote, this.greeting.agent)}`);
         if (log.tracing) log.debug(`send: ${encodeEventMessage(CONTROLLER_TOPIC, event)}`);
       },
     });
     connection.on("server-error", (code, context) => log.debug(`skipping non-data message: error ${code}: ${context}`));
-
   }
 
   /**

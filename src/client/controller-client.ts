@@ -8,12 +8,7 @@ import type { Codec, EventSpec } from "../broker/schema.js";
 import type { ZeekEvent } from "../broker/messages.js";
 import { webSocketUrl } from "../broker/url.js";
 import { CONTROLLER_TOPIC, ControllerApi } from "../controller/api.js";
-import {
-  ConfigurationCodec,
-  InstanceVecCodec,
-  NodeOutputsCodec,
-  NodeStatusVecCodec,
-} from "../management/records.js";
+import { ConfigurationCodec, InstanceVecCodec, NodeOutputsCodec, NodeStatusVecCodec } from "../management/records.js";
 import type { Configuration, Instance, NodeOutputs, NodeStatus, Result } from "../management/types.js";
 
 export interface ControllerClientOptions {
@@ -77,7 +72,14 @@ export class ControllerClient {
     timeoutMs = this.requestTimeoutMs,
   ): Promise<Response<A>> {
     this.settings.onPublish?.(event);
-    return request(this.link, CONTROLLER_TOPIC, event, response, { ...this.settings.wait, timeoutMs }, `the controller at ${this.link.url}`);
+    return request(
+      this.link,
+      CONTROLLER_TOPIC,
+      event,
+      response,
+      { ...this.settings.wait, timeoutMs },
+      `the controller at ${this.link.url}`,
+    );
   }
 
   async getInstances(): Promise<Result> {
@@ -120,7 +122,11 @@ export class ControllerClient {
   }
 
   async restart(nodes: string[] = [], timeoutMs?: number): Promise<Result[]> {
-    const [, results] = await this.transact(ControllerApi.restart_request.make(newReqId(), nodes), ControllerApi.restart_response, timeoutMs);
+    const [, results] = await this.transact(
+      ControllerApi.restart_request.make(newReqId(), nodes),
+      ControllerApi.restart_response,
+      timeoutMs,
+    );
     return results;
   }
 

@@ -6,10 +6,31 @@
 // (not `:`), has no indented continuation lines, keeps key case, turns `[a.b]` into nested
 // objects and `k[]` into arrays, coerces true/false/null, and never reports duplicates.
 
-import { PY_NON_WS, optionxform, pad2, parsePyBoolean, parsePyFloat, parsePyInt, pyRepr, pyRstrip, pyStrip, universalLines } from "./py-text.js";
+import {
+  PY_NON_WS,
+  optionxform,
+  pad2,
+  parsePyBoolean,
+  parsePyFloat,
+  parsePyInt,
+  pyRepr,
+  pyRstrip,
+  pyStrip,
+  universalLines,
+} from "./py-text.js";
 
 // The Python text helpers are part of this module's interface for its callers.
-export { isPySpace, optionxform, parsePyBoolean, parsePyFloat, parsePyInt, pyRepr, pyRstrip, pySplitWhitespace, pyStrip } from "./py-text.js";
+export {
+  isPySpace,
+  optionxform,
+  parsePyBoolean,
+  parsePyFloat,
+  parsePyInt,
+  pyRepr,
+  pyRstrip,
+  pySplitWhitespace,
+  pyStrip,
+} from "./py-text.js";
 
 export type IniErrorCode =
   | "missing-section-header"
@@ -59,7 +80,6 @@ export const DEFAULT_SECTION = "DEFAULT";
 
 /** A value as stored: `null` is an option written without a value (allow_no_value). */
 export type IniValue = string | null;
-
 
 const SECTION_HEADER = /^\[([\s\S]+)\]/;
 const INTERPOLATION_KEY = /^%\(([^)]+)\)s/;
@@ -374,11 +394,7 @@ export class ConfigParser {
           if (v.includes("%")) expand(v, depth + 1);
           else parts.push(v);
         } else {
-          throw new IniError(
-            "interpolation-syntax",
-            `'%' must be followed by '%' or '(', found: ${pyRepr(rest)}`,
-            { section, option },
-          );
+          throw new IniError("interpolation-syntax", `'%' must be followed by '%' or '(', found: ${pyRepr(rest)}`, { section, option });
         }
       }
     };
@@ -395,11 +411,10 @@ export class ConfigParser {
       const residue = value.replace(/%%/g, "").replace(INTERPOLATION_KEY_GLOBAL, "");
       const at = residue.indexOf("%");
       if (at >= 0) {
-        throw new IniError(
-          "interpolation-syntax",
-          `invalid interpolation syntax in ${pyRepr(value)} at position ${at}`,
-          { section, option },
-        );
+        throw new IniError("interpolation-syntax", `invalid interpolation syntax in ${pyRepr(value)} at position ${at}`, {
+          section,
+          option,
+        });
       }
     }
     let data: SectionData | undefined;

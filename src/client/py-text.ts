@@ -127,7 +127,6 @@ export function parsePyBoolean(text: string): boolean | undefined {
   return Object.prototype.hasOwnProperty.call(BOOLEAN_STATES, key) ? BOOLEAN_STATES[key] : undefined;
 }
 
-
 /** Splits like a Python text-mode file: `\n`, `\r\n` and `\r` end lines, each reported as `\n`. */
 export function universalLines(text: string): string[] {
   const lines: string[] = [];

@@ -24,7 +24,11 @@ export interface Rendered {
 
 /** Broker's wire form of a value as a Python structure (what brokertypes' repr() dumps). */
 export function brokerWire(d: BrokerData): PyJson {
-  const wrap = (data: PyJson): PyDict => pyDict([["@data-type", d.type], ["data", data]]);
+  const wrap = (data: PyJson): PyDict =>
+    pyDict([
+      ["@data-type", d.type],
+      ["data", data],
+    ]);
   switch (d.type) {
     case "none":
       return wrap(pyDict());
@@ -48,7 +52,14 @@ export function brokerWire(d: BrokerData): PyJson {
     case "vector":
       return wrap(d.value.map(brokerWire));
     case "table":
-      return wrap(d.value.map(([k, v]) => pyDict([["key", brokerWire(k)], ["value", brokerWire(v)]])));
+      return wrap(
+        d.value.map(([k, v]) =>
+          pyDict([
+            ["key", brokerWire(k)],
+            ["value", brokerWire(v)],
+          ]),
+        ),
+      );
   }
 }
 
@@ -143,7 +154,11 @@ export function renderGetInstances(result: Result): Rendered {
     // leaves the output empty; it still counts as success.
     const converted = pyDict();
     for (const inst of instances) {
-      if (inst.listenPort !== undefined) converted[inst.name] = pyDict([["host", inst.host], ["port", inst.listenPort]]);
+      if (inst.listenPort !== undefined)
+        converted[inst.name] = pyDict([
+          ["host", inst.host],
+          ["port", inst.listenPort],
+        ]);
       else if (inst.host !== "0.0.0.0") converted[inst.name] = pyDict([["host", inst.host]]);
       else converted[inst.name] = pyDict();
     }
@@ -162,11 +177,21 @@ export function renderGetNodes(results: readonly Result[]): Rendered {
   for (const res of sortResults(results)) {
     const source = res.instance ?? null;
     if (!res.success) {
-      errors.push(pyDict([["source", source], ["error", res.error ?? null]]));
+      errors.push(
+        pyDict([
+          ["source", source],
+          ["error", res.error ?? null],
+        ]),
+      );
       continue;
     }
     if (res.data === undefined) {
-      errors.push(pyDict([["source", source], ["error", "result does not contain node status data"]]));
+      errors.push(
+        pyDict([
+          ["source", source],
+          ["error", "result does not contain node status data"],
+        ]),
+      );
       continue;
     }
     const nodes = pyDict();
@@ -188,7 +213,14 @@ export function renderGetNodes(results: readonly Result[]): Rendered {
       logs.push({ level: "error", message: `NodeStatus data invalid: ${errorText(err)}` });
     }
   }
-  return { json: pyDict([["errors", errors], ["results", byInstance]]), exitCode: errors.length > 0 ? 1 : 0, logs };
+  return {
+    json: pyDict([
+      ["errors", errors],
+      ["results", byInstance],
+    ]),
+    exitCode: errors.length > 0 ? 1 : 0,
+    logs,
+  };
 }
 
 export interface RenderedConfig {
@@ -234,7 +266,14 @@ export function renderStage(results: readonly Result[]): Rendered {
     }
     if (res.data !== undefined) out["id"] = brokerToPy(res.data);
   }
-  return { json: pyDict([["errors", errors], ["results", out]]), exitCode, logs: [] };
+  return {
+    json: pyDict([
+      ["errors", errors],
+      ["results", out],
+    ]),
+    exitCode,
+    logs: [],
+  };
 }
 
 /** deploy: `{errors: [...], results: {id, nodes: {node: {instance, success[, stdout, stderr]}}}}`. */
@@ -263,7 +302,10 @@ export function renderDeploy(results: readonly Result[]): Rendered {
       nodes = pyDict();
       out["nodes"] = nodes;
     }
-    const entry = pyDict([["success", res.success], ["instance", res.instance]]);
+    const entry = pyDict([
+      ["success", res.success],
+      ["instance", res.instance],
+    ]);
     if (res.data !== undefined) {
       try {
         const outputs = NodeOutputsCodec.decode(res.data, "data");
@@ -275,7 +317,14 @@ export function renderDeploy(results: readonly Result[]): Rendered {
     }
     nodes[res.node] = entry;
   }
-  return { json: pyDict([["errors", errors], ["results", out]]), exitCode, logs };
+  return {
+    json: pyDict([
+      ["errors", errors],
+      ["results", out],
+    ]),
+    exitCode,
+    logs,
+  };
 }
 
 /** get-id-value: each node's value parsed from its JSON text, failures by node. */
@@ -284,25 +333,47 @@ export function renderGetIdValue(results: readonly Result[]): Rendered {
   const out = pyDict();
   for (const res of sortResults(results)) {
     if (!res.success) {
-      errors.push(pyDict([["source", res.node ?? null], ["error", res.error ?? null]]));
+      errors.push(
+        pyDict([
+          ["source", res.node ?? null],
+          ["error", res.error ?? null],
+        ]),
+      );
       continue;
     }
     if (res.node) {
       if (res.data?.type !== "string") {
-        errors.push(pyDict([["source", res.node], ["error", `invalid result data type ${brokerRepr(res.data)}`]]));
+        errors.push(
+          pyDict([
+            ["source", res.node],
+            ["error", `invalid result data type ${brokerRepr(res.data)}`],
+          ]),
+        );
         continue;
       }
       try {
         out[res.node] = pyLoads(res.data.value);
       } catch (err) {
         if (!(err instanceof PyJsonDecodeError)) throw err;
-        errors.push(pyDict([["source", res.node], ["error", `JSON decode error: ${err.message}`]]));
+        errors.push(
+          pyDict([
+            ["source", res.node],
+            ["error", `JSON decode error: ${err.message}`],
+          ]),
+        );
       }
       continue;
     }
     errors.push(pyDict([["error", `result lacking node: ${brokerStr(res.data)}`]]));
   }
-  return { json: pyDict([["errors", errors], ["results", out]]), exitCode: errors.length > 0 ? 1 : 0, logs: [] };
+  return {
+    json: pyDict([
+      ["errors", errors],
+      ["results", out],
+    ]),
+    exitCode: errors.length > 0 ? 1 : 0,
+    logs: [],
+  };
 }
 
 /** restart: `{errors: [...], results: {node: success}}`; only controller-side failures are errors. */
@@ -311,7 +382,12 @@ export function renderRestart(results: readonly Result[]): Rendered {
   const out = pyDict();
   for (const res of sortResults(results)) {
     if (!res.success && res.instance === undefined) {
-      errors.push(pyDict([["source", res.node ?? null], ["error", res.error ?? null]]));
+      errors.push(
+        pyDict([
+          ["source", res.node ?? null],
+          ["error", res.error ?? null],
+        ]),
+      );
       continue;
     }
     if (res.node) {
@@ -320,12 +396,26 @@ export function renderRestart(results: readonly Result[]): Rendered {
     }
     errors.push(pyDict([["error", `result lacking node: ${resultToString(res)}`]]));
   }
-  return { json: pyDict([["errors", errors], ["results", out]]), exitCode: errors.length > 0 ? 1 : 0, logs: [] };
+  return {
+    json: pyDict([
+      ["errors", errors],
+      ["results", out],
+    ]),
+    exitCode: errors.length > 0 ? 1 : 0,
+    logs: [],
+  };
 }
 
 /** test-timeout: `{success, error}`; always exit 0 once an answer arrived. */
 export function renderTestTimeout(result: Result): Rendered {
-  return { json: pyDict([["success", result.success], ["error", result.error ?? null]]), exitCode: 0, logs: [] };
+  return {
+    json: pyDict([
+      ["success", result.success],
+      ["error", result.error ?? null],
+    ]),
+    exitCode: 0,
+    logs: [],
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -357,22 +447,101 @@ type ArgSpec = ReadonlyArray<readonly [name: string, type: BrokerData["type"]]>;
 /** The events zeek-client declares: argument names and the Broker type each must have. */
 export const KNOWN_EVENTS: ReadonlyMap<string, ArgSpec> = new Map<string, ArgSpec>([
   [`${API}deploy_request`, [["reqid", "string"]]],
-  [`${API}deploy_response`, [["reqid", "string"], ["results", "vector"]]],
-  [`${API}get_configuration_request`, [["reqid", "string"], ["deployed", "boolean"]]],
-  [`${API}get_configuration_response`, [["reqid", "string"], ["result", "vector"]]],
-  [`${API}get_id_value_request`, [["reqid", "string"], ["id", "string"], ["nodes", "set"]]],
-  [`${API}get_id_value_response`, [["reqid", "string"], ["results", "vector"]]],
+  [
+    `${API}deploy_response`,
+    [
+      ["reqid", "string"],
+      ["results", "vector"],
+    ],
+  ],
+  [
+    `${API}get_configuration_request`,
+    [
+      ["reqid", "string"],
+      ["deployed", "boolean"],
+    ],
+  ],
+  [
+    `${API}get_configuration_response`,
+    [
+      ["reqid", "string"],
+      ["result", "vector"],
+    ],
+  ],
+  [
+    `${API}get_id_value_request`,
+    [
+      ["reqid", "string"],
+      ["id", "string"],
+      ["nodes", "set"],
+    ],
+  ],
+  [
+    `${API}get_id_value_response`,
+    [
+      ["reqid", "string"],
+      ["results", "vector"],
+    ],
+  ],
   [`${API}get_instances_request`, [["reqid", "string"]]],
-  [`${API}get_instances_response`, [["reqid", "string"], ["result", "vector"]]],
+  [
+    `${API}get_instances_response`,
+    [
+      ["reqid", "string"],
+      ["result", "vector"],
+    ],
+  ],
   [`${API}get_nodes_request`, [["reqid", "string"]]],
-  [`${API}get_nodes_response`, [["reqid", "string"], ["results", "vector"]]],
-  [`${API}restart_request`, [["reqid", "string"], ["nodes", "set"]]],
-  [`${API}restart_response`, [["reqid", "string"], ["results", "vector"]]],
-  [`${API}stage_configuration_request`, [["reqid", "string"], ["config", "vector"]]],
-  [`${API}stage_configuration_response`, [["reqid", "string"], ["results", "vector"]]],
+  [
+    `${API}get_nodes_response`,
+    [
+      ["reqid", "string"],
+      ["results", "vector"],
+    ],
+  ],
+  [
+    `${API}restart_request`,
+    [
+      ["reqid", "string"],
+      ["nodes", "set"],
+    ],
+  ],
+  [
+    `${API}restart_response`,
+    [
+      ["reqid", "string"],
+      ["results", "vector"],
+    ],
+  ],
+  [
+    `${API}stage_configuration_request`,
+    [
+      ["reqid", "string"],
+      ["config", "vector"],
+    ],
+  ],
+  [
+    `${API}stage_configuration_response`,
+    [
+      ["reqid", "string"],
+      ["results", "vector"],
+    ],
+  ],
   [`${API}test_noop_request`, [["reqid", "string"]]],
-  [`${API}test_timeout_request`, [["reqid", "string"], ["with_state", "boolean"]]],
-  [`${API}test_timeout_response`, [["reqid", "string"], ["result", "vector"]]],
+  [
+    `${API}test_timeout_request`,
+    [
+      ["reqid", "string"],
+      ["with_state", "boolean"],
+    ],
+  ],
+  [
+    `${API}test_timeout_response`,
+    [
+      ["reqid", "string"],
+      ["result", "vector"],
+    ],
+  ],
 ]);
 
 export type EventCheck = "unknown" | "invalid" | "ok";

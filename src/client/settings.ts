@@ -135,7 +135,9 @@ export function parseControllerArg(text: string): { host?: string; port?: string
 }
 
 /** Every `section.key` zeek-client reads (keys fold to lower case, as in configparser). */
-export const KNOWN_SETTINGS: ReadonlySet<string> = new Set(DEFAULT_SETTINGS.flatMap(([section, entries]) => entries.map(([key]) => `${section}.${key}`)));
+export const KNOWN_SETTINGS: ReadonlySet<string> = new Set(
+  DEFAULT_SETTINGS.flatMap(([section, entries]) => entries.map(([key]) => `${section}.${key}`)),
+);
 
 /**
  * Why a --set item names no setting zeek-client knows, or undefined when it does (or is
@@ -249,9 +251,7 @@ export function loadSettings(args: SettingsArgs = {}, env: SettingsEnv = {}, opt
     const { host, port } = parseControllerArg(args.controller);
     const number = port === undefined ? undefined : parsePyInt(port);
     if (port !== undefined && number === undefined) {
-      fatal.push(
-        `invalid --controller value "${args.controller}": port "${port}" is not a number (use HOST:PORT, e.g. 127.0.0.1:2149)`,
-      );
+      fatal.push(`invalid --controller value "${args.controller}": port "${port}" is not a number (use HOST:PORT, e.g. 127.0.0.1:2149)`);
     }
     try {
       if (host !== undefined) settings.set("controller", "host", host);

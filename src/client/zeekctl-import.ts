@@ -259,7 +259,8 @@ export function importZeekctl(nodeCfg: string, options: ZeekctlImportOptions = {
       // Instance names become agent, directory and topic names.
       // Host names are case-insensitive; one host must not become two instances.
       name = `agent-${host.toLowerCase().replace(/[^a-z0-9._-]/g, "-")}`;
-      if (name !== `agent-${host.toLowerCase()}`) warnings.push(`${optionLine(section, "host")}: host "${host}" becomes instance "${name}"`);
+      if (name !== `agent-${host.toLowerCase()}`)
+        warnings.push(`${optionLine(section, "host")}: host "${host}" becomes instance "${name}"`);
     }
     const known = hostOfInstance.get(name);
     if (known !== undefined && known.toLowerCase() !== host.toLowerCase() && !(isLocalHost(known) && isLocalHost(host))) {
@@ -276,7 +277,9 @@ export function importZeekctl(nodeCfg: string, options: ZeekctlImportOptions = {
     let currentOption: string | undefined;
     try {
       if (section === RESERVED_SECTION) {
-        throw new ImportError(`a node named "${RESERVED_SECTION}" cannot be expressed: zmgmt's INI uses that section for instances; rename it`);
+        throw new ImportError(
+          `a node named "${RESERVED_SECTION}" cannot be expressed: zmgmt's INI uses that section for instances; rename it`,
+        );
       }
       let items: Array<[string, string | null]>;
       try {
@@ -324,10 +327,13 @@ export function importZeekctl(nodeCfg: string, options: ZeekctlImportOptions = {
       if (lbProcsText) {
         if (type !== "worker") fail("lb_procs", `lb_procs is only allowed for workers, not for a ${type}`);
         const n = parsePyInt(lbProcsText);
-        if (n === undefined || n < 1n || n > 4096n) fail("lb_procs", `lb_procs must be a whole number from 1 to 4096, not "${lbProcsText}"`);
+        if (n === undefined || n < 1n || n > 4096n)
+          fail("lb_procs", `lb_procs must be a whole number from 1 to 4096, not "${lbProcsText}"`);
         procs = Number(n);
         if (!lbMethod) {
-          warnings.push(`${keyLine("lb_procs")}: [${section}] lb_procs without lb_method (zeekctl requires one); the ${procs} workers all read ${iface ?? "no interface"}`);
+          warnings.push(
+            `${keyLine("lb_procs")}: [${section}] lb_procs without lb_method (zeekctl requires one); the ${procs} workers all read ${iface ?? "no interface"}`,
+          );
         }
       } else if (lbMethod) {
         fail("lb_method", "lb_method needs lb_procs (the number of worker processes)");
@@ -351,7 +357,9 @@ export function importZeekctl(nodeCfg: string, options: ZeekctlImportOptions = {
             `${keyLine("pin_cpus")}: [${section}] ${procs} processes but ${cpus.length} CPU${cpus.length === 1 ? "" : "s"} in pin_cpus; CPUs are reused in turn as zeekctl does, so some workers share a CPU`,
           );
         } else if (cpus.length > wanted) {
-          warnings.push(`${keyLine("pin_cpus")}: [${section}] only the first ${wanted} of the ${cpus.length} CPUs in pin_cpus are used (one per process)`);
+          warnings.push(
+            `${keyLine("pin_cpus")}: [${section}] only the first ${wanted} of the ${cpus.length} CPUs in pin_cpus are used (one per process)`,
+          );
         }
       }
 
@@ -371,7 +379,9 @@ export function importZeekctl(nodeCfg: string, options: ZeekctlImportOptions = {
       if (aux.length > 0) {
         // A node's scripts replace `local`, so it has to be listed to keep zeekctl's meaning.
         scripts = ["local", ...aux];
-        warnings.push(`${keyLine("aux_scripts")}: [${section}] aux_scripts become the node's scripts, with "local" added because scripts replace it`);
+        warnings.push(
+          `${keyLine("aux_scripts")}: [${section}] aux_scripts become the node's scripts, with "local" added because scripts replace it`,
+        );
       }
       if (options.networksScriptPath !== undefined && networksScript !== undefined) {
         scripts = [...new Set([...(scripts ?? ["local"]), options.networksScriptPath])];
@@ -383,7 +393,9 @@ export function importZeekctl(nodeCfg: string, options: ZeekctlImportOptions = {
       for (const key of AF_PACKET_KEYS) {
         if (values.get(key)) {
           const zeekName = `AF_Packet::${key.slice("af_packet_".length)}`;
-          warnings.push(`${keyLine(key)}: [${section}] ignoring ${key}: zmgmt has no per-node setting for it; redef ${zeekName} in a script the node loads`);
+          warnings.push(
+            `${keyLine(key)}: [${section}] ignoring ${key}: zmgmt has no per-node setting for it; redef ${zeekName} in a script the node loads`,
+          );
         }
       }
 
@@ -400,7 +412,9 @@ export function importZeekctl(nodeCfg: string, options: ZeekctlImportOptions = {
         warnings.push(`${sectionLine(section)}: [${section}] worker without an interface: it will see no traffic`);
       }
       if (type !== "worker" && type !== "standalone" && iface) {
-        warnings.push(`${keyLine("interface")}: [${section}] a ${type} with an interface: kept, but Zeek only captures on workers in a cluster`);
+        warnings.push(
+          `${keyLine("interface")}: [${section}] a ${type} with an interface: kept, but Zeek only captures on workers in a cluster`,
+        );
       }
 
       const base = (name: string): Node => {
@@ -420,7 +434,10 @@ export function importZeekctl(nodeCfg: string, options: ZeekctlImportOptions = {
 
       let perProcIfaces: string[] | undefined;
       if (lbMethod === "interfaces") {
-        const listed = (values.get("lb_interfaces") ?? "").split(",").map((s) => pyStrip(s)).filter((s) => s !== "");
+        const listed = (values.get("lb_interfaces") ?? "")
+          .split(",")
+          .map((s) => pyStrip(s))
+          .filter((s) => s !== "");
         if (listed.length === 0) fail("lb_method", "lb_method=interfaces needs lb_interfaces (one interface per process)");
         if (listed.length !== procs) {
           fail("lb_interfaces", `lb_interfaces lists ${listed.length} interfaces but lb_procs is ${procs}; they must match`);
@@ -438,7 +455,9 @@ export function importZeekctl(nodeCfg: string, options: ZeekctlImportOptions = {
           // zeekctl's AF_Packet plugin prefixes the interface; Zeek's AF_Packet fans out by
           // default (one fanout group per AF_Packet::fanout_id), so the workers share the load.
           if (iface && !iface.includes("::")) procIface = `af_packet::${iface}`;
-          warnings.push(`${where} lb_method=af_packet: workers read ${procIface ?? "no interface"} and rely on AF_Packet's default fanout; zeekctl's per-node fanout settings are not carried over`);
+          warnings.push(
+            `${where} lb_method=af_packet: workers read ${procIface ?? "no interface"} and rely on AF_Packet's default fanout; zeekctl's per-node fanout settings are not carried over`,
+          );
         } else if (lbMethod === "pf_ring") {
           warnings.push(
             `${where} lb_method=pf_ring: zmgmt does not set up PF_RING clustering (zeekctl sets PF_RING's environment for each worker); without it every worker sees all traffic of ${iface ?? "its interface"}; add the PF_RING variables to each worker's env`,
@@ -448,7 +467,9 @@ export function importZeekctl(nodeCfg: string, options: ZeekctlImportOptions = {
             `${where} lb_method=myricom: zmgmt does not set up Myricom SNF rings (zeekctl sets SNF_* environment variables); add them to each worker's env or every worker sees all traffic`,
           );
         } else if (lbMethod === "custom") {
-          warnings.push(`${where} lb_method=custom: load balancing is left to you, as with zeekctl; each worker reads ${iface ?? "no interface"}`);
+          warnings.push(
+            `${where} lb_method=custom: load balancing is left to you, as with zeekctl; each worker reads ${iface ?? "no interface"}`,
+          );
         }
       }
 

@@ -20,12 +20,7 @@ import { RequestTracker, hasKind, requestToString, type Timers } from "../manage
 import type { Configuration, Result } from "../management/types.js";
 import { compareText, validateConfiguration } from "../management/validation.js";
 import { Agents } from "./agents.js";
-import {
-  CONTROLLER_TOPIC,
-  ControllerApi,
-  DEFAULT_CONTROLLER_PORT,
-  DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS,
-} from "./api.js";
+import { CONTROLLER_TOPIC, ControllerApi, DEFAULT_CONTROLLER_PORT, DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS } from "./api.js";
 import {
   TIMED_OUT,
   byName,
@@ -87,8 +82,7 @@ export class Controller {
   private local: LocalEndpoint | undefined;
   private webSocketPort: number | undefined;
   private closed = false;
-  private readonly onHubDisconnect = (origin: Origin): void =>
-    this.agents.linkLost({ kind: "hub", origin }, "connection closed");
+  private readonly onHubDisconnect = (origin: Origin): void => this.agents.linkLost({ kind: "hub", origin }, "connection closed");
   private readonly onHubConnect = (origin: Origin, topics: readonly string[]): void =>
     this.log.debug(`broker peer ${origin.id} added: ${describeOrigin(origin)} subscribed to ${topics.join(", ")}`);
   private readonly onHubBadFrame = (info: { origin: Origin; error: unknown }): void =>
@@ -245,9 +239,7 @@ export class Controller {
       this.log.info(`rx ${AgentApi.notify_change.name} ${instance} ${node.name} ${from} -> ${to}`);
       this.local?.publishEvent(CONTROLLER_TOPIC, AgentApi.notify_change.make(instance, node, from, to));
     });
-    on(AgentApi.agent_standby_response, ([reqid]) =>
-      this.log.debug(`rx ${AgentApi.agent_standby_response.name} ${reqid}, ignoring`),
-    );
+    on(AgentApi.agent_standby_response, ([reqid]) => this.log.debug(`rx ${AgentApi.agent_standby_response.name} ${reqid}, ignoring`));
   }
 
   private onDelivery(delivery: Delivery): void {
@@ -293,7 +285,10 @@ export class Controller {
 
   private onGetInstances(reqid: string): void {
     this.log.info(`rx ${ControllerApi.get_instances_request.name} ${reqid}`);
-    const instances = this.instances.known().map((k) => k.observed).sort(byName);
+    const instances = this.instances
+      .known()
+      .map((k) => k.observed)
+      .sort(byName);
     this.sendResult(ControllerApi.get_instances_response, reqid, makeResult(reqid, { data: InstanceVecCodec.encode(instances) }));
   }
 
@@ -329,9 +324,9 @@ export class Controller {
     this.configs.set("STAGED", staged);
     this.configs.set("READY", ready);
     // Answer only once the configs are on disk, so a success survives a restart.
-    void this.configs.persist({ STAGED: staged, READY: ready }).then(() =>
-      this.sendResults(ControllerApi.stage_configuration_response, reqid, [makeResult(reqid, { data: B.str(config.id) })]),
-    );
+    void this.configs
+      .persist({ STAGED: staged, READY: ready })
+      .then(() => this.sendResults(ControllerApi.stage_configuration_response, reqid, [makeResult(reqid, { data: B.str(config.id) })]));
   }
 
   private onGetConfiguration(reqid: string, deployed: boolean): void {

@@ -43,7 +43,9 @@ export class Deployment {
         ? `earlier deployment ${this.pendingId} still pending`
         : undefined;
     if (error !== undefined || !ready) {
-      this.ctx.replyAll(ControllerApi.deploy_response, reqid, [makeResult(reqid, { success: false, ...(error !== undefined ? { error } : {}) })]);
+      this.ctx.replyAll(ControllerApi.deploy_response, reqid, [
+        makeResult(reqid, { success: false, ...(error !== undefined ? { error } : {}) }),
+      ]);
       return;
     }
     const req = unlessDuplicate(log, () => this.createRequest(reqid, ready, false));

@@ -44,9 +44,7 @@ export class FanOut {
     log.info(`rx ${ControllerApi.get_nodes_request.name} ${reqid}`);
     const known = instances.knownNames();
     if (known.length === 0) {
-      this.ctx.replyAll(ControllerApi.get_nodes_response, reqid, [
-        makeResult(reqid, { success: false, error: "no instances connected" }),
-      ]);
+      this.ctx.replyAll(ControllerApi.get_nodes_response, reqid, [makeResult(reqid, { success: false, error: "no instances connected" })]);
       return;
     }
     const req = this.create(reqid, "get_nodes");
@@ -64,9 +62,7 @@ export class FanOut {
     // or timed out), Zeek's handler indexes a missing table entry and aborts, leaving the
     // client to time out. There is no cluster to ask, so say so.
     if (instances.wanted().length === 0 || (wanted.length > 0 && !deployed)) {
-      this.ctx.replyAll(ControllerApi.get_id_value_response, reqid, [
-        makeResult(reqid, { success: false, error: "no cluster deployed" }),
-      ]);
+      this.ctx.replyAll(ControllerApi.get_id_value_response, reqid, [makeResult(reqid, { success: false, error: "no cluster deployed" })]);
       return;
     }
     const req = this.create(reqid, "get_id_value");

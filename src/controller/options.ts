@@ -5,7 +5,14 @@
 
 import { Type, type Static } from "@sinclair/typebox";
 import { join } from "node:path";
-import { LogFormatSchema, LogLevelSchema, PeerTlsSchema, PortSchema as Port, TlsServerSchema, jsonOptionsReader } from "../management/options-schema.js";
+import {
+  LogFormatSchema,
+  LogLevelSchema,
+  PeerTlsSchema,
+  PortSchema as Port,
+  TlsServerSchema,
+  jsonOptionsReader,
+} from "../management/options-schema.js";
 
 /** What the controller's logic takes; every field has a default. */
 export const ControllerSettingsSchema = Type.Object({

@@ -56,17 +56,12 @@ function isSet(value: unknown): boolean {
 /** Instance name first, so ports come out locally sequential per instance. */
 function byInstanceRoleName(rank: Partial<Record<ClusterRole, number>>) {
   return (a: Node, b: Node): number =>
-    compareText(a.instance, b.instance) ||
-    (rank[a.role] ?? 0) - (rank[b.role] ?? 0) ||
-    compareText(a.name, b.name);
+    compareText(a.instance, b.instance) || (rank[a.role] ?? 0) - (rank[b.role] ?? 0) || compareText(a.name, b.name);
 }
 
 function startPortError(kind: string, startPort: number): string | undefined {
   if (Number.isInteger(startPort) && startPort >= 1 && startPort <= MAX_PORT) return undefined;
-  return (
-    `${kind} port auto-assignment start port ${startPort} is not a valid TCP port; ` +
-    `configure a start port from 1 to ${MAX_PORT}`
-  );
+  return `${kind} port auto-assignment start port ${startPort} is not a valid TCP port; ` + `configure a start port from 1 to ${MAX_PORT}`;
 }
 
 function exhaustedError(kind: string, startPort: number, names: string[]): string {
@@ -98,10 +93,7 @@ function hostKey(host: string): string {
  * host (`0.0.0.0`) with the address the controller observed. Explicit hosts always win,
  * and an observed `0.0.0.0` carries no information.
  */
-export function fillObservedHosts(
-  config: Configuration,
-  known: ReadonlyMap<string, { host: string }>,
-): Configuration {
+export function fillObservedHosts(config: Configuration, known: ReadonlyMap<string, { host: string }>): Configuration {
   const copy = clone(config);
   for (const inst of copy.instances) {
     const seen = known.get(inst.name);
@@ -119,16 +111,11 @@ export function fillObservedHosts(
  * The controller's own port is not avoided: upstream does not either, and validation
  * already keeps explicit ports off it.
  */
-export function assignBrokerPorts(
-  config: Configuration,
-  options: PortAssignmentOptions = {},
-): PortAssignmentResult {
+export function assignBrokerPorts(config: Configuration, options: PortAssignmentOptions = {}): PortAssignmentResult {
   const startPort = options.startPort ?? DEFAULT_BROKER_START_PORT;
   const copy = clone(config);
 
-  const candidates = copy.nodes
-    .filter((n) => BROKER_RANK[n.role] !== undefined && !isSet(n.port))
-    .sort(byInstanceRoleName(BROKER_RANK));
+  const candidates = copy.nodes.filter((n) => BROKER_RANK[n.role] !== undefined && !isSet(n.port)).sort(byInstanceRoleName(BROKER_RANK));
   if (candidates.length === 0) return { config: copy, errors: [] };
 
   const badStart = startPortError("Broker", startPort);
@@ -170,10 +157,7 @@ export function assignBrokerPorts(
  * node's ports. Upstream also resets a bucket's agent ports for each further instance on
  * the same host, which loses all but the last one; here they all count, as intended.
  */
-export function assignMetricsPorts(
-  config: Configuration,
-  options: PortAssignmentOptions = {},
-): PortAssignmentResult {
+export function assignMetricsPorts(config: Configuration, options: PortAssignmentOptions = {}): PortAssignmentResult {
   const startPort = options.startPort ?? DEFAULT_METRICS_START_PORT;
   const copy = clone(config);
 
@@ -235,10 +219,7 @@ export function assignMetricsPorts(
  * has to see the Broker ports. Returns a deep copy; `staged` is left exactly as the
  * client sent it, which is what get-configuration reports.
  */
-export function prepareReadyConfig(
-  staged: Configuration,
-  options: ReadyConfigOptions = {},
-): PortAssignmentResult {
+export function prepareReadyConfig(staged: Configuration, options: ReadyConfigOptions = {}): PortAssignmentResult {
   const errors: string[] = [];
   let config = fillObservedHosts(staged, options.known ?? new Map());
 

@@ -165,10 +165,7 @@ export class RequestTracker<S> {
   }
 
   /** The pending request with this id if its state has this kind; a response's lookup. */
-  getOfKind<K extends S extends { readonly kind: infer A } ? A : never>(
-    id: string,
-    kind: K,
-  ): TrackedRequest<OfKind<S, K>> | undefined {
+  getOfKind<K extends (S extends { readonly kind: infer A } ? A : never)>(id: string, kind: K): TrackedRequest<OfKind<S, K>> | undefined {
     const request = this.entries.get(id)?.request;
     return request && isOfKind<S, K>(request, kind) ? request : undefined;
   }
@@ -250,12 +247,7 @@ function isOfKind<S, K>(request: TrackedRequest<S>, kind: K): request is Tracked
 }
 
 /** Upstream's `Request::to_string`, used in tx log lines. */
-export function requestToString(request: {
-  id: string;
-  parentId?: string;
-  finished: boolean;
-  results: readonly Result[];
-}): string {
+export function requestToString(request: { id: string; parentId?: string; finished: boolean; results: readonly Result[] }): string {
   const via = request.parentId !== undefined ? ` (via ${request.parentId})` : "";
   const status = request.finished ? "finished" : "pending";
   return `[request ${request.id}${via} ${status}, results: ${request.results.map(resultToString).join(", ")}]`;

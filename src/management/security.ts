@@ -28,12 +28,7 @@ export interface ListenVerdict {
  * and TLS without client certificates earns a warning, since TLS alone only protects the
  * traffic, not who may send it.
  */
-export function checkListenSecurity(
-  role: string,
-  host: string,
-  tls: TlsServerOptions | undefined,
-  allowInsecure: boolean,
-): ListenVerdict {
+export function checkListenSecurity(role: string, host: string, tls: TlsServerOptions | undefined, allowInsecure: boolean): ListenVerdict {
   if (isLoopbackHost(host)) return {};
   if (!tls) {
     if (allowInsecure) {

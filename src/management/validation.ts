@@ -97,23 +97,16 @@ function asString(value: unknown): string {
  * The input may come straight off the wire, so nothing here assumes well-formed values
  * and nothing throws.
  */
-export function validateConfiguration(
-  config: Configuration | null | undefined,
-  options: ValidationOptions = {},
-): string[] {
+export function validateConfiguration(config: Configuration | null | undefined, options: ValidationOptions = {}): string[] {
   const controllerPort = options.controllerPort ?? DEFAULT_VALIDATION_OPTIONS.controllerPort;
   const webSocketPort = options.controllerWebSocketPort;
-  const autoAssignBrokerPorts =
-    options.autoAssignBrokerPorts ?? DEFAULT_VALIDATION_OPTIONS.autoAssignBrokerPorts;
-  const requireWorkerInterface =
-    options.requireWorkerInterface ?? DEFAULT_VALIDATION_OPTIONS.requireWorkerInterface;
+  const autoAssignBrokerPorts = options.autoAssignBrokerPorts ?? DEFAULT_VALIDATION_OPTIONS.autoAssignBrokerPorts;
+  const requireWorkerInterface = options.requireWorkerInterface ?? DEFAULT_VALIDATION_OPTIONS.requireWorkerInterface;
 
   const instances = asArray<Instance | null | undefined>(config?.instances).filter(
     (i): i is Instance => typeof i === "object" && i !== null,
   );
-  const nodes = asArray<Node | null | undefined>(config?.nodes).filter(
-    (n): n is Node => typeof n === "object" && n !== null,
-  );
+  const nodes = asArray<Node | null | undefined>(config?.nodes).filter((n): n is Node => typeof n === "object" && n !== null);
 
   const upstream: string[] = [];
   // Our own checks can hit the same problem from several angles; a set keeps one line each.
@@ -178,9 +171,7 @@ export function validateConfiguration(
     const p = node.port;
 
     if (agentPorts.get(instance)?.has(p)) {
-      upstream.push(
-        `node '${name}' port ${fmtPort(p)} conflicts with agent port on instance '${instance}'`,
-      );
+      upstream.push(`node '${name}' port ${fmtPort(p)} conflicts with agent port on instance '${instance}'`);
     }
     // Compared regardless of host, as upstream does: the controller's host is not part
     // of the configuration.
@@ -214,9 +205,7 @@ export function validateConfiguration(
       .map((n) => asString(n.name))
       .sort(compareText);
     if (lacking.length > 0) {
-      upstream.push(
-        `Broker port auto-assignment disabled but nodes ${lacking.join(", ")} lack ports`,
-      );
+      upstream.push(`Broker port auto-assignment disabled but nodes ${lacking.join(", ")} lack ports`);
     }
   }
 
@@ -256,10 +245,7 @@ export function validateConfiguration(
     const role: unknown = node.role;
 
     if (name === "") {
-      extra.add(
-        `node with empty name on instance '${show(instance)}'; give every node a unique, ` +
-          `non-empty name`,
-      );
+      extra.add(`node with empty name on instance '${show(instance)}'; give every node a unique, ` + `non-empty name`);
     } else {
       const problem = nameProblem(name);
       if (problem) {
@@ -273,17 +259,13 @@ export function validateConfiguration(
     if (role === "NONE") {
       extra.add(`node '${show(name)}' has role NONE; set its role to MANAGER, LOGGER, PROXY or WORKER`);
     } else if (typeof role !== "string" || !USABLE_ROLES.has(role)) {
-      extra.add(
-        `node '${show(name)}' has unknown role '${show(role)}'; set its role to MANAGER, ` +
-          `LOGGER, PROXY or WORKER`,
-      );
+      extra.add(`node '${show(name)}' has unknown role '${show(role)}'; set its role to MANAGER, ` + `LOGGER, PROXY or WORKER`);
     }
     if (role === "MANAGER") managers.push(name);
 
     if (isSet(node.port) && !isValidPort(node.port)) {
       extra.add(
-        `node '${show(name)}' port ${show(node.port)} is not a valid TCP port; use a ` +
-          `number from 1 to 65535, or leave it unset`,
+        `node '${show(name)}' port ${show(node.port)} is not a valid TCP port; use a ` + `number from 1 to 65535, or leave it unset`,
       );
     }
     if (isSet(node.metricsPort) && !isValidPort(node.metricsPort)) {
@@ -297,14 +279,10 @@ export function validateConfiguration(
       const cpu: unknown = node.cpuAffinity;
       if (typeof cpu !== "number" || !Number.isInteger(cpu)) {
         extra.add(
-          `node '${show(name)}' cpu_affinity ${show(cpu)} is not a whole number; use a ` +
-            `CPU number (0 or higher), or leave it unset`,
+          `node '${show(name)}' cpu_affinity ${show(cpu)} is not a whole number; use a ` + `CPU number (0 or higher), or leave it unset`,
         );
       } else if (cpu < 0) {
-        extra.add(
-          `node '${show(name)}' cpu_affinity ${cpu} is negative; use a CPU number ` +
-            `(0 or higher), or leave it unset`,
-        );
+        extra.add(`node '${show(name)}' cpu_affinity ${cpu} is negative; use a CPU number ` + `(0 or higher), or leave it unset`);
       }
     }
 
@@ -324,8 +302,7 @@ export function validateConfiguration(
       const iface: unknown = node.interface;
       if (typeof iface !== "string" || iface === "") {
         extra.add(
-          `worker node '${show(name)}' has no interface; set the interface it should ` +
-            `sniff, or turn off requireWorkerInterface`,
+          `worker node '${show(name)}' has no interface; set the interface it should ` + `sniff, or turn off requireWorkerInterface`,
         );
       }
     }
@@ -337,8 +314,7 @@ export function validateConfiguration(
   if (managers.length > 1) {
     const names = managers.map(show).sort(compareText).join(", ");
     extra.add(
-      `configuration has ${managers.length} MANAGER nodes (${names}); a cluster has ` +
-        `exactly one, so change the role of the others`,
+      `configuration has ${managers.length} MANAGER nodes (${names}); a cluster has ` + `exactly one, so change the role of the others`,
     );
   }
 

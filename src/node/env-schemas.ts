@@ -59,12 +59,7 @@ export class NodeEnvError extends Error {
 }
 
 /** Parses a JSON environment variable and validates it; an unset variable yields `fallback`. */
-export function parseJsonEnv<T extends TSchema>(
-  env: NodeJS.ProcessEnv,
-  key: string,
-  check: TypeCheck<T>,
-  fallback: Static<T>,
-): Static<T> {
+export function parseJsonEnv<T extends TSchema>(env: NodeJS.ProcessEnv, key: string, check: TypeCheck<T>, fallback: Static<T>): Static<T> {
   const text = env[key];
   if (!text) return fallback;
   let value: unknown;

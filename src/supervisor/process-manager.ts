@@ -208,10 +208,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     const { spec, directory } = rec;
     const name = spec.name;
     const previousRun = rec.run;
-    const previous =
-      previousRun && previousRun.stdout.captured + previousRun.stderr.captured > 0
-        ? runOutputs(previousRun)
-        : undefined;
+    const previous = previousRun && previousRun.stdout.captured + previousRun.stderr.captured > 0 ? runOutputs(previousRun) : undefined;
     if (previousRun) rec.restarts++;
 
     let resolveDone!: () => void;

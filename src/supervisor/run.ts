@@ -66,4 +66,3 @@ export function copySpec(spec: NodeSpec): NodeSpec {
 export function isDefined<T>(v: T | undefined): v is T {
   return v !== undefined;
 }
-

@@ -145,10 +145,7 @@ export class Supervisor {
 
   /** Resolves once the named processes are gone. "" destroys cluster nodes only. */
   private async destroy(name: string): Promise<boolean> {
-    const targets =
-      name === ""
-        ? this.status().filter((s) => s.config.managementRole === "")
-        : this.status(name);
+    const targets = name === "" ? this.status().filter((s) => s.config.managementRole === "") : this.status(name);
     if (targets.length === 0) return name === "";
     await Promise.all(targets.map((t) => this.destroyOne(t)));
     return true;

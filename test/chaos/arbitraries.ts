@@ -9,7 +9,13 @@ import type { Codec, EventSpec } from "../../src/broker/schema.js";
 import { AgentApi } from "../../src/agent/api.js";
 import { ControllerApi } from "../../src/controller/api.js";
 import { NodeApi } from "../../src/node/api.js";
-import { SupervisorApi, PROCESS_STATES, SupervisedNodeConfigCodec, SupervisedNodeStatusCodec, NodeExitCodec } from "../../src/supervisor/api.js";
+import {
+  SupervisorApi,
+  PROCESS_STATES,
+  SupervisedNodeConfigCodec,
+  SupervisedNodeStatusCodec,
+  NodeExitCodec,
+} from "../../src/supervisor/api.js";
 import {
   ConfigurationCodec,
   InstanceCodec,
@@ -19,7 +25,16 @@ import {
   OptionCodec,
   ResultCodec,
 } from "../../src/management/records.js";
-import { CLUSTER_ROLES, MGMT_ROLES, STATES, type Configuration, type Instance, type Node, type NodeStatus, type Result } from "../../src/management/types.js";
+import {
+  CLUSTER_ROLES,
+  MGMT_ROLES,
+  STATES,
+  type Configuration,
+  type Instance,
+  type Node,
+  type NodeStatus,
+  type Result,
+} from "../../src/management/types.js";
 
 export type AnySpec = EventSpec<readonly Codec<unknown>[]>;
 
@@ -33,7 +48,11 @@ export const ALL_SPECS: Array<{ api: string; spec: AnySpec }> = [
 // ---------------------------------------------------------------------------------------
 // Broker values.
 
-const text = fc.oneof(fc.string({ maxLength: 12 }), fc.string({ unit: "binary", maxLength: 12 }), fc.constantFrom("", "instance-1", "manager", "__proto__", "constructor"));
+const text = fc.oneof(
+  fc.string({ maxLength: 12 }),
+  fc.string({ unit: "binary", maxLength: 12 }),
+  fc.constantFrom("", "instance-1", "manager", "__proto__", "constructor"),
+);
 
 const scalar: fc.Arbitrary<BrokerData> = fc.oneof(
   fc.constant(B.none()),
@@ -44,18 +63,22 @@ const scalar: fc.Arbitrary<BrokerData> = fc.oneof(
   text.map(B.str),
   fc.oneof(fc.ipV4(), fc.ipV6()).map(B.addr),
   fc.tuple(fc.ipV4(), fc.integer({ min: 0, max: 32 })).map(([a, n]) => B.subnet(`${a}/${n}`)),
-  fc.tuple(fc.integer({ min: 0, max: 65535 }), fc.constantFrom("tcp", "udp", "icmp", "unknown") as fc.Arbitrary<"tcp">).map(([n, p]) => B.port(n, p)),
+  fc
+    .tuple(fc.integer({ min: 0, max: 65535 }), fc.constantFrom("tcp", "udp", "icmp", "unknown") as fc.Arbitrary<"tcp">)
+    .map(([n, p]) => B.port(n, p)),
   fc.integer({ min: 0, max: 4_102_444_800_000 }).map(B.time),
   fc.bigInt({ min: -(10n ** 15n), max: 10n ** 15n }).map(B.span),
   fc.oneof(text, fc.constantFrom(...STATES.map((s) => `Management::${s}`), ...CLUSTER_ROLES.map((r) => `Supervisor::${r}`))).map(B.enumv),
 );
 
-export const brokerData: fc.Arbitrary<BrokerData> = fc.letrec<{ data: BrokerData; vec: BrokerData; set: BrokerData; table: BrokerData }>((tie) => ({
-  data: fc.oneof({ depthSize: "small" }, scalar, tie("vec"), tie("set"), tie("table")),
-  vec: fc.array(tie("data"), { maxLength: 5 }).map(B.vec),
-  set: fc.array(tie("data"), { maxLength: 4 }).map(B.set),
-  table: fc.array(fc.tuple(tie("data"), tie("data")), { maxLength: 3 }).map(B.table),
-})).data;
+export const brokerData: fc.Arbitrary<BrokerData> = fc.letrec<{ data: BrokerData; vec: BrokerData; set: BrokerData; table: BrokerData }>(
+  (tie) => ({
+    data: fc.oneof({ depthSize: "small" }, scalar, tie("vec"), tie("set"), tie("table")),
+    vec: fc.array(tie("data"), { maxLength: 5 }).map(B.vec),
+    set: fc.array(tie("data"), { maxLength: 4 }).map(B.set),
+    table: fc.array(fc.tuple(tie("data"), tie("data")), { maxLength: 3 }).map(B.table),
+  }),
+).data;
 
 // ---------------------------------------------------------------------------------------
 // Well-formed values of every record the APIs carry.
@@ -151,7 +174,14 @@ const RECORDS: Record<string, fc.Arbitrary<BrokerData>> = {
     })
     .map((v) => SupervisedNodeStatusCodec.encode(withoutUndefined(v))),
   "ZMgmt::Supervisor::NodeExit": fc
-    .record({ name: text, pid: fc.integer(), exitCode: opt(fc.integer()), signal: opt(text), outputs: outputsArb, restartInMs: opt(fc.integer()) })
+    .record({
+      name: text,
+      pid: fc.integer(),
+      exitCode: opt(fc.integer()),
+      signal: opt(text),
+      outputs: outputsArb,
+      restartInMs: opt(fc.integer()),
+    })
     .map((v) => NodeExitCodec.encode(withoutUndefined(v))),
 };
 
@@ -164,7 +194,8 @@ function fromLabel(label: string): fc.Arbitrary<BrokerData> {
   if (label.endsWith("|none")) return fc.oneof(fc.constant(B.none()), fromLabel(label.slice(0, -5)));
   if (label.startsWith("vector of ")) return fc.array(fromLabel(label.slice(10)), { maxLength: 3 }).map(B.vec);
   if (label.startsWith("set of ")) return fc.array(fromLabel(label.slice(7)), { maxLength: 3 }).map(B.set);
-  if (label.startsWith("table[string] of ")) return fc.array(fc.tuple(text, fromLabel(label.slice(17))), { maxLength: 3 }).map((es) => B.table(es.map(([k, v]) => [B.str(k), v])));
+  if (label.startsWith("table[string] of "))
+    return fc.array(fc.tuple(text, fromLabel(label.slice(17))), { maxLength: 3 }).map((es) => B.table(es.map(([k, v]) => [B.str(k), v])));
   switch (label) {
     case "string":
       return text.map(B.str);
@@ -211,16 +242,16 @@ export function replaceAt(d: BrokerData, path: number[], by: BrokerData): Broker
     const at = Math.floor(i / 2) % d.value.length;
     return {
       type: "table",
-      value: d.value.map(([k, v], j): [BrokerData, BrokerData] => (j !== at ? [k, v] : i % 2 ? [k, replaceAt(v, rest, by)] : [replaceAt(k, rest, by), v])),
+      value: d.value.map(([k, v], j): [BrokerData, BrokerData] =>
+        j !== at ? [k, v] : i % 2 ? [k, replaceAt(v, rest, by)] : [replaceAt(k, rest, by), v],
+      ),
     };
   }
   return by;
 }
 
 export type ArgMutation =
-  | { kind: "replace"; arg: number; path: number[]; by: BrokerData }
-  | { kind: "drop"; arg: number }
-  | { kind: "extra"; by: BrokerData };
+  { kind: "replace"; arg: number; path: number[]; by: BrokerData } | { kind: "drop"; arg: number } | { kind: "extra"; by: BrokerData };
 
 /** Replacements: anything, but often a value of a common type, to get past type checks. */
 const replacement: fc.Arbitrary<BrokerData> = fc.oneof(
@@ -231,7 +262,15 @@ const replacement: fc.Arbitrary<BrokerData> = fc.oneof(
 );
 
 export const mutation: fc.Arbitrary<ArgMutation> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ kind: fc.constant("replace" as const), arg: fc.nat(), path: fc.array(fc.nat(), { maxLength: 6 }), by: replacement }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant("replace" as const),
+      arg: fc.nat(),
+      path: fc.array(fc.nat(), { maxLength: 6 }),
+      by: replacement,
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("drop" as const), arg: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("extra" as const), by: brokerData }) },
 );
@@ -248,7 +287,9 @@ export function mutateArgs(args: BrokerData[], m: ArgMutation): BrokerData[] {
 export function hostileArgs(spec: AnySpec): fc.Arbitrary<{ how: string; args: BrokerData[] }> {
   return fc.oneof(
     validArgs(spec).map((args) => ({ how: "valid", args })),
-    fc.tuple(validArgs(spec), fc.array(mutation, { minLength: 1, maxLength: 3 })).map(([args, ms]) => ({ how: "mutated", args: ms.reduce(mutateArgs, args) })),
+    fc
+      .tuple(validArgs(spec), fc.array(mutation, { minLength: 1, maxLength: 3 }))
+      .map(([args, ms]) => ({ how: "mutated", args: ms.reduce(mutateArgs, args) })),
     fc.array(brokerData, { maxLength: spec.argCodecs.length + 1 }).map((args) => ({ how: "random", args })),
   );
 }
@@ -260,15 +301,27 @@ function edit(textIn: string, edits: Array<{ at: number; op: 0 | 1 | 2; s: strin
   let t = textIn;
   for (const e of edits) {
     const at = t.length === 0 ? 0 : e.at % t.length;
-    t = e.op === 0 ? t.slice(0, at) + t.slice(at + 1) : e.op === 1 ? t.slice(0, at) + e.s + t.slice(at) : t.slice(0, at) + e.s + t.slice(at + e.s.length);
+    t =
+      e.op === 0
+        ? t.slice(0, at) + t.slice(at + 1)
+        : e.op === 1
+          ? t.slice(0, at) + e.s + t.slice(at)
+          : t.slice(0, at) + e.s + t.slice(at + e.s.length);
   }
   return t;
 }
 
-const edits = fc.array(fc.record({ at: fc.nat(), op: fc.constantFrom(0 as const, 1 as const, 2 as const), s: fc.string({ unit: "binary-ascii", maxLength: 3 }) }), {
-  minLength: 1,
-  maxLength: 4,
-});
+const edits = fc.array(
+  fc.record({
+    at: fc.nat(),
+    op: fc.constantFrom(0 as const, 1 as const, 2 as const),
+    s: fc.string({ unit: "binary-ascii", maxLength: 3 }),
+  }),
+  {
+    minLength: 1,
+    maxLength: 4,
+  },
+);
 
 function eventOf(specs: AnySpec[]): fc.Arbitrary<ZeekEvent> {
   return fc.constantFrom(...specs).chain((spec) => hostileArgs(spec).map(({ args }) => ({ name: spec.name, args })));
@@ -277,7 +330,13 @@ function eventOf(specs: AnySpec[]): fc.Arbitrary<ZeekEvent> {
 /** An event for any declared name (or a made-up one), with hostile arguments. */
 export const hostileEvent: fc.Arbitrary<ZeekEvent> = fc.oneof(
   { weight: 8, arbitrary: eventOf(ALL_SPECS.map((s) => s.spec)) },
-  { weight: 1, arbitrary: fc.record({ name: fc.oneof(text, fc.constant("Management::Controller::API::no_such_request")), args: fc.array(brokerData, { maxLength: 3 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      name: fc.oneof(text, fc.constant("Management::Controller::API::no_such_request")),
+      args: fc.array(brokerData, { maxLength: 3 }),
+    }),
+  },
 );
 
 /** The frame text of a value; reals without a JSON form go out as the bare token. */
@@ -295,17 +354,27 @@ export function frameText(topic: string, d: BrokerData): string {
  * routing into its handlers.
  */
 export function hostileFrame(topics: string[], focus: AnySpec[] = []): fc.Arbitrary<string> {
-  const topic = fc.oneof({ weight: 6, arbitrary: fc.constant(topics[0]!) }, { weight: 2, arbitrary: fc.constantFrom(...topics) }, { weight: 1, arbitrary: text });
+  const topic = fc.oneof(
+    { weight: 6, arbitrary: fc.constant(topics[0]!) },
+    { weight: 2, arbitrary: fc.constantFrom(...topics) },
+    { weight: 1, arbitrary: text },
+  );
   const event = focus.length ? fc.oneof({ weight: 3, arbitrary: eventOf(focus) }, { weight: 1, arbitrary: hostileEvent }) : hostileEvent;
   const wellFormed = fc.tuple(topic, event).map(([t, e]) => frameText(t, eventToData(e)));
   const dataOfAnyShape = fc.tuple(topic, brokerData).map(([t, d]) => frameText(t, d));
   const almost = fc
-    .record({
-      type: fc.oneof(fc.constant("data-message"), text),
-      topic: fc.oneof(topic.map((t): unknown => t), fc.jsonValue()),
-      "@data-type": fc.oneof(fc.constantFrom("vector", "set", "table", "count", "string", "port", "timespan", "none"), text),
-      data: fc.jsonValue({ maxDepth: 4 }),
-    }, { requiredKeys: [] })
+    .record(
+      {
+        type: fc.oneof(fc.constant("data-message"), text),
+        topic: fc.oneof(
+          topic.map((t): unknown => t),
+          fc.jsonValue(),
+        ),
+        "@data-type": fc.oneof(fc.constantFrom("vector", "set", "table", "count", "string", "port", "timespan", "none"), text),
+        data: fc.jsonValue({ maxDepth: 4 }),
+      },
+      { requiredKeys: [] },
+    )
     .map((o) => JSON.stringify(o));
   return fc.oneof(
     { weight: 5, arbitrary: wellFormed.filter((s) => s.length < 200_000) },

@@ -103,7 +103,11 @@ describe("controller–agent link cut: reconnect with backoff, no repeated side 
     expect((await u.client.stageConfiguration(cfg)).filter((r) => !r.success)).toEqual([]);
     const deploying = answered(u.client.deploy(), 22_000, "deploy");
     // instance-1 got the configuration and is starting its nodes: now cut it off.
-    await eventually(() => startsOf(u, "manager").length === 1 && startsOf(u, "worker-01").length === 1, 15_000, "instance-1 nodes started");
+    await eventually(
+      () => startsOf(u, "manager").length === 1 && startsOf(u, "worker-01").length === 1,
+      15_000,
+      "instance-1 nodes started",
+    );
     u.proxy.setMode("refuse");
     u.proxy.sever();
     const cutAt = Date.now();
@@ -178,7 +182,11 @@ describe("controller–agent link cut: reconnect with backoff, no repeated side 
     const before = await deployAll(u, first);
     u.proxy.setMode("refuse");
     u.proxy.sever();
-    await eventually(async () => JSON.stringify(await connectedInstances(u.client)) === JSON.stringify([I2]), 10_000, "controller to notice");
+    await eventually(
+      async () => JSON.stringify(await connectedInstances(u.client)) === JSON.stringify([I2]),
+      10_000,
+      "controller to notice",
+    );
 
     const nodes: Result[] = await u.client.getNodes();
     expect(nodes.map((r) => r.instance)).toEqual([I2]);
@@ -219,7 +227,11 @@ describe("controller–agent link cut: reconnect with backoff, no repeated side 
       expect(meanwhile.value.some((r) => r.instance === I2 && r.success)).toBe(true);
     }
     // Liveness checks on the controller's side drop the dead link.
-    await eventually(async () => JSON.stringify(await connectedInstances(u.client)) === JSON.stringify([I2]), 25_000, "controller to drop instance-1");
+    await eventually(
+      async () => JSON.stringify(await connectedInstances(u.client)) === JSON.stringify([I2]),
+      25_000,
+      "controller to drop instance-1",
+    );
     // By now the agent must have given up the dead link too: both sides probe liveness.
     await sleep(Math.max(0, 20_000 - (Date.now() - blackholedAt)));
     u.proxy.setMode("pass");

@@ -33,7 +33,18 @@ import {
 } from "../../src/supervisor/api.js";
 import { ProcessManager } from "../../src/supervisor/process-manager.js";
 import { AGENT_PRINCIPAL, Supervisor } from "../../src/supervisor/supervisor.js";
-import { ALL_SPECS, brokerData, frameText, hostileArgs, hostileEvent, hostileFrame, mutateArgs, mutation, replaceAt, validFor } from "./arbitraries.js";
+import {
+  ALL_SPECS,
+  brokerData,
+  frameText,
+  hostileArgs,
+  hostileEvent,
+  hostileFrame,
+  mutateArgs,
+  mutation,
+  replaceAt,
+  validFor,
+} from "./arbitraries.js";
 
 /** Cases run per test, and per decoder or signature inside it. */
 const counts = new Map<string, number>();
@@ -88,7 +99,26 @@ describe("decoders reject hostile input with a ProtocolError and nothing else", 
   it("decodeData and decodeTyped reject any JSON value with a ProtocolError (2 × 3000 cases)", () => {
     group = "data decoders";
     const typed = fc.record({
-      "@data-type": fc.oneof(fc.constantFrom("none", "boolean", "count", "integer", "real", "string", "address", "subnet", "port", "timestamp", "timespan", "enum-value", "set", "table", "vector"), fc.string()),
+      "@data-type": fc.oneof(
+        fc.constantFrom(
+          "none",
+          "boolean",
+          "count",
+          "integer",
+          "real",
+          "string",
+          "address",
+          "subnet",
+          "port",
+          "timestamp",
+          "timespan",
+          "enum-value",
+          "set",
+          "table",
+          "vector",
+        ),
+        fc.string(),
+      ),
       data: fc.jsonValue({ maxDepth: 4 }),
     });
     fc.assert(
@@ -104,7 +134,9 @@ describe("decoders reject hostile input with a ProtocolError and nothing else", 
 
   it("dataToEvent rejects any Broker value that is not a Zeek event with a ProtocolError (3000 cases)", () => {
     group = "dataToEvent";
-    const nearEvent = fc.tuple(hostileEvent, fc.array(fc.nat(), { maxLength: 4 }), brokerData).map(([e, path, by]) => replaceAt(eventToData(e), path, by));
+    const nearEvent = fc
+      .tuple(hostileEvent, fc.array(fc.nat(), { maxLength: 4 }), brokerData)
+      .map(([e, path, by]) => replaceAt(eventToData(e), path, by));
     fc.assert(
       fc.property(fc.oneof(brokerData, nearEvent), (d) => survives("dataToEvent", () => dataToEvent(d))),
       { numRuns: 3000 },
@@ -190,15 +222,21 @@ describe("decoders reject hostile input with a ProtocolError and nothing else", 
     const seen: string[] = [];
     hub.local(TOPICS, (d) => seen.push(d.topic));
     fc.assert(
-      fc.property(fc.oneof({ weight: 20, arbitrary: hostileFrame(TOPICS) }, { weight: 1, arbitrary: fc.nat({ max: 4 }).map((n) => "x".repeat(64 * 1024 + 1 + n)) }), (t) => {
-        const before = sent.length;
-        survives("hub frame intake", () => conn.receive(t));
-        expect(closed).toBe(false);
-        // Nothing or exactly one error frame goes back to the sender.
-        expect(sent.length - before).toBeLessThanOrEqual(1);
-        for (const f of sent.slice(before)) expect(JSON.parse(f)).toMatchObject({ type: "error" });
-        return true;
-      }),
+      fc.property(
+        fc.oneof(
+          { weight: 20, arbitrary: hostileFrame(TOPICS) },
+          { weight: 1, arbitrary: fc.nat({ max: 4 }).map((n) => "x".repeat(64 * 1024 + 1 + n)) },
+        ),
+        (t) => {
+          const before = sent.length;
+          survives("hub frame intake", () => conn.receive(t));
+          expect(closed).toBe(false);
+          // Nothing or exactly one error frame goes back to the sender.
+          expect(sent.length - before).toBeLessThanOrEqual(1);
+          for (const f of sent.slice(before)) expect(JSON.parse(f)).toMatchObject({ type: "error" });
+          return true;
+        },
+      ),
       { numRuns: 3000 },
     );
     expect(hub.peers).toHaveLength(1);
@@ -216,7 +254,10 @@ describe("decoders reject hostile input with a ProtocolError and nothing else", 
     conn.receive(encodeHandshake([SUPERVISOR_RESPONSE_TOPIC]));
     const requests = ALL_SPECS.filter(({ api, spec }) => api === "supervisor" && spec.name.endsWith("_request")).map(({ spec }) => spec);
     const supervisorEvent = fc.oneof(
-      { weight: 6, arbitrary: fc.constantFrom(...requests).chain((spec) => hostileArgs(spec).map(({ args }) => ({ name: spec.name, args }))) },
+      {
+        weight: 6,
+        arbitrary: fc.constantFrom(...requests).chain((spec) => hostileArgs(spec).map(({ args }) => ({ name: spec.name, args }))),
+      },
       { weight: 1, arbitrary: hostileEvent },
     );
     try {

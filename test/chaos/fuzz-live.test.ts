@@ -38,7 +38,10 @@ beforeAll(async () => {
 
 /** How many management.log lines of a process match `re`: evidence of what reached its handlers. */
 function logged(dir: string, name: string, re: RegExp): number {
-  return env.readFile(dir, "nodes", name, `management-${name}.log`).split("\n").filter((l) => re.test(l)).length;
+  return env
+    .readFile(dir, "nodes", name, `management-${name}.log`)
+    .split("\n")
+    .filter((l) => re.test(l)).length;
 }
 
 afterAll(async () => {
@@ -61,7 +64,7 @@ let probes = 0;
 /** The first frame (from now on) that satisfies `pred`; woken per frame, not polled. */
 async function frameMatching(raw: RawClient, pred: (f: string) => boolean, timeoutMs: number, what: string): Promise<string> {
   const deadline = Date.now() + timeoutMs;
-  for (let seen = 0; ; ) {
+  for (let seen = 0; ;) {
     const hit = raw.frames.slice(seen).find(pred);
     if (hit !== undefined) return hit;
     seen = raw.frames.length;
@@ -79,7 +82,12 @@ async function controllerAnswers(): Promise<void> {
   try {
     const id = `probe-${probes++}`;
     raw.send(encodeEventMessage(CONTROLLER_TOPIC, ControllerApi.get_instances_request.make(id)));
-    const frame = await frameMatching(raw, (f) => f.includes(ControllerApi.get_instances_response.name) && f.includes(id), 10_000, `answer to ${id}`);
+    const frame = await frameMatching(
+      raw,
+      (f) => f.includes(ControllerApi.get_instances_response.name) && f.includes(id),
+      10_000,
+      `answer to ${id}`,
+    );
     const [reqid, result] = ControllerApi.get_instances_response.parse(dataToEvent(decodeDataMessage(frame).data));
     expect(reqid).toBe(id);
     expect(result.success).toBe(true);
@@ -94,11 +102,19 @@ async function agentAnswers(): Promise<void> {
   try {
     const id = `probe-${probes++}`;
     raw.send(encodeEventMessage(agentTopic(AGENT), AgentApi.get_nodes_request.make(id)));
-    const frame = await frameMatching(raw, (f) => f.includes(AgentApi.get_nodes_response.name) && f.includes(id), 10_000, `answer to ${id}`);
+    const frame = await frameMatching(
+      raw,
+      (f) => f.includes(AgentApi.get_nodes_response.name) && f.includes(id),
+      10_000,
+      `answer to ${id}`,
+    );
     const [reqid, result] = AgentApi.get_nodes_response.parse(dataToEvent(decodeDataMessage(frame).data));
     expect(reqid).toBe(id);
     expect(result.success).toBe(true);
-    expect(NodeStatusVecCodec.decode(result.data!, "data").find((n) => n.mgmtRole === "AGENT")).toMatchObject({ node: AGENT, state: "RUNNING" });
+    expect(NodeStatusVecCodec.decode(result.data!, "data").find((n) => n.mgmtRole === "AGENT")).toMatchObject({
+      node: AGENT,
+      state: "RUNNING",
+    });
   } finally {
     raw.close();
   }
@@ -118,7 +134,14 @@ function harmless(frame: string): string {
 }
 
 /** Sends batches of hostile frames over one connection, checking the target after each. */
-async function fuzz(url: string, what: string, answers: () => Promise<void>, runs: number, topics: string[], focus: AnySpec[]): Promise<void> {
+async function fuzz(
+  url: string,
+  what: string,
+  answers: () => Promise<void>,
+  runs: number,
+  topics: string[],
+  focus: AnySpec[],
+): Promise<void> {
   const raw = await open(url, topics);
   try {
     await fc.assert(
@@ -144,8 +167,18 @@ async function garbageIsAnswered(url: string, what: string, runs: number): Promi
   try {
     const garbage = fc.oneof(
       fc.string({ unit: "binary", maxLength: 50 }).filter((s) => !isJson(s)),
-      fc.jsonValue().map((v) => JSON.stringify(v)).filter((s) => !s.startsWith("{")),
-      fc.constantFrom("{", "{}", '{"topic":1}', '{"topic":"t"}', '{"topic":"t","@data-type":"count","data":-1}', '{"topic":"t","@data-type":"nope","data":0}'),
+      fc
+        .jsonValue()
+        .map((v) => JSON.stringify(v))
+        .filter((s) => !s.startsWith("{")),
+      fc.constantFrom(
+        "{",
+        "{}",
+        '{"topic":1}',
+        '{"topic":"t"}',
+        '{"topic":"t","@data-type":"count","data":-1}',
+        '{"topic":"t","@data-type":"nope","data":0}',
+      ),
     );
     await fc.assert(
       fc.asyncProperty(garbage, async (text) => {
@@ -177,7 +210,11 @@ function isJson(s: string): boolean {
 async function extremes(url: string, what: string, topic: string, answers: () => Promise<void>): Promise<void> {
   const MB = 1024 * 1024;
   const cases: Array<[string, string, "error" | "closed" | "any"]> = [
-    ["a frame just over the hub's limit", `{"type":"data-message","topic":"${topic}","@data-type":"string","data":"${"x".repeat(4 * MB)}"}`, "error"],
+    [
+      "a frame just over the hub's limit",
+      `{"type":"data-message","topic":"${topic}","@data-type":"string","data":"${"x".repeat(4 * MB)}"}`,
+      "error",
+    ],
     ["a frame over the transport's hard cap", "y".repeat(16 * MB + 2048), "closed"],
     ["a 4 MB table, legal in size", tableFrame(topic, 4 * MB - 1024), "any"],
     ["nesting a million levels deep", "[".repeat(1_000_000) + "]".repeat(1_000_000), "error"],
@@ -193,7 +230,10 @@ async function extremes(url: string, what: string, topic: string, answers: () =>
       if (expected === "error") {
         // An agent greets whoever subscribes to its topic, so the error need not come first.
         const error = await frameMatching(raw, (f) => f.startsWith('{"type":"error"'), 10_000, `error message for ${name}`);
-        expect({ name, frame: JSON.parse(error) as unknown }).toMatchObject({ name, frame: { type: "error", code: "deserialization_failed" } });
+        expect({ name, frame: JSON.parse(error) as unknown }).toMatchObject({
+          name,
+          frame: { type: "error", code: "deserialization_failed" },
+        });
         expect(raw.closed).toBeUndefined();
       } else if (expected === "closed") {
         const closed = await raw.waitClosed(10_000);
@@ -229,7 +269,14 @@ function nestedEvent(depth: number): ReturnType<typeof ControllerApi.get_instanc
 describe("live processes survive hostile frames and keep answering", () => {
   it("a controller survives 10000 generated frames (every request event with hostile arguments, unknown events, wrong shapes, garbage) and answers a valid request after every batch of 25", async () => {
     const focus = [...Object.values(ControllerApi), ...Object.values(AgentApi)] as AnySpec[];
-    await fuzz(controller.url, "controller: generated frames", controllerAnswers, 400, [CONTROLLER_TOPIC, "zeek/management/agent/instance-1", ...TOPICS], focus);
+    await fuzz(
+      controller.url,
+      "controller: generated frames",
+      controllerAnswers,
+      400,
+      [CONTROLLER_TOPIC, "zeek/management/agent/instance-1", ...TOPICS],
+      focus,
+    );
     expect(pidAlive(controller.pid)).toBe(true);
     // The frames got past the decoder into the request handlers, well-formed or not.
     const state = join(env.dir, "state");
@@ -249,7 +296,12 @@ describe("live processes survive hostile frames and keep answering", () => {
           const id = `stage-${n++}`;
           raw.send(encodeEventMessage(CONTROLLER_TOPIC, ControllerApi.stage_configuration_request.make(id, cfg)));
           count("controller: random configurations");
-          const frame = await frameMatching(raw, (f) => f.includes(ControllerApi.stage_configuration_response.name) && f.includes(`"${id}"`), 10_000, `answer to ${id}`);
+          const frame = await frameMatching(
+            raw,
+            (f) => f.includes(ControllerApi.stage_configuration_response.name) && f.includes(`"${id}"`),
+            10_000,
+            `answer to ${id}`,
+          );
           const [reqid, results] = ControllerApi.stage_configuration_response.parse(dataToEvent(decodeDataMessage(frame).data));
           expect(reqid).toBe(id);
           expect(results.length).toBeGreaterThan(0);

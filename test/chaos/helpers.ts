@@ -91,14 +91,18 @@ export function livePids(dir: string): Map<string, number[]> {
 /** The agent process (the supervisor's child) of instance `name`. */
 export function agentPid(dir: string, name: string): number | undefined {
   return processesIn(dir).find(
-    (p) => p.env.get("ZEEK_MANAGEMENT_NODE") === "AGENT" && (p.env.get("ZMGMT_AGENT_OPTIONS") ?? "").includes(`"name":${JSON.stringify(name)}`),
+    (p) =>
+      p.env.get("ZEEK_MANAGEMENT_NODE") === "AGENT" && (p.env.get("ZMGMT_AGENT_OPTIONS") ?? "").includes(`"name":${JSON.stringify(name)}`),
   )?.pid;
 }
 
 /** Every pid a node was ever started with, in order (the chaos node script logs them). */
 export function starts(stateDir: string, node: string): number[] {
   try {
-    return readFileSync(join(stateDir, "nodes", node, "starts"), "utf8").split("\n").filter(Boolean).map(Number);
+    return readFileSync(join(stateDir, "nodes", node, "starts"), "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map(Number);
   } catch {
     return [];
   }
@@ -116,11 +120,7 @@ export function expectOneProcessEach(dir: string, names: string[]): Map<string, 
 
 /** Waits until a node has a live process other than `not`; polls fast so kills can land early. */
 export async function waitForProcess(dir: string, node: string, not: number[] = [], timeoutMs = 15_000): Promise<number> {
-  return eventually(
-    () => (livePids(dir).get(node) ?? []).find((p) => !not.includes(p)),
-    timeoutMs,
-    `a new process for node ${node}`,
-  );
+  return eventually(() => (livePids(dir).get(node) ?? []).find((p) => !not.includes(p)), timeoutMs, `a new process for node ${node}`);
 }
 
 export function kill9(pid: number): void {
@@ -248,7 +248,11 @@ export async function startCluster(
   const controller = await env.startController({ requestTimeoutSec: opts.controllerTimeoutSec ?? 8, port });
   const agents = new Map<string, AgentHandle>();
   for (const name of names) {
-    const a = await env.startAgent({ name, controllerPort: opts.controllerPortFor?.(name) ?? port, extraArgs: opts.agentArgs ?? AGENT_ARGS });
+    const a = await env.startAgent({
+      name,
+      controllerPort: opts.controllerPortFor?.(name) ?? port,
+      extraArgs: opts.agentArgs ?? AGENT_ARGS,
+    });
     agents.set(name, { name, port: a.port, stateDir: a.stateDir, supervisorPid: a.proc.pid });
   }
   return { controllerPort: port, controllerPid: controller.proc.pid, agents };

@@ -102,7 +102,9 @@ function netnsInode(pid: number | "self"): number {
 
 async function stopAll(): Promise<void> {
   for (const c of procs) if (c.pid) tryKill(-c.pid, "SIGTERM");
-  await eventually(() => procs.every((c) => c.exitCode !== null || c.signalCode !== null), 15_000, "processes to exit").catch(() => undefined);
+  await eventually(() => procs.every((c) => c.exitCode !== null || c.signalCode !== null), 15_000, "processes to exit").catch(
+    () => undefined,
+  );
   for (const c of procs) if (c.pid) tryKill(-c.pid, "SIGKILL");
 }
 
@@ -145,8 +147,22 @@ describe.skipIf(skipReason !== undefined)("controller and agents on separate hos
     const help = spawnSync(process.execPath, [CLI, "controller", "--help"], { encoding: "utf8" }).stdout;
     // Plaintext on a non-loopback address must be asked for explicitly, where supported.
     const insecure = help.includes("--allow-insecure-listen") ? ["--allow-insecure-listen"] : [];
-    spawnIn(CTL.ns, ["controller", "--listen", CONTROLLER, "--state-dir", join(env.dir, "ctl"), "--name", "controller", "--request-timeout", "10", ...insecure]);
-    for (const [name, h] of [["host-1", H1], ["host-2", H2]] as const) {
+    spawnIn(CTL.ns, [
+      "controller",
+      "--listen",
+      CONTROLLER,
+      "--state-dir",
+      join(env.dir, "ctl"),
+      "--name",
+      "controller",
+      "--request-timeout",
+      "10",
+      ...insecure,
+    ]);
+    for (const [name, h] of [
+      ["host-1", H1],
+      ["host-2", H2],
+    ] as const) {
       spawnIn(h.ns, [
         "agent",
         "--name",
@@ -195,14 +211,21 @@ describe.skipIf(skipReason !== undefined)("controller and agents on separate hos
       async () => {
         const got = (await client("get-nodes")) as { errors: unknown[]; results: Record<string, Record<string, NodeRow>> };
         const rows = Object.entries(got.results).flatMap(([inst, ns]) =>
-          Object.entries(ns).filter(([, r]) => typeof r.cluster_role === "string").map(([n, r]) => ({ inst, n, ...r })),
+          Object.entries(ns)
+            .filter(([, r]) => typeof r.cluster_role === "string")
+            .map(([n, r]) => ({ inst, n, ...r })),
         );
         return rows.length === 4 && rows.every((r) => r.state === "RUNNING" && r.pid) ? rows : undefined;
       },
       40_000,
       "all four nodes RUNNING",
     );
-    expect(nodes.map((r) => `${r.inst}/${r.n}`).sort()).toEqual(["host-1/logger", "host-1/manager", "host-1/worker-01", "host-2/worker-02"]);
+    expect(nodes.map((r) => `${r.inst}/${r.n}`).sort()).toEqual([
+      "host-1/logger",
+      "host-1/manager",
+      "host-1/worker-01",
+      "host-2/worker-02",
+    ]);
 
     // Each node process really lives in its agent's namespace, not the test's.
     const nsOf = { "host-1": statSync(`/run/netns/${H1.ns}`).ino, "host-2": statSync(`/run/netns/${H2.ns}`).ino };

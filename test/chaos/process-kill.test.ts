@@ -147,10 +147,14 @@ describe("kill -9 anywhere: nothing lost, nothing doubled, everything answered",
     kill9(p2);
     await eventually(() => !livePids(env.dir).has("worker-01"), 2000, "worker-01 without a process");
     // The crash report travels supervisor → agent; within the backoff window it shows.
-    const during = await eventually(async () => {
-      const m = await nodeStates(u.client);
-      return m.get("worker-01")?.state === "CRASHED" ? m : undefined;
-    }, 2000, "worker-01 reported CRASHED");
+    const during = await eventually(
+      async () => {
+        const m = await nodeStates(u.client);
+        return m.get("worker-01")?.state === "CRASHED" ? m : undefined;
+      },
+      2000,
+      "worker-01 reported CRASHED",
+    );
     expect(during.get("worker-01")!.pid).toBeUndefined();
     expect(livePids(env.dir).has("worker-01")).toBe(false);
     expect(during.get("manager")).toMatchObject({ state: "RUNNING", pid: before.get("manager") });
@@ -224,7 +228,11 @@ describe("kill -9 anywhere: nothing lost, nothing doubled, everything answered",
     await stage(u.client, cfg);
     const deploying = answered(u.client.deploy(), 25_000, "deploy");
     // Both of instance-1's nodes exist but have not checked in when their agent dies.
-    await eventually(() => startsOf(u, "manager").length === 1 && startsOf(u, "worker-01").length === 1, 15_000, "instance-1 nodes started");
+    await eventually(
+      () => startsOf(u, "manager").length === 1 && startsOf(u, "worker-01").length === 1,
+      15_000,
+      "instance-1 nodes started",
+    );
     const oldAgent = agentPid(env.dir, I1)!;
     kill9(oldAgent);
     const answer = await deploying;
@@ -241,10 +249,14 @@ describe("kill -9 anywhere: nothing lost, nothing doubled, everything answered",
     const before = await deployAll(u, clusterConfig());
     const oldAgent = agentPid(env.dir, I1)!;
     kill9(oldAgent);
-    await eventually(() => {
-      const a = agentPid(env.dir, I1);
-      return a !== undefined && a !== oldAgent;
-    }, 15_000, "a new agent process");
+    await eventually(
+      () => {
+        const a = agentPid(env.dir, I1);
+        return a !== undefined && a !== oldAgent;
+      },
+      15_000,
+      "a new agent process",
+    );
     await waitInstances(u.client, [I1, I2]);
     const after = await pidsWhenRunning(u);
     expect(after).toEqual(before);
@@ -290,8 +302,12 @@ describe("kill -9 anywhere: nothing lost, nothing doubled, everything answered",
     kill9(a1.supervisorPid);
     // Nodes notice within a second that their supervisor is gone; so must the agent,
     // or it keeps the listen port and answers for a host that can no longer act.
-    await eventually(() => processesIn(a1.stateDir).length === 0, 8000, `no process left under ${I1}'s state directory`).catch(() => undefined);
-    expect(processesIn(a1.stateDir).map((p) => p.env.get("CLUSTER_NODE") ?? p.env.get("ZEEK_MANAGEMENT_NODE") ?? String(p.pid))).toEqual([]);
+    await eventually(() => processesIn(a1.stateDir).length === 0, 8000, `no process left under ${I1}'s state directory`).catch(
+      () => undefined,
+    );
+    expect(processesIn(a1.stateDir).map((p) => p.env.get("CLUSTER_NODE") ?? p.env.get("ZEEK_MANAGEMENT_NODE") ?? String(p.pid))).toEqual(
+      [],
+    );
 
     await env.startAgent({ name: I1, controllerPort: u.controllerPort, port: a1.port, stateDir: a1.stateDir, extraArgs: AGENT_ARGS });
     const after = await pidsWhenRunning(u, (p) => p.get("manager") !== before.get("manager"));

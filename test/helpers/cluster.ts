@@ -170,9 +170,11 @@ export class TestEnv {
     for (const p of this.peers) await p.close();
     // SIGTERM first so supervisors stop their nodes; then make sure the groups are gone.
     for (const p of this.procs) killGroup(p.pid, "SIGTERM");
-    await eventually(() => this.procs.every((p) => p.child.exitCode !== null || p.child.signalCode !== null), 15_000, "processes to exit").catch(
-      () => undefined,
-    );
+    await eventually(
+      () => this.procs.every((p) => p.child.exitCode !== null || p.child.signalCode !== null),
+      15_000,
+      "processes to exit",
+    ).catch(() => undefined);
     for (const p of this.procs) killGroup(p.pid, "SIGKILL");
     // Nodes run in process groups of their own; anything still working inside this test's
     // directory is a leak, and is killed here rather than left behind.

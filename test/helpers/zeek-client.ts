@@ -16,7 +16,10 @@ export function locateZeekClient(): ZeekClientLocation {
   if (!existsSync(path)) return { found: false, reason: `stock zeek-client not found at ${path}` };
   const python = spawnSync("python3", ["--version"], { encoding: "utf8", timeout: 10_000 });
   if (python.error || python.status !== 0) {
-    return { found: false, reason: `python3 is not runnable (${python.error?.message ?? `exit ${python.status}`}), and zeek-client needs it` };
+    return {
+      found: false,
+      reason: `python3 is not runnable (${python.error?.message ?? `exit ${python.status}`}), and zeek-client needs it`,
+    };
   }
   return { found: true, path };
 }
