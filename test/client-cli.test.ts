@@ -21,6 +21,12 @@ interface Run {
   ms: number;
 }
 
+/** One line of `monitor --json`: every kind carries its time; the rest is compared whole. */
+interface MonitorJsonLine {
+  time: string;
+  event: string;
+}
+
 const running = new Set<ChildProcess>();
 
 /** Runs `node dist/cli/main.js …` isolated from the caller's zeek-client settings, bounded in time. */
@@ -69,8 +75,8 @@ function runCommand(file: string, args: string[], opts: { cwd?: string; timeoutM
   running.add(child);
   let stdout = "";
   let stderr = "";
-  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
   const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 30_000);
   return new Promise((resolve) => {
     child.on("close", (code) => {
@@ -436,23 +442,23 @@ describe("monitor against a scripted controller", () => {
       running.add(child);
       let out = "";
       let err = "";
-      child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-      child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (err += d.toString()));
       const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
-      await until(async () => (out.split("\n").length > 4 ? true : undefined), 15_000, "four events");
+      await until(() => Promise.resolve(out.split("\n").length > 4 ? true : undefined), 15_000, "four events");
       // Longer than the request timeout: silence is not reported as an error here.
       await new Promise((r) => setTimeout(r, 1500));
       for (const c of wss.clients) c.close();
       expect(await exited).toBe(1);
       running.delete(child);
-      const lines = out.trimEnd().split("\n").map((l) => JSON.parse(l));
+      const lines = out.trimEnd().split("\n").map((l) => JSON.parse(l) as MonitorJsonLine);
       expect(lines).toEqual([
-        { time: expect.any(String), event: "log", instance: "agent-a", node: "worker-01", message: "node worker-01 (pid 4242) exited with code 1" },
-        { time: expect.any(String), event: "change", instance: "agent-a", node: "worker-01", old: "RUNNING", new: "CRASHED" },
-        { time: expect.any(String), event: "error", instance: "agent-a", message: "failed to restart node worker-01" },
-        { time: expect.any(String), event: "change", instance: "agent-a", node: "worker-01", old: "CRASHED", new: "RUNNING" },
+        { time: expect.any(String) as unknown, event: "log", instance: "agent-a", node: "worker-01", message: "node worker-01 (pid 4242) exited with code 1" },
+        { time: expect.any(String) as unknown, event: "change", instance: "agent-a", node: "worker-01", old: "RUNNING", new: "CRASHED" },
+        { time: expect.any(String) as unknown, event: "error", instance: "agent-a", message: "failed to restart node worker-01" },
+        { time: expect.any(String) as unknown, event: "change", instance: "agent-a", node: "worker-01", old: "CRASHED", new: "RUNNING" },
       ]);
-      expect(Number.isNaN(Date.parse(lines[0].time))).toBe(false);
+      expect(Number.isNaN(Date.parse(lines[0]!.time))).toBe(false);
       expect(err).toMatch(new RegExp(`^error: lost the connection to controller 127\\.0\\.0\\.1:${port}: .*\\n$`));
     } finally {
       for (const c of wss.clients) c.terminate();
@@ -496,9 +502,9 @@ describe("monitor against a scripted controller", () => {
       });
       running.add(child);
       let out = "";
-      child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
       const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
-      await until(async () => (out.includes("get_nodes_response(") ? true : undefined), 15_000, "the response");
+      await until(() => Promise.resolve(out.includes("get_nodes_response(") ? true : undefined), 15_000, "the response");
       child.kill("SIGINT");
       expect(await exited).toBe(0);
       running.delete(child);

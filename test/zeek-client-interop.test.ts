@@ -69,7 +69,39 @@ interface = lo
 env = ROLE_NOTE=second
 `;
 
-function json(run: ZeekClientRun): any {
+/** A node's entry in get-nodes' answer; each agent appears there too, with mgmt_role AGENT. */
+interface NodeStatus {
+  state: string;
+  mgmt_role: string | null;
+  cluster_role: string | null;
+  /** Present for every running node and agent, which is all these tests read it from. */
+  pid: number;
+  port?: number;
+  metrics_port?: number;
+}
+
+/** zeek-client's JSON for a request its sources answer one by one: their errors and results. */
+interface ResultsOutput<R, E = unknown> {
+  errors: E[];
+  results: R;
+}
+
+/** get-nodes: instance -> node -> status. */
+type NodesOutput = ResultsOutput<Record<string, Record<string, NodeStatus>>>;
+
+/** deploy and deploy-config: the deployed configuration's id and each node's outcome. */
+type DeployOutput = ResultsOutput<{ id: string; nodes: Record<string, unknown> }>;
+
+/** get-config --as-json: the configuration as the controller holds it. */
+interface ConfigOutput {
+  id: string;
+  instances: unknown[];
+  nodes: { name: string; port: number | null }[];
+}
+
+type NodeState = NodeStatus & { instance: string };
+
+function json(run: ZeekClientRun): unknown {
   try {
     return JSON.parse(run.stdout);
   } catch {
@@ -146,16 +178,16 @@ describe.skipIf(!located.found)("stock zeek-client against controller, agents an
     writeFileSync(p, text);
     return p;
   };
-  const nodeStates = async (): Promise<Record<string, Record<string, any>>> => {
+  const nodeStates = async (): Promise<Record<string, NodeState>> => {
     const run = await zc(["get-nodes"]);
     expect(run.code, describeRun(run)).toBe(0);
-    const out: Record<string, Record<string, any>> = {};
-    for (const [instance, nodes] of Object.entries(json(run).results as Record<string, Record<string, any>>)) {
+    const out: Record<string, NodeState> = {};
+    for (const [instance, nodes] of Object.entries((json(run) as NodesOutput).results)) {
       for (const [name, s] of Object.entries(nodes)) if (s.mgmt_role === null) out[name] = { instance, ...s };
     }
     return out;
   };
-  const allRunning = (count: number): Promise<Record<string, Record<string, any>>> =>
+  const allRunning = (count: number): Promise<Record<string, NodeState>> =>
     eventually(async () => {
       const nodes = await nodeStates();
       const list = Object.values(nodes);
@@ -216,7 +248,7 @@ describe.skipIf(!located.found)("stock zeek-client against controller, agents an
     );
     const run = await zc(["stage-config", bad]);
     expect(run.code, describeRun(run)).toBe(1);
-    const out = json(run);
+    const out = json(run) as ResultsOutput<unknown>;
     expect(out.results).toEqual({});
     expect(out.errors).toEqual(
       expect.arrayContaining([
@@ -253,7 +285,7 @@ describe.skipIf(!located.found)("stock zeek-client against controller, agents an
     const out = await eventually(async () => {
       const run = await zc(["get-instances"]);
       expect(run.code, describeRun(run)).toBe(0);
-      const o = json(run);
+      const o = json(run) as Record<string, unknown>;
       return Object.keys(o).length === 2 ? o : undefined;
     }, 20_000, "two instances");
     expect(out).toEqual({ "instance-1": { host: "127.0.0.1" }, "instance-2": { host: "127.0.0.1" } });
@@ -262,14 +294,14 @@ describe.skipIf(!located.found)("stock zeek-client against controller, agents an
   it("get-nodes shows each agent before anything is deployed (exit 0)", async () => {
     const run = await zc(["get-nodes"]);
     expect(run.code, describeRun(run)).toBe(0);
-    const out = json(run);
+    const out = json(run) as NodesOutput;
     expect(out.errors).toEqual([]);
     expect(Object.keys(out.results).sort()).toEqual(["instance-1", "instance-2"]);
     for (const name of ["instance-1", "instance-2"]) {
       expect(out.results[name]).toEqual({
-        [name]: { state: "RUNNING", mgmt_role: "AGENT", cluster_role: null, pid: expect.any(Number) },
+        [name]: { state: "RUNNING", mgmt_role: "AGENT", cluster_role: null, pid: expect.any(Number) as unknown },
       });
-      expect(pidAlive(out.results[name][name].pid)).toBe(true);
+      expect(pidAlive(out.results[name]![name]!.pid)).toBe(true);
     }
   });
 
@@ -286,7 +318,7 @@ describe.skipIf(!located.found)("stock zeek-client against controller, agents an
   it("stage-config from stdin answers with the configuration's id (exit 0)", async () => {
     const run = await zc(["stage-config", "-"], { input: CLUSTER_INI });
     expect(run.code, describeRun(run)).toBe(0);
-    const out = json(run);
+    const out = json(run) as ResultsOutput<{ id: string }>;
     expect(out.errors).toEqual([]);
     expect(out.results.id).toMatch(UUID);
     stagedId = out.results.id;
@@ -316,11 +348,11 @@ describe.skipIf(!located.found)("stock zeek-client against controller, agents an
     expect(run.code, describeRun(run)).toBe(0);
     // One line: pretty_json=False.
     expect(run.stdout.trim().split("\n")).toHaveLength(1);
-    const out = json(run);
+    const out = json(run) as ConfigOutput;
     expect(out.id).toBe(stagedId);
     expect(out.instances).toEqual([{ name: "instance-1" }, { name: "instance-2" }]);
-    expect(out.nodes.map((n: any) => n.name)).toEqual(["logger-01", "manager", "proxy-01", "worker-01", "worker-02"]);
-    expect(out.nodes.find((n: any) => n.name === "worker-02")).toEqual({
+    expect(out.nodes.map((n) => n.name)).toEqual(["logger-01", "manager", "proxy-01", "worker-01", "worker-02"]);
+    expect(out.nodes.find((n) => n.name === "worker-02")).toEqual({
       cpu_affinity: null,
       env: { ROLE_NOTE: "second" },
       instance: "instance-2",
@@ -373,16 +405,16 @@ describe.skipIf(!located.found)("stock zeek-client against controller, agents an
   it("get-config --deployed has the observed hosts and the assigned ports", async () => {
     const run = await zc(["get-config", "--deployed", "--as-json"]);
     expect(run.code, describeRun(run)).toBe(0);
-    const out = json(run);
+    const out = json(run) as ConfigOutput;
     expect(out.id).toBe(stagedId);
     expect(out.instances).toEqual([
       { name: "instance-1", host: "127.0.0.1" },
       { name: "instance-2", host: "127.0.0.1" },
     ]);
-    expect(out.nodes.find((n: any) => n.name === "manager").port).toBe(env.brokerStartPort);
+    expect(out.nodes.find((n) => n.name === "manager")?.port).toBe(env.brokerStartPort);
     // The staged configuration stays as it was sent.
-    const staged = json(await zc(["get-config", "--as-json"]));
-    expect(staged.nodes.find((n: any) => n.name === "manager").port).toBeNull();
+    const staged = json(await zc(["get-config", "--as-json"])) as ConfigOutput;
+    expect(staged.nodes.find((n) => n.name === "manager")?.port).toBeNull();
   });
 
   it("get-id-value answers from every node, or the named ones (exit 0)", async () => {
@@ -396,7 +428,7 @@ describe.skipIf(!located.found)("stock zeek-client against controller, agents an
     expect(named.code, describeRun(named)).toBe(0);
     expect(json(named)).toEqual({ errors: [], results: { "worker-02": "second" } });
     const layout = await zc(["get-id-value", "Cluster::nodes", "manager"]);
-    expect(json(layout).results.manager["proxy-01"]).toMatchObject({
+    expect((json(layout) as ResultsOutput<Record<string, Record<string, unknown>>>).results.manager?.["proxy-01"]).toMatchObject({
       node_type: "Cluster::PROXY",
       ip: "127.0.0.1",
       p: { port: env.brokerStartPort + 2, proto: "tcp" },
@@ -412,10 +444,10 @@ describe.skipIf(!located.found)("stock zeek-client against controller, agents an
     });
     const unknownId = await zc(["get-id-value", "No::such_id", "manager"]);
     expect(unknownId.code, describeRun(unknownId)).toBe(1);
-    const out = json(unknownId);
+    const out = json(unknownId) as ResultsOutput<unknown>;
     expect(out.results).toEqual({});
     expect(out.errors).toHaveLength(1);
-    expect(out.errors[0]).toMatchObject({ source: "manager", error: expect.stringMatching(/\S/) });
+    expect(out.errors[0]).toMatchObject({ source: "manager", error: expect.stringMatching(/\S/) as unknown });
   });
 
   // --- restarting ------------------------------------------------------------------------
@@ -508,7 +540,7 @@ describe.skipIf(!located.found)("stock zeek-client against controller, agents an
       errors: [expect.stringMatching(/^request refused: frame of \d+ bytes exceeds the limit of 4194304 bytes$/)],
       results: {},
     });
-    expect(json(await zc(["get-config", "--as-json"])).id).toBe(stagedId);
+    expect((json(await zc(["get-config", "--as-json"])) as ConfigOutput).id).toBe(stagedId);
   });
 
   // --- redeploying -----------------------------------------------------------------------
@@ -517,31 +549,32 @@ describe.skipIf(!located.found)("stock zeek-client against controller, agents an
     const smaller = CLUSTER_INI.replace(/\[worker-02\][^[]*$/, "");
     const run = await zc(["deploy-config", iniFile("smaller.ini", smaller)]);
     expect(run.code, describeRun(run)).toBe(0);
-    const out = json(run);
+    const out = json(run) as DeployOutput;
     expect(out.errors).toEqual([]);
     expect(out.results.id).toMatch(UUID);
     expect(out.results.id).not.toBe(stagedId);
     expect(Object.keys(out.results.nodes).sort()).toEqual(["logger-01", "manager", "proxy-01", "worker-01"]);
     const nodes = await allRunning(4);
     expect(Object.keys(nodes)).not.toContain("worker-02");
-    const deployed = json(await zc(["get-config", "--deployed", "--as-json"]));
+    const deployed = json(await zc(["get-config", "--deployed", "--as-json"])) as ConfigOutput;
     expect(deployed.id).toBe(out.results.id);
   });
 
   it("deploy-config of an invalid configuration prints the staging errors only (exit 1) and deploys nothing", async () => {
-    const deployedBefore = json(await zc(["get-config", "--deployed", "--as-json"])).id;
+    const deployedBefore = (json(await zc(["get-config", "--deployed", "--as-json"])) as ConfigOutput).id;
     const bad = CLUSTER_INI.replace("[worker-01]\ninstance = instance-1", "[worker-01]\ninstance = instance-9");
     const run = await zc(["deploy-config", iniFile("bad-deploy.ini", bad)]);
     expect(run.code, describeRun(run)).toBe(1);
     expect(json(run)).toEqual({ errors: ["node 'worker-01' has undeclared instance name 'instance-9'"], results: {} });
-    expect(json(await zc(["get-config", "--deployed", "--as-json"])).id).toBe(deployedBefore);
+    expect((json(await zc(["get-config", "--deployed", "--as-json"])) as ConfigOutput).id).toBe(deployedBefore);
   });
 
   it("deploy-config naming an instance that never connects fails, naming it (exit 1)", async () => {
     const withThird = CLUSTER_INI.replace("instance-2\n\n", "instance-2\ninstance-3\n\n") + "\n[worker-03]\ninstance = instance-3\nrole = worker\n";
     const run = await zc(["deploy-config", iniFile("third.ini", withThird)]);
     expect(run.code, describeRun(run)).toBe(1);
-    const out = json(run);
+    // Staging and deploy errors arrive as plain strings, not per-source records.
+    const out = json(run) as ResultsOutput<unknown, string>;
     expect(out.errors.join("\n")).toContain("instance-3");
   });
 
@@ -552,7 +585,7 @@ describe.skipIf(!located.found)("stock zeek-client against controller, agents an
       env: { ZEEK_CLIENT_CONFIG_SETTINGS: `controller.host=127.0.0.1 controller.port=${port} ${CLIENT_TIMEOUT}` },
     });
     expect(viaEnv.code, describeRun(viaEnv)).toBe(0);
-    expect(Object.keys(json(viaEnv)).sort()).toEqual(["instance-1", "instance-2"]);
+    expect(Object.keys(json(viaEnv) as Record<string, unknown>).sort()).toEqual(["instance-1", "instance-2"]);
     const cfg = iniFile("client.cfg", `[controller]\nhost = 127.0.0.1\nport = ${port}\n\n[client]\npretty_json = False\n`);
     const viaFile = await runZeekClient(ZC, ["-c", cfg, "get-instances"]);
     expect(viaFile.code, describeRun(viaFile)).toBe(0);
@@ -617,7 +650,7 @@ env = ZMGMT_NODE_COMMAND="sh -c 'echo about to fail; echo boom >&2; exit 3'"
 `;
     const run = await zc(["deploy-config", iniFile("broken.ini", broken)]);
     expect(run.code, describeRun(run)).toBe(1);
-    const out = json(run);
+    const out = json(run) as DeployOutput;
     expect(out.results.nodes).toEqual({
       broken: { instance: "instance-2", success: false, stdout: "about to fail", stderr: "boom" },
       manager: { instance: "instance-1", success: true },
@@ -625,7 +658,7 @@ env = ZMGMT_NODE_COMMAND="sh -c 'echo about to fail; echo boom >&2; exit 3'"
     const nodes = await zc(["get-nodes"]);
     // zeek-client's rule: node states are shown, not judged; only failed Results fail it.
     expect(nodes.code, describeRun(nodes)).toBe(0);
-    const state = json(nodes).results["instance-2"].broken.state;
+    const state = (json(nodes) as NodesOutput).results["instance-2"]?.broken?.state;
     expect(["CRASHED", "PENDING", "FAILED"]).toContain(state);
   });
 });
@@ -701,13 +734,13 @@ describe.skipIf(!located.found)("stock zeek-client against zmgmt up", () => {
       "--metrics-start-port",
       String(await freePortRange(8)),
     ]);
-    await eventually(() => up.output().includes("cluster is up"), 40_000, "the cluster to come up").catch((err) => {
+    await eventually(() => up.output().includes("cluster is up"), 40_000, "the cluster to come up").catch((err: unknown) => {
       throw new Error(`${(err as Error).message}; output:\n${up.output()}`);
     });
     const base = ["--controller", `127.0.0.1:${controllerPort}`];
     const nodes = await runZeekClient(ZC, [...base, "get-nodes"]);
     expect(nodes.code, describeRun(nodes)).toBe(0);
-    const statuses = Object.values(json(nodes).results as Record<string, Record<string, any>>).flatMap((n) => Object.values(n));
+    const statuses = Object.values((json(nodes) as NodesOutput).results).flatMap((n) => Object.values(n));
     expect(statuses.filter((s) => s.mgmt_role === null).map((s) => s.state)).toEqual(Array(5).fill("RUNNING"));
     const run = await runZeekClient(ZC, [...base, "--set", "client.request_timeout_secs=8", "test-timeout"], { timeoutMs: 30_000 });
     expect(run.code, describeRun(run)).toBe(1);
