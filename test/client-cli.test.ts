@@ -187,7 +187,9 @@ describe("without a controller", () => {
       env: { ZEEK_CLIENT_CONFIG_SETTINGS: "ssl.enable=true ssl.certificate=/nonexistent/cert.pem" },
     });
     expect(tls.code).toBe(1);
-    expect(tls.stderr).toBe('error: cannot configure connection to 127.0.0.1:2149: SSL certificate file "/nonexistent/cert.pem" not found\n');
+    expect(tls.stderr).toBe(
+      'error: cannot configure connection to 127.0.0.1:2149: SSL certificate file "/nonexistent/cert.pem" not found\n',
+    );
   });
 
   it("exits 2 on usage errors and 1 without a command", async () => {
@@ -332,9 +334,16 @@ describe("against a scripted server", () => {
         const reqid = (event.args[0] as { value: string }).value;
         ws.send('{"type":"error","code":"deserialization_failed","context":"ignored"}');
         ws.send(encodeEventMessage("zeek/management/controller", { name: "Some::other_event", args: [] }));
-        ws.send(encodeEventMessage("zeek/management/controller", ControllerApi.get_instances_response.make("other-reqid", makeResult("x"))));
+        ws.send(
+          encodeEventMessage("zeek/management/controller", ControllerApi.get_instances_response.make("other-reqid", makeResult("x"))),
+        );
         const instances = InstanceVecCodec.encode([{ name: "agent-x", host: "10.0.0.1", listenPort: 2151 }]);
-        ws.send(encodeEventMessage("zeek/management/controller", ControllerApi.get_instances_response.make(reqid, makeResult("x", { data: instances }))));
+        ws.send(
+          encodeEventMessage(
+            "zeek/management/controller",
+            ControllerApi.get_instances_response.make(reqid, makeResult("x", { data: instances })),
+          ),
+        );
       });
     });
     await new Promise((r) => wss.once("listening", r));
@@ -418,7 +427,9 @@ describe("monitor against a scripted controller", () => {
         const worker = { name: "worker-01", instance: "agent-a", role: "WORKER", state: "CRASHED", env: {} } as const;
         setTimeout(() => {
           ws.send(encodeEventMessage(topic, ControllerApi.get_nodes_response.make("someone-else", [])));
-          ws.send(encodeEventMessage(topic, AgentApi.notify_log.make("agent-a", "node worker-01 (pid 4242) exited with code 1", "worker-01")));
+          ws.send(
+            encodeEventMessage(topic, AgentApi.notify_log.make("agent-a", "node worker-01 (pid 4242) exited with code 1", "worker-01")),
+          );
           ws.send(encodeEventMessage(topic, AgentApi.notify_change.make("agent-a", worker, "RUNNING", "CRASHED")));
           ws.send(encodeEventMessage(topic, { name: "Some::other_event", args: [] }));
           ws.send(encodeEventMessage(topic, AgentApi.notify_error.make("agent-a", "failed to restart node worker-01", undefined)));
@@ -435,10 +446,14 @@ describe("monitor against a scripted controller", () => {
   it("--json prints one JSON line per change, log and error and nothing else; the link going away ends it with 1", async () => {
     const { wss, port } = await notifyingServer();
     try {
-      const child = spawn(process.execPath, [CLI, "--controller", `127.0.0.1:${port}`, "--set", "client.request_timeout_secs=1", "monitor", "--json"], {
-        env: { ...process.env, ZEEK_CLIENT_CONFIG_FILE: "", ZEEK_CLIENT_CONFIG_SETTINGS: "" },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
+      const child = spawn(
+        process.execPath,
+        [CLI, "--controller", `127.0.0.1:${port}`, "--set", "client.request_timeout_secs=1", "monitor", "--json"],
+        {
+          env: { ...process.env, ZEEK_CLIENT_CONFIG_FILE: "", ZEEK_CLIENT_CONFIG_SETTINGS: "" },
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      );
       running.add(child);
       let out = "";
       let err = "";
@@ -451,9 +466,18 @@ describe("monitor against a scripted controller", () => {
       for (const c of wss.clients) c.close();
       expect(await exited).toBe(1);
       running.delete(child);
-      const lines = out.trimEnd().split("\n").map((l) => JSON.parse(l) as MonitorJsonLine);
+      const lines = out
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l) as MonitorJsonLine);
       expect(lines).toEqual([
-        { time: expect.any(String) as unknown, event: "log", instance: "agent-a", node: "worker-01", message: "node worker-01 (pid 4242) exited with code 1" },
+        {
+          time: expect.any(String) as unknown,
+          event: "log",
+          instance: "agent-a",
+          node: "worker-01",
+          message: "node worker-01 (pid 4242) exited with code 1",
+        },
         { time: expect.any(String) as unknown, event: "change", instance: "agent-a", node: "worker-01", old: "RUNNING", new: "CRASHED" },
         { time: expect.any(String) as unknown, event: "error", instance: "agent-a", message: "failed to restart node worker-01" },
         { time: expect.any(String) as unknown, event: "change", instance: "agent-a", node: "worker-01", old: "CRASHED", new: "RUNNING" },
@@ -675,7 +699,12 @@ describe("against a real cluster", () => {
       "nodes to run",
     );
     expect(nodes["agent-a"]).toMatchObject({ state: "RUNNING", mgmt_role: "AGENT", cluster_role: null });
-    expect(nodes.manager).toMatchObject({ cluster_role: "MANAGER", mgmt_role: null, pid: expect.any(Number) as unknown, port: expect.any(Number) as unknown });
+    expect(nodes.manager).toMatchObject({
+      cluster_role: "MANAGER",
+      mgmt_role: null,
+      pid: expect.any(Number) as unknown,
+      port: expect.any(Number) as unknown,
+    });
     expect(nodes["worker-01"]).toMatchObject({ cluster_role: "WORKER", mgmt_role: null, pid: expect.any(Number) as unknown });
   });
 
@@ -773,7 +802,7 @@ describe("against a real cluster", () => {
     running.delete(child);
     expect(out).toContain(`no response received: websocket connection to 127.0.0.1:${port} timed out\n`);
     expect(out).toContain(
-      'received "Management::Controller::API::get_nodes_response(reqid: <class \'zeekclient.brokertypes.String\'>, ' +
+      "received \"Management::Controller::API::get_nodes_response(reqid: <class 'zeekclient.brokertypes.String'>, " +
         "results: <class 'zeekclient.brokertypes.Vector'>)\"\n",
     );
   });

@@ -188,11 +188,15 @@ describe.skipIf(!located.found)("stock zeek-client against controller, agents an
     return out;
   };
   const allRunning = (count: number): Promise<Record<string, NodeState>> =>
-    eventually(async () => {
-      const nodes = await nodeStates();
-      const list = Object.values(nodes);
-      return list.length === count && list.every((n) => n.state === "RUNNING") ? nodes : undefined;
-    }, 30_000, `${count} nodes RUNNING`);
+    eventually(
+      async () => {
+        const nodes = await nodeStates();
+        const list = Object.values(nodes);
+        return list.length === count && list.every((n) => n.state === "RUNNING") ? nodes : undefined;
+      },
+      30_000,
+      `${count} nodes RUNNING`,
+    );
 
   beforeAll(async () => {
     env = new TestEnv("zmgmt-zc-");
@@ -282,12 +286,16 @@ describe.skipIf(!located.found)("stock zeek-client against controller, agents an
   it("get-instances lists agents that dial in, by name, with their address (exit 0)", async () => {
     await env.startAgent({ name: "instance-1", controllerPort: port, extraArgs: AGENT_ARGS });
     await env.startAgent({ name: "instance-2", controllerPort: port, extraArgs: AGENT_ARGS });
-    const out = await eventually(async () => {
-      const run = await zc(["get-instances"]);
-      expect(run.code, describeRun(run)).toBe(0);
-      const o = json(run) as Record<string, unknown>;
-      return Object.keys(o).length === 2 ? o : undefined;
-    }, 20_000, "two instances");
+    const out = await eventually(
+      async () => {
+        const run = await zc(["get-instances"]);
+        expect(run.code, describeRun(run)).toBe(0);
+        const o = json(run) as Record<string, unknown>;
+        return Object.keys(o).length === 2 ? o : undefined;
+      },
+      20_000,
+      "two instances",
+    );
     expect(out).toEqual({ "instance-1": { host: "127.0.0.1" }, "instance-2": { host: "127.0.0.1" } });
   });
 
@@ -491,16 +499,22 @@ describe.skipIf(!located.found)("stock zeek-client against controller, agents an
     const monitor = startZeekClient(ZC, [...base, "monitor"], { timeoutMs: 60_000 });
     try {
       // Events only reach a peered monitor; get-nodes until the monitor has seen one.
-      await eventually(async () => {
-        await zc(["get-nodes"]);
-        return monitor.stdout().includes('received "Management::Controller::API::get_nodes_response(');
-      }, 20_000, "monitor to print a get_nodes_response");
+      await eventually(
+        async () => {
+          await zc(["get-nodes"]);
+          return monitor.stdout().includes('received "Management::Controller::API::get_nodes_response(');
+        },
+        20_000,
+        "monitor to print a get_nodes_response",
+      );
     } finally {
       monitor.signal("SIGINT");
     }
     const run = await monitor.done;
     expect(run.code, describeRun(run)).toBe(0);
-    expect(run.stdout).toMatch(/^received "Management::Controller::API::get_nodes_response\(reqid: <class '[\w.]+String'>, results: <class '[\w.]+Vector'>\)"$/m);
+    expect(run.stdout).toMatch(
+      /^received "Management::Controller::API::get_nodes_response\(reqid: <class '[\w.]+String'>, results: <class '[\w.]+Vector'>\)"$/m,
+    );
   });
 
   // --- the client's own timeouts ---------------------------------------------------------
@@ -570,7 +584,8 @@ describe.skipIf(!located.found)("stock zeek-client against controller, agents an
   });
 
   it("deploy-config naming an instance that never connects fails, naming it (exit 1)", async () => {
-    const withThird = CLUSTER_INI.replace("instance-2\n\n", "instance-2\ninstance-3\n\n") + "\n[worker-03]\ninstance = instance-3\nrole = worker\n";
+    const withThird =
+      CLUSTER_INI.replace("instance-2\n\n", "instance-2\ninstance-3\n\n") + "\n[worker-03]\ninstance = instance-3\nrole = worker\n";
     const run = await zc(["deploy-config", iniFile("third.ini", withThird)]);
     expect(run.code, describeRun(run)).toBe(1);
     // Staging and deploy errors arrive as plain strings, not per-source records.
@@ -677,10 +692,49 @@ describe.skipIf(!located.found)("stock zeek-client over TLS", () => {
     );
     const ssl = (...args: string[]): void => void execFileSync("openssl", args, { cwd: env.dir, stdio: ["ignore", "ignore", "pipe"] });
     const newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    ssl("req", "-x509", "-new", "-config", "openssl.cnf", "-extensions", "ca_ext", ...newKey, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=ca");
-    for (const [name, ext, serial] of [["server", "server_ext", "1001"], ["client", "client_ext", "1002"]] as const) {
+    ssl(
+      "req",
+      "-x509",
+      "-new",
+      "-config",
+      "openssl.cnf",
+      "-extensions",
+      "ca_ext",
+      ...newKey,
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.pem",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=ca",
+    );
+    for (const [name, ext, serial] of [
+      ["server", "server_ext", "1001"],
+      ["client", "client_ext", "1002"],
+    ] as const) {
       ssl("req", "-new", "-config", "openssl.cnf", ...newKey, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${name}`);
-      ssl("x509", "-req", "-in", `${name}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", serial, "-days", "2", "-extfile", "openssl.cnf", "-extensions", ext, "-out", `${name}.pem`);
+      ssl(
+        "x509",
+        "-req",
+        "-in",
+        `${name}.csr`,
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-set_serial",
+        serial,
+        "-days",
+        "2",
+        "-extfile",
+        "openssl.cnf",
+        "-extensions",
+        ext,
+        "-out",
+        `${name}.pem`,
+      );
     }
   });
   afterAll(async () => env?.cleanup());
@@ -689,7 +743,14 @@ describe.skipIf(!located.found)("stock zeek-client over TLS", () => {
 
   it("ssl.enable alone reaches a TLS controller without verifying it (exit 0); plaintext does not (exit 1)", async () => {
     const { port } = await env.startController({ extraArgs: tlsArgs() });
-    const base = ["--controller", `127.0.0.1:${port}`, "--set", "client.peering_attempts=2", "--set", "client.peering_retry_delay_secs=0.2"];
+    const base = [
+      "--controller",
+      `127.0.0.1:${port}`,
+      "--set",
+      "client.peering_attempts=2",
+      "--set",
+      "client.peering_retry_delay_secs=0.2",
+    ];
     const secure = await runZeekClient(ZC, [...base, "--set", "ssl.enable=true", "get-instances"]);
     expect(secure.code, describeRun(secure)).toBe(0);
     expect(json(secure)).toEqual({});
@@ -701,7 +762,16 @@ describe.skipIf(!located.found)("stock zeek-client over TLS", () => {
 
   it("with client certificates required, a client presenting one gets in (exit 0) and one without does not (exit 1)", async () => {
     const { port } = await env.startController({ extraArgs: [...tlsArgs(), "--tls-ca", f("ca.pem"), "--tls-verify-clients"] });
-    const base = ["--controller", `127.0.0.1:${port}`, "--set", "client.peering_attempts=2", "--set", "client.peering_retry_delay_secs=0.2", "--set", "ssl.enable=true"];
+    const base = [
+      "--controller",
+      `127.0.0.1:${port}`,
+      "--set",
+      "client.peering_attempts=2",
+      "--set",
+      "client.peering_retry_delay_secs=0.2",
+      "--set",
+      "ssl.enable=true",
+    ];
     const cfg = f("client-tls.cfg");
     writeFileSync(cfg, `[ssl]\ncertificate = ${f("client.pem")}\nkeyfile = ${f("client.key")}\ncafile = ${f("ca.pem")}\n`);
     const withCert = await runZeekClient(ZC, ["-c", cfg, ...base, "get-instances"]);
