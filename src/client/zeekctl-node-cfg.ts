@@ -7,7 +7,7 @@ import { IniError, optionxform, parsePyInt, pyRstrip, pyStrip } from "./ini.js";
 export const NODE_TYPES = ["manager", "logger", "proxy", "worker", "standalone"] as const;
 export type NodeType = (typeof NODE_TYPES)[number];
 
-/** zeekctl's node keys (node.py) that are not already handled one by one below. */
+/** zeekctl's node keys (node.py) that importZeekctl does not handle one by one. */
 export const AF_PACKET_KEYS = new Set(["af_packet_fanout_id", "af_packet_fanout_mode", "af_packet_buffer_size"]);
 export const KNOWN_KEYS = new Set([
   "type",
@@ -23,7 +23,7 @@ export const KNOWN_KEYS = new Set([
   ...AF_PACKET_KEYS,
 ]);
 export const LB_METHODS = new Set(["pf_ring", "myricom", "custom", "interfaces", "af_packet"]);
-export const LOCAL_HOSTS = new Set(["localhost", "localhost.localdomain", "::1", "ip6-localhost"]);
+const LOCAL_HOSTS = new Set(["localhost", "localhost.localdomain", "::1", "ip6-localhost"]);
 export const RESERVED_SECTION = "instances";
 
 /** Where sections and options start, for messages: configparser does not keep lines. */
