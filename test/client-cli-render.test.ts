@@ -13,9 +13,8 @@ import { Logger } from "../src/client/log.js";
 import { humanLine, jsonLine, notificationOf } from "../src/client/monitor.js";
 import { AgentApi } from "../src/agent/api.js";
 import { PyFloat, pyDumps, pyFloatRepr, pyLoads } from "../src/client/pyjson.js";
+import { checkEvent, describeEvent } from "../src/client/known-events.js";
 import {
-  checkEvent,
-  describeEvent,
   formatConfig,
   renderDeploy,
   renderGetConfig,

@@ -14,7 +14,8 @@ import { ControllerClient } from "./controller-client.js";
 import { parsePyInt } from "./ini.js";
 import type { Logger } from "./log.js";
 import { notificationOf, type Notification } from "./monitor.js";
-import { brokerRepr, checkEvent, describeEvent } from "./render.js";
+import { checkEvent, describeEvent } from "./known-events.js";
+import { brokerRepr } from "./render.js";
 import type { Settings } from "./settings.js";
 
 /** A failure zeek-client reports as one `error:` line before exiting with 1. */

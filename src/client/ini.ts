@@ -6,6 +6,8 @@
 // (not `:`), has no indented continuation lines, keeps key case, turns `[a.b]` into nested
 // objects and `k[]` into arrays, coerces true/false/null, and never reports duplicates.
 
+import { IniError } from "./ini-error.js";
+import { checkInterpolationSyntax, interpolate } from "./ini-interpolation.js";
 import {
   PY_NON_WS,
   optionxform,
@@ -32,49 +34,7 @@ export {
   pyStrip,
 } from "./py-text.js";
 
-export type IniErrorCode =
-  | "missing-section-header"
-  | "duplicate-section"
-  | "duplicate-option"
-  | "parsing"
-  | "continuation-without-value"
-  | "interpolation-syntax"
-  | "interpolation-missing-option"
-  | "interpolation-depth"
-  | "interpolation-no-value"
-  | "invalid-section-name"
-  | "no-section"
-  | "no-option"
-  | "invalid-value";
-
-export interface IniErrorDetails {
-  source?: string;
-  /** 1-based line numbers; a parsing error collects every bad line of the input. */
-  lines?: number[];
-  section?: string;
-  option?: string;
-}
-
-export class IniError extends Error {
-  readonly code: IniErrorCode;
-  readonly source: string | undefined;
-  /** First offending line (1-based), when the error comes from reading text. */
-  readonly line: number | undefined;
-  readonly lines: number[];
-  readonly section: string | undefined;
-  readonly option: string | undefined;
-
-  constructor(code: IniErrorCode, message: string, details: IniErrorDetails = {}) {
-    super(message);
-    this.name = "IniError";
-    this.code = code;
-    this.source = details.source;
-    this.lines = details.lines ?? [];
-    this.line = this.lines[0];
-    this.section = details.section;
-    this.option = details.option;
-  }
-}
+export { IniError, type IniErrorCode, type IniErrorDetails } from "./ini-error.js";
 
 export const DEFAULT_SECTION = "DEFAULT";
 
@@ -82,9 +42,6 @@ export const DEFAULT_SECTION = "DEFAULT";
 export type IniValue = string | null;
 
 const SECTION_HEADER = /^\[([\s\S]+)\]/;
-const INTERPOLATION_KEY = /^%\(([^)]+)\)s/;
-const INTERPOLATION_KEY_GLOBAL = /%\(([^)]+)\)s/g;
-const MAX_INTERPOLATION_DEPTH = 10;
 
 /** While a read is in progress, values being built from several lines are arrays. */
 type StoredValue = IniValue | string[];
@@ -322,7 +279,7 @@ export class ConfigParser {
     if (!map.has(name)) return undefined;
     const value = map.get(name) ?? null;
     if (opts.raw || value === null || !this.interpolation) return value;
-    return this.interpolate(section, name, value, map);
+    return interpolate(section, name, value, map);
   }
 
   /**
@@ -335,71 +292,9 @@ export class ConfigParser {
     const out: Array<[string, IniValue]> = [];
     for (const [name, value] of map) {
       if (opts.raw || !this.interpolation) out.push([name, value]);
-      else out.push([name, value === null ? "" : this.interpolate(section, name, value, map)]);
+      else out.push([name, value === null ? "" : interpolate(section, name, value, map)]);
     }
     return out;
-  }
-
-  private interpolate(section: string, option: string, value: string, map: Map<string, IniValue>): string {
-    const rawval = map.get(option) ?? value;
-    const parts: string[] = [];
-    const expand = (rest: string, depth: number): void => {
-      if (depth > MAX_INTERPOLATION_DEPTH) {
-        throw new IniError(
-          "interpolation-depth",
-          `Recursion limit exceeded in value substitution: option ${pyRepr(option)} in section ${pyRepr(section)} contains an interpolation key which cannot be substituted in ${MAX_INTERPOLATION_DEPTH} steps. Raw value: ${pyRepr(rawval)}`,
-          { section, option },
-        );
-      }
-      while (rest) {
-        const p = rest.indexOf("%");
-        if (p < 0) {
-          parts.push(rest);
-          return;
-        }
-        if (p > 0) {
-          parts.push(rest.slice(0, p));
-          rest = rest.slice(p);
-        }
-        const c = rest.slice(1, 2);
-        if (c === "%") {
-          parts.push("%");
-          rest = rest.slice(2);
-        } else if (c === "(") {
-          const m = INTERPOLATION_KEY.exec(rest);
-          if (m === null) {
-            throw new IniError("interpolation-syntax", `bad interpolation variable reference ${pyRepr(rest)}`, {
-              section,
-              option,
-            });
-          }
-          const ref = optionxform(m[1]!);
-          rest = rest.slice(m[0].length);
-          if (!map.has(ref)) {
-            throw new IniError(
-              "interpolation-missing-option",
-              `Bad value substitution: option ${pyRepr(option)} in section ${pyRepr(section)} contains an interpolation key ${pyRepr(ref)} which is not a valid option name. Raw value: ${pyRepr(rawval)}`,
-              { section, option },
-            );
-          }
-          const v = map.get(ref) ?? null;
-          if (v === null) {
-            // Python fails with a TypeError here.
-            throw new IniError(
-              "interpolation-no-value",
-              `option ${pyRepr(option)} in section ${pyRepr(section)} refers to ${pyRepr(ref)}, which has no value`,
-              { section, option },
-            );
-          }
-          if (v.includes("%")) expand(v, depth + 1);
-          else parts.push(v);
-        } else {
-          throw new IniError("interpolation-syntax", `'%' must be followed by '%' or '(', found: ${pyRepr(rest)}`, { section, option });
-        }
-      }
-    };
-    expand(value, 1);
-    return parts.join("");
   }
 
   /**
@@ -407,16 +302,7 @@ export class ConfigParser {
    * With interpolation on, a value that could never be expanded is rejected up front.
    */
   set(section: string, option: string, value: IniValue): void {
-    if (value && this.interpolation) {
-      const residue = value.replace(/%%/g, "").replace(INTERPOLATION_KEY_GLOBAL, "");
-      const at = residue.indexOf("%");
-      if (at >= 0) {
-        throw new IniError("interpolation-syntax", `invalid interpolation syntax in ${pyRepr(value)} at position ${at}`, {
-          section,
-          option,
-        });
-      }
-    }
+    if (value && this.interpolation) checkInterpolationSyntax(section, option, value);
     let data: SectionData | undefined;
     if (!section || section === DEFAULT_SECTION) data = this.defaultsData;
     else data = this.sectionsData.get(section);

@@ -3,11 +3,25 @@
 // Python's configparser, so we read it with our configparser twin and it means the same.
 // What zmgmt cannot express is never dropped silently: it becomes a warning.
 
-import { isIP } from "node:net";
 import type { Configuration, Instance, Node } from "../management/types.js";
 import { validateConfiguration } from "../management/validation.js";
 import { compareCodePoints, parseClusterConfig, renderClusterConfigIni } from "./cluster-config.js";
-import { ConfigParser, DEFAULT_SECTION, IniError, optionxform, parsePyInt, pyRstrip, pySplitWhitespace, pyStrip } from "./ini.js";
+import { ConfigParser, DEFAULT_SECTION, IniError, parsePyInt, pySplitWhitespace, pyStrip } from "./ini.js";
+import { networksScriptText, parseNetworks } from "./zeekctl-networks.js";
+import {
+  AF_PACKET_KEYS,
+  ImportError,
+  KNOWN_KEYS,
+  LB_METHODS,
+  NODE_TYPES,
+  RESERVED_SECTION,
+  describeSyntaxError,
+  indexLines,
+  isLocalHost,
+  parseCpuList,
+  parseEnvVars,
+  type NodeType,
+} from "./zeekctl-node-cfg.js";
 
 export interface ZeekctlImportOptions {
   /** Name of node.cfg in messages. */
@@ -35,147 +49,6 @@ export interface ZeekctlImportResult {
   warnings: string[];
   /** A Zeek script setting Site::local_nets from networks.cfg (when given and valid). */
   networksScript?: string;
-}
-
-const NODE_TYPES = ["manager", "logger", "proxy", "worker", "standalone"] as const;
-type NodeType = (typeof NODE_TYPES)[number];
-
-/** zeekctl's node keys (node.py) that are not already handled one by one below. */
-const AF_PACKET_KEYS = new Set(["af_packet_fanout_id", "af_packet_fanout_mode", "af_packet_buffer_size"]);
-const KNOWN_KEYS = new Set([
-  "type",
-  "host",
-  "interface",
-  "aux_scripts",
-  "zone_id",
-  "lb_procs",
-  "lb_method",
-  "lb_interfaces",
-  "pin_cpus",
-  "env_vars",
-  ...AF_PACKET_KEYS,
-]);
-const LB_METHODS = new Set(["pf_ring", "myricom", "custom", "interfaces", "af_packet"]);
-const LOCAL_HOSTS = new Set(["localhost", "localhost.localdomain", "::1", "ip6-localhost"]);
-const RESERVED_SECTION = "instances";
-
-/** Where sections and options start, for messages: configparser does not keep lines. */
-interface LineIndex {
-  section: Map<string, number>;
-  option: Map<string, Map<string, number>>;
-}
-
-function indexLines(text: string): LineIndex {
-  const index: LineIndex = { section: new Map(), option: new Map() };
-  let current: string | undefined;
-  const lines = text.split(/\r\n|\r|\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
-    const stripped = pyStrip(line);
-    if (stripped === "" || stripped.startsWith("#") || stripped.startsWith(";")) continue;
-    // Continuation lines are indented; configparser only looks at indentation relative to the
-    // option, but an indented line is never a new option in a sane node.cfg.
-    if (current !== undefined && pyStrip(line.slice(0, 1)) === "") continue;
-    const header = /^\[([\s\S]+)\]/.exec(stripped);
-    if (header) {
-      current = header[1]!;
-      if (!index.section.has(current)) index.section.set(current, i + 1);
-      if (!index.option.has(current)) index.option.set(current, new Map());
-      continue;
-    }
-    if (current === undefined) continue;
-    const delim = stripped.search(/[=:]/);
-    const name = optionxform(pyRstrip(delim < 0 ? stripped : stripped.slice(0, delim)));
-    const opts = index.option.get(current)!;
-    if (!opts.has(name)) opts.set(name, i + 1);
-  }
-  return index;
-}
-
-class ImportError extends Error {}
-
-/** configparser's messages name the file and quote lines Python-style; ours lead with FILE:LINE. */
-function describeSyntaxError(err: IniError, file: string): string {
-  const where = err.line !== undefined ? `${file}:${err.line}` : file;
-  switch (err.code) {
-    case "parsing": {
-      const more = err.lines.length > 1 ? ` (also line${err.lines.length > 2 ? "s" : ""} ${err.lines.slice(1).join(", ")})` : "";
-      return `${where}: expected a [section] header or KEY=VALUE${more}`;
-    }
-    case "missing-section-header":
-      return `${where}: KEY=VALUE before the first [section] header`;
-    case "duplicate-section":
-      return `${where}: section [${err.section}] is defined twice`;
-    case "duplicate-option":
-      return `${where}: [${err.section}] ${err.option} is given twice`;
-    default:
-      return `${where}: ${err.message.split("\n")[0]!.replace(/^While reading from .*?\]: /, "")}`;
-  }
-}
-
-function isLocalHost(host: string): boolean {
-  const h = host.toLowerCase();
-  if (LOCAL_HOSTS.has(h)) return true;
-  return isIP(h) === 4 && h.startsWith("127.");
-}
-
-/** zeekctl's env_vars: `K=V` pairs separated by commas, the whole value optionally quoted. */
-function parseEnvVars(text: string): Record<string, string> {
-  let body = text;
-  if (body.length >= 2 && ((body.startsWith('"') && body.endsWith('"')) || (body.startsWith("'") && body.endsWith("'")))) {
-    body = body.slice(1, -1);
-  }
-  const env: Record<string, string> = {};
-  if (!body) return env;
-  for (const item of body.split(",")) {
-    const eq = item.indexOf("=");
-    if (eq < 0) throw new ImportError(`env_vars entry "${pyStrip(item)}" has no '=' (expected NAME=VALUE, comma-separated)`);
-    const key = pyStrip(item.slice(0, eq));
-    if (!key) throw new ImportError(`env_vars entry "${pyStrip(item)}" has no variable name`);
-    env[key] = pyStrip(item.slice(eq + 1));
-  }
-  return env;
-}
-
-/** zeekctl's pin_cpus: comma-separated CPU numbers, none negative. */
-function parseCpuList(text: string): number[] {
-  return text.split(",").map((part) => {
-    const n = parsePyInt(part);
-    if (n === undefined || n < 0n || n > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw new ImportError(`pin_cpus must list CPU numbers (0 or higher) separated by commas, not "${text}"`);
-    }
-    return Number(n);
-  });
-}
-
-interface NetworkEntry {
-  zeek: string;
-  comment: string;
-}
-
-function parseNetworks(text: string, name: string, errors: string[]): NetworkEntry[] {
-  const nets: NetworkEntry[] = [];
-  const lines = text.split(/\r\n|\r|\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const line = pyStrip(lines[i]!);
-    if (line === "" || line.startsWith("#")) continue;
-    const [cidr, ...rest] = pySplitWhitespace(line);
-    const m = /^\[?([^\]/]+)\]?\/([0-9]+)$/.exec(cidr!);
-    const family = m ? isIP(m[1]!) : 0;
-    const prefix = m ? Number(m[2]) : NaN;
-    if (!m || family === 0 || prefix > (family === 4 ? 32 : 128)) {
-      errors.push(`${name}:${i + 1}: "${cidr}" is not a network in CIDR notation (like 10.0.0.0/8 or 2001:db8::/32)`);
-      continue;
-    }
-    nets.push({ zeek: family === 6 ? `[${m[1]}]/${prefix}` : `${m[1]}/${prefix}`, comment: rest.join(" ").replace(/[\r\n]/g, " ") });
-  }
-  return nets;
-}
-
-function networksScriptText(nets: NetworkEntry[], source: string): string {
-  let out = `# Site::local_nets from zeekctl's ${source}.\nredef Site::local_nets += {\n`;
-  for (const net of nets) out += `\t${net.zeek},${net.comment ? `\t# ${net.comment}` : ""}\n`;
-  return out + "};\n";
 }
 
 /** Values go through configparser interpolation when read back, so `%` must be doubled. */
