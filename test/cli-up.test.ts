@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { existsSync, readdirSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { TestEnv, freePort, freePortRange, pidAlive, processesUnder } from "./helpers/cluster.js";
+import { TestEnv, pidAlive, processesUnder, upArgs } from "./helpers/cluster.js";
 import { eventually } from "./helpers/ws.js";
 import { ControllerClient, resultNodeStatuses } from "../src/client/controller-client.js";
 import { errorMessage } from "../src/broker/errors.js";
@@ -18,21 +18,8 @@ afterEach(async () => {
 describe("zmgmt up", () => {
   it("deploys the default cluster, shows it coming up, and stops everything on SIGINT", async () => {
     env = new TestEnv();
-    const controllerPort = await freePort();
-    const up = env.spawnCli([
-      "up",
-      "--no-zeek",
-      "--state-dir",
-      "state",
-      "--controller-listen",
-      `127.0.0.1:${controllerPort}`,
-      "--agent-listen",
-      "127.0.0.1:0",
-      "--broker-start-port",
-      String(await freePortRange(8)),
-      "--metrics-start-port",
-      String(await freePortRange(8)),
-    ]);
+    const { args, controllerPort } = await upArgs();
+    const up = env.spawnCli(args);
     await eventually(() => up.output().includes("cluster is up"), 30_000, "the cluster to come up").catch((err: unknown) => {
       throw new Error(`${errorMessage(err)}; output:\n${up.output()}`);
     });
@@ -59,34 +46,19 @@ describe("zmgmt up", () => {
 
   it("refuses to start on a busy port without touching the running cluster, and starts again in the same folder", async () => {
     env = new TestEnv();
-    const controllerPort = await freePort();
-    const brokerStart = String(await freePortRange(8));
-    const metricsStart = String(await freePortRange(8));
-    const upArgs = (agentPort: string) => [
-      "up",
-      "--no-zeek",
-      "--state-dir",
-      "state",
-      "--controller-listen",
-      `127.0.0.1:${controllerPort}`,
-      "--agent-listen",
-      `127.0.0.1:${agentPort}`,
-      "--broker-start-port",
-      brokerStart,
-      "--metrics-start-port",
-      metricsStart,
-    ];
+    // Both runs ask for the same ports.
+    const { args, controllerPort } = await upArgs();
     const nodePids = async (): Promise<Record<string, number | undefined>> => {
       const client = await ControllerClient.connect({ url: `127.0.0.1:${controllerPort}` });
       const statuses = (await client.getNodes()).flatMap((r) => resultNodeStatuses(r) ?? []);
       await client.close();
       return Object.fromEntries(statuses.map((s) => [s.node, s.pid]));
     };
-    const first = env.spawnCli(upArgs("0"));
+    const first = env.spawnCli(args);
     await eventually(() => first.output().includes("cluster is up"), 30_000, "the first cluster to come up");
     const before = await nodePids();
 
-    const second = env.spawnCli(upArgs("0"));
+    const second = env.spawnCli(args);
     const started = Date.now();
     await eventually(() => second.child.exitCode !== null, 15_000, "the second zmgmt up to give up");
     expect(Date.now() - started).toBeLessThan(10_000);
@@ -102,29 +74,15 @@ describe("zmgmt up", () => {
     expect(existsSync(join(controllerDir, "state"))).toBe(false);
 
     // Again in the same folder: the controller resumes its deployment, and ours follows it.
-    const again = env.spawnCli(upArgs("0"));
+    const again = env.spawnCli(args);
     await eventually(() => again.output().includes("cluster is up"), 40_000, "the cluster to come up again");
     expect(again.output()).not.toContain("still pending");
   });
 
   it("takes a controller name and can leave metrics ports unassigned, as upstream's test setups do", async () => {
     env = new TestEnv();
-    const controllerPort = await freePort();
-    const up = env.spawnCli([
-      "up",
-      "--no-zeek",
-      "--state-dir",
-      "state",
-      "--controller-name",
-      "ctl-test",
-      "--no-auto-assign-metrics-ports",
-      "--controller-listen",
-      `127.0.0.1:${controllerPort}`,
-      "--agent-listen",
-      "127.0.0.1:0",
-      "--broker-start-port",
-      String(await freePortRange(8)),
-    ]);
+    const { args, controllerPort } = await upArgs(["--controller-name", "ctl-test", "--no-auto-assign-metrics-ports"]);
+    const up = env.spawnCli(args);
     await eventually(() => up.output().includes("cluster is up"), 30_000, "the cluster to come up");
     const client = await ControllerClient.connect({ url: `127.0.0.1:${controllerPort}` });
     const statuses = (await client.getNodes()).flatMap((r) => resultNodeStatuses(r) ?? []);

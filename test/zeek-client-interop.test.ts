@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { TestEnv, freePort, freePortRange, pidAlive } from "./helpers/cluster.js";
+import { TestEnv, freePort, pidAlive, upArgs } from "./helpers/cluster.js";
 import { eventually } from "./helpers/ws.js";
 import {
   type ZeekClientOptions,
@@ -790,20 +790,8 @@ describe.skipIf(!located.found)("stock zeek-client against zmgmt up", () => {
 
   it("test-timeout with an 8 s timeout ends (exit 1) within 20 s while up watches the cluster", async () => {
     env = new TestEnv("zmgmt-zc-up-");
-    const controllerPort = await freePort();
-    const up = env.spawnCli([
-      "up",
-      "--state-dir",
-      "state",
-      "--controller-listen",
-      `127.0.0.1:${controllerPort}`,
-      "--agent-listen",
-      "127.0.0.1:0",
-      "--broker-start-port",
-      String(await freePortRange(8)),
-      "--metrics-start-port",
-      String(await freePortRange(8)),
-    ]);
+    const { args, controllerPort } = await upArgs();
+    const up = env.spawnCli(args);
     await eventually(() => up.output().includes("cluster is up"), 40_000, "the cluster to come up").catch((err: unknown) => {
       throw new Error(`${(err as Error).message}; output:\n${up.output()}`);
     });

@@ -8,7 +8,7 @@ import { createServer, get as httpGet, type Server } from "node:http";
 import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { join } from "node:path";
-import { TestEnv, freePort, freePortRange, killGroup, pidAlive, processesUnder, type Proc } from "./helpers/cluster.js";
+import { TestEnv, killGroup, pidAlive, processesUnder, upArgs, type Proc } from "./helpers/cluster.js";
 import { eventually } from "./helpers/ws.js";
 import { locateZeek, locateZeekClientOrSkip, zeekClient, type ClientRun } from "./helpers/zeek.js";
 
@@ -303,24 +303,7 @@ describe.skipIf(!canRun)("zmgmt up --zeek", { timeout: 180_000 }, () => {
 
   it("brings up a real Zeek cluster that the stock zeek-client sees RUNNING", async () => {
     env = new TestEnv("zmgmt-up-zeek-");
-    const controllerPort = await freePort();
-    const args = [
-      "up",
-      "--zeek",
-      ZEEK,
-      "--state-dir",
-      join(env.dir, "state"),
-      "--instance",
-      "local",
-      "--controller-listen",
-      `127.0.0.1:${controllerPort}`,
-      "--agent-listen",
-      "127.0.0.1:0",
-      "--broker-start-port",
-      String(await freePortRange(8)),
-      "--metrics-start-port",
-      String(await freePortRange(8)),
-    ];
+    const { args, controllerPort } = await upArgs(["--zeek", ZEEK, "--instance", "local"]);
     if (!canCapture) {
       // The default layout captures on lo, which needs root; deploy the same roles without capture.
       const ini = join(env.dir, "no-capture.ini");

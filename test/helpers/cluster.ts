@@ -41,6 +41,30 @@ export async function freePortRange(count: number): Promise<number> {
   throw new Error(`no run of ${count} free ports found`);
 }
 
+/**
+ * Arguments of `zmgmt up` on ports of its own (any free agent port), state in `state/` below
+ * the test's directory, and the built-in node program unless `extra` says otherwise.
+ */
+export async function upArgs(extra: string[] = []): Promise<{ args: string[]; controllerPort: number }> {
+  const controllerPort = await freePort();
+  const args = [
+    "up",
+    ...(extra.includes("--zeek") ? [] : ["--no-zeek"]),
+    "--state-dir",
+    "state",
+    "--controller-listen",
+    `127.0.0.1:${controllerPort}`,
+    "--agent-listen",
+    "127.0.0.1:0",
+    "--broker-start-port",
+    String(await freePortRange(8)),
+    "--metrics-start-port",
+    String(await freePortRange(8)),
+    ...extra,
+  ];
+  return { args, controllerPort };
+}
+
 export interface Proc {
   child: ChildProcess;
   pid: number;
