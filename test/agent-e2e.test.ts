@@ -262,6 +262,19 @@ describe("agent API with real processes", () => {
     expect(after.pid).not.toBe(pid);
   });
 
+  it("shows a node the supervisor cannot start (an impossible cpu_affinity) as FAILED, with the reason in the deploy answer", async () => {
+    const { peer } = await setup();
+    const results = await deploy(peer, config([node("worker-01", "WORKER", { cpuAffinity: 4096 }), node("worker-02", "WORKER")]));
+    const failed = results.find((r) => r.node === "worker-01");
+    expect(failed).toMatchObject({ success: false });
+    expect(failed?.error).toMatch(/^failed to create node worker-01: cannot pin node 'worker-01' to CPU 4096: this machine has \d+ CPUs?/);
+    expect(results.find((r) => r.node === "worker-02")?.success).toBe(true);
+    const nodes = await clusterNodes(peer);
+    expect(nodes.get("worker-01")).toMatchObject({ state: "FAILED", clusterRole: "WORKER" });
+    expect(nodes.get("worker-01")?.pid).toBeUndefined();
+    expect(nodes.get("worker-02")?.state).toBe("RUNNING");
+  });
+
   it("reports a port conflict with the node's stderr in the deploy result", async () => {
     const { peer } = await setup();
     const blocker: Server = createServer();

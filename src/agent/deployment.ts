@@ -186,6 +186,9 @@ export class Deployments {
           const msg = `failed to create node ${node.name}: ${error}`;
           ctx.log.error(msg);
           ctx.notifyError(msg, node.name);
+          // The supervisor runs nothing under this name; get-nodes still lists it, FAILED.
+          const rec = ctx.nodes.get(node.name);
+          if (rec) ctx.nodes.setState(rec, "FAILED");
           if (!pending.finished) {
             pending.state.failures.set(node.name, msg);
             pending.state.waiting.delete(node.name);

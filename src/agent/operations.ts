@@ -68,6 +68,21 @@ export class NodeOperations {
         });
       }
     }
+    // Nodes of the deployment that the supervisor could not even start (say, an impossible
+    // cpu_affinity) run nowhere, but they are part of the cluster and must show as FAILED.
+    const supervised = new Set(running.map((s) => s.config.name));
+    for (const name of ctx.nodes.names()) {
+      const rec = ctx.nodes.get(name);
+      if (!rec || supervised.has(name)) continue;
+      statuses.push({
+        node: name,
+        state: rec.state,
+        mgmtRole: "NONE",
+        clusterRole: rec.node.role,
+        ...(rec.node.port !== undefined ? { port: rec.node.port } : {}),
+        ...(rec.node.metricsPort !== undefined ? { metricsPort: rec.node.metricsPort } : {}),
+      });
+    }
     const result = makeResult(reqid, { instance, data: NodeStatusVecCodec.encode(statuses) });
     ctx.reply(AgentApi.get_nodes_response.make(reqid, result), resultToString(result));
   }
