@@ -11,7 +11,8 @@ import type { SupervisedNodeConfig } from "../supervisor/api.js";
 import { NODE_COMMAND_ENV } from "./api.js";
 import { encodeNodeMeta } from "./node-meta.js";
 import type { AgentOptions } from "./options.js";
-import { CLUSTER_LAYOUT_FILE, clusterLayoutScript, freeLoopbackPort, zeekLaunch } from "./zeek.js";
+import { pickFreePort } from "../management/free-port.js";
+import { CLUSTER_LAYOUT_FILE, clusterLayoutScript, zeekLaunch } from "./zeek.js";
 
 export type LaunchOptions = Pick<AgentOptions, "name" | "stateDir" | "nodeCommand" | "nodeUrl" | "nodeToken" | "nodeBaseEnv" | "zeek">;
 
@@ -28,7 +29,7 @@ export async function nodeLaunch(options: LaunchOptions, node: Node, config: Con
   if (zeek && !override) {
     mkdirSync(directory, { recursive: true });
     writeFileSync(join(directory, CLUSTER_LAYOUT_FILE), clusterLayoutScript(config));
-    const managementPort = await freeLoopbackPort();
+    const managementPort = await pickFreePort("127.0.0.1");
     const launch = zeekLaunch(zeek, node, config, directory, managementPort, { ...process.env, ...node.env });
     return {
       config: {

@@ -6,7 +6,6 @@
 
 import { execFileSync } from "node:child_process";
 import { accessSync, constants, statSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 import type { Configuration, Node } from "../management/types.js";
 import { NodeEnv } from "../node/api.js";
@@ -190,16 +189,4 @@ function isLoopback(host: string): boolean {
 /** The directory a Zeek logger rotates into; see zeek/zmgmt/node.zeek. */
 export function logQueueDirectory(nodeDirectory: string): string {
   return join(nodeDirectory, "log-queue");
-}
-
-/** A port nothing listens on right now, for a node's loopback management endpoint. */
-export function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as AddressInfo;
-      srv.close(() => resolvePort(port));
-    });
-  });
 }

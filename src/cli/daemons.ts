@@ -5,6 +5,7 @@ import { Command, Option } from "commander";
 import { defaultAgentOptions, runAgentProcess } from "../agent/main.js";
 import { parseAgentDaemonOptions, type AgentDaemonOptions } from "../agent/options.js";
 import { resolve } from "node:path";
+import { pickFreePort } from "../management/free-port.js";
 import { SupervisorEnv } from "../supervisor/api.js";
 import { DEFAULT_AGENT_PORT, DEFAULT_AGENT_REQUEST_TIMEOUT_MS } from "../agent/api.js";
 import { DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS, DEFAULT_CONTROLLER_WEBSOCKET_PORT } from "../controller/api.js";
@@ -341,16 +342,4 @@ export function chooseZeek(
   const zeek = probeZeek(path);
   say(`cluster nodes run Zeek ${zeek.version} (${zeek.path})`);
   return zeek;
-}
-
-export async function pickFreePort(host: string): Promise<number> {
-  const { createServer } = await import("node:net");
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, host, () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }

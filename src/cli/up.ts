@@ -16,16 +16,9 @@ import { locatedErrors, parseClusterConfig } from "../client/cluster-config.js";
 import type { Configuration, NodeStatus } from "../management/types.js";
 import type { LogLevel } from "../management/log.js";
 import { startSupervisor } from "../supervisor/main.js";
-import {
-  addSupervisionOptions,
-  chooseZeek,
-  closeOnSignals,
-  parseHostPort,
-  pickFreePort,
-  processOptions,
-  type SupervisionFlags,
-} from "./daemons.js";
+import { addSupervisionOptions, chooseZeek, closeOnSignals, parseHostPort, processOptions, type SupervisionFlags } from "./daemons.js";
 import type { ControllerDaemonOptions } from "../controller/options.js";
+import { pickFreePort } from "../management/free-port.js";
 import { defaultStateDir } from "../management/env.js";
 import { ALLOW_INSECURE_LISTEN_FLAG } from "../management/security.js";
 import { enforceListenPolicy } from "./tls-flags.js";

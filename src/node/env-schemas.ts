@@ -6,9 +6,8 @@
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import { CLUSTER_ROLES, STATES, type Node } from "../management/types.js";
+import { PortSchema as Port, type Holds, type Same } from "../management/options-schema.js";
 import type { ClusterEndpoint } from "./api.js";
-
-const Port = Type.Integer({ minimum: 0, maximum: 65535 });
 
 /** NodeEnv.config: the node's Management::Node record, every field optional. */
 export const NodeConfigSchema = Type.Partial(
@@ -39,8 +38,6 @@ const ClusterEndpointSchema = Type.Object({
 export const ClusterLayoutSchema = Type.Record(Type.String(), ClusterEndpointSchema);
 
 // Fails to compile when the records and these schemas drift apart.
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-type Holds<T extends true> = T;
 export type SchemasMatch = [
   Holds<Same<Static<typeof NodeConfigSchema>["role"], Node["role"] | undefined>>,
   Holds<Same<Static<typeof NodeConfigSchema>["state"], Node["state"] | undefined>>,
