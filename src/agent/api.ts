@@ -3,6 +3,7 @@
 
 import * as S from "../broker/schema.js";
 import { ConfigurationCodec, NodeCodec, ResultCodec, ResultVecCodec, StateCodec } from "../management/records.js";
+import { NodeLogsQueryCodec, NodeNamesCodec } from "../management/zmgmt-records.js";
 
 export const AGENT_API_VERSION = 1;
 export const AGENT_TOPIC_PREFIX = "zeek/management/agent";
@@ -40,4 +41,19 @@ export const AgentApi = {
   notify_change: S.defineEvent(`${P}notify_change`, S.string, NodeCodec, StateCodec, StateCodec),
   notify_error: S.defineEvent(`${P}notify_error`, S.string, S.string, S.optional(S.string)),
   notify_log: S.defineEvent(`${P}notify_log`, S.string, S.string, S.optional(S.string)),
+} as const;
+
+const Z = "Zmgmt::Agent::API::";
+
+/** The agent's side of zmgmt's own requests (see ZmgmtControllerApi); same payloads. */
+export const ZmgmtAgentApi = {
+  node_logs_request: S.defineEvent(`${Z}node_logs_request`, S.string, NodeLogsQueryCodec),
+  node_logs_response: S.defineEvent(`${Z}node_logs_response`, S.string, ResultCodec),
+  /** One Result for the instance, data: vector of NodeProcessStatus (only the named nodes it runs). */
+  get_node_status_request: S.defineEvent(`${Z}get_node_status_request`, S.string, NodeNamesCodec),
+  get_node_status_response: S.defineEvent(`${Z}get_node_status_response`, S.string, ResultCodec),
+  stop_nodes_request: S.defineEvent(`${Z}stop_nodes_request`, S.string, NodeNamesCodec),
+  stop_nodes_response: S.defineEvent(`${Z}stop_nodes_response`, S.string, ResultVecCodec),
+  start_nodes_request: S.defineEvent(`${Z}start_nodes_request`, S.string, NodeNamesCodec),
+  start_nodes_response: S.defineEvent(`${Z}start_nodes_response`, S.string, ResultVecCodec),
 } as const;

@@ -3,6 +3,7 @@
 
 import * as S from "../broker/schema.js";
 import { ConfigurationCodec, ResultCodec, ResultVecCodec } from "../management/records.js";
+import { NodeLogsQueryCodec, NodeNamesCodec } from "../management/zmgmt-records.js";
 
 export type { ControllerDaemonOptions } from "./options.js";
 
@@ -35,3 +36,26 @@ export const ControllerApi = {
 } as const;
 
 export type ControllerEventName = (typeof ControllerApi)[keyof typeof ControllerApi]["name"];
+
+const Z = "Zmgmt::Controller::API::";
+
+/**
+ * zmgmt's own requests, on the controller topic like the rest; zeek-client never sends
+ * them. Every answer is a Result (or one per instance or node) whose `data` carries the
+ * records of ../management/zmgmt-records.ts; a name nobody runs gets a failed Result with
+ * `node` set, error UNKNOWN_NODE and the deployed node names as `data`.
+ */
+export const ZmgmtControllerApi = {
+  /** A node's output: the last lines, or (with a cursor) what came after it. Data: NodeLogs. */
+  node_logs_request: S.defineEvent(`${Z}node_logs_request`, S.string, NodeLogsQueryCodec),
+  node_logs_response: S.defineEvent(`${Z}node_logs_response`, S.string, ResultCodec),
+  /** Process facts of the named nodes (empty: all). One Result per instance, data: vector of NodeProcessStatus. */
+  get_node_status_request: S.defineEvent(`${Z}get_node_status_request`, S.string, NodeNamesCodec),
+  get_node_status_response: S.defineEvent(`${Z}get_node_status_response`, S.string, ResultVecCodec),
+  /** Stops the named nodes (empty: all) until started or redeployed. One Result per node. */
+  stop_nodes_request: S.defineEvent(`${Z}stop_nodes_request`, S.string, NodeNamesCodec),
+  stop_nodes_response: S.defineEvent(`${Z}stop_nodes_response`, S.string, ResultVecCodec),
+  /** Starts stopped nodes (empty: all); running ones are left alone. One Result per node. */
+  start_nodes_request: S.defineEvent(`${Z}start_nodes_request`, S.string, NodeNamesCodec),
+  start_nodes_response: S.defineEvent(`${Z}start_nodes_response`, S.string, ResultVecCodec),
+} as const;

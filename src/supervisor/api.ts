@@ -7,6 +7,7 @@ import * as S from "../broker/schema.js";
 import type { Codec } from "../broker/schema.js";
 import { NodeOutputsCodec } from "../management/records.js";
 import type { NodeOutputs } from "../management/types.js";
+import { real } from "../management/zmgmt-records.js";
 
 export const SUPERVISOR_TOPIC = "zeek/supervisor";
 export const SUPERVISOR_RESPONSE_TOPIC = "zeek/supervisor/response";
@@ -54,7 +55,8 @@ export const SupervisedNodeConfigCodec: Codec<SupervisedNodeConfig> = S.record<S
   meta: S.string,
 });
 
-export const PROCESS_STATES = ["starting", "running", "backoff", "stopping", "failed"] as const;
+/** "stopped": an operator stopped the node; it stays down until started, restarted or destroyed. */
+export const PROCESS_STATES = ["starting", "running", "backoff", "stopping", "failed", "stopped"] as const;
 export type ProcessState = (typeof PROCESS_STATES)[number];
 
 export interface SupervisedNodeStatus {
@@ -66,6 +68,8 @@ export interface SupervisedNodeStatus {
   startedAt?: number;
   lastExitCode?: number;
   lastExitSignal?: string;
+  /** Milliseconds since the epoch of the last exit. */
+  lastExitAt?: number;
 }
 
 export const SupervisedNodeStatusCodec: Codec<SupervisedNodeStatus> = S.record<SupervisedNodeStatus>("ZMgmt::Supervisor::NodeStatus", {
@@ -84,6 +88,23 @@ export const SupervisedNodeStatusCodec: Codec<SupervisedNodeStatus> = S.record<S
   startedAt: S.optional(S.int),
   lastExitCode: S.optional(S.int),
   lastExitSignal: S.optional(S.string),
+  lastExitAt: S.optional(S.int),
+});
+
+/** CPU and memory of one node's process, read from /proc. */
+export interface ProcessUsage {
+  name: string;
+  pid: number;
+  /** Over the time since the previous sample of this pid (at least a short interval). */
+  cpuPercent: number;
+  rssBytes: number;
+}
+
+export const ProcessUsageCodec: Codec<ProcessUsage> = S.record<ProcessUsage>("ZMgmt::Supervisor::ProcessUsage", {
+  name: S.string,
+  pid: S.int,
+  cpuPercent: real,
+  rssBytes: S.count,
 });
 
 export interface NodeExit {
@@ -108,6 +129,7 @@ export const NodeExitCodec: Codec<NodeExit> = S.record<NodeExit>("ZMgmt::Supervi
 
 const P = "SupervisorControl::";
 const N = "Management::Supervisor::API::";
+const Z = "Zmgmt::Supervisor::API::";
 
 export const SupervisorApi = {
   create_request: S.defineEvent(`${P}create_request`, S.string, SupervisedNodeConfigCodec),
@@ -127,4 +149,13 @@ export const SupervisorApi = {
   notify_node_exit: S.defineEvent(`${N}notify_node_exit`, NodeExitCodec),
   /** The supervisor stopped reviving a node after too many attempts. */
   notify_node_gave_up: S.defineEvent(`${N}notify_node_gave_up`, S.string, S.count),
+  /** Stops a node and keeps it down (state "stopped"); answered once the process is gone. F: unknown. */
+  stop_request: S.defineEvent(`${Z}stop_request`, S.string, S.string),
+  stop_response: S.defineEvent(`${Z}stop_response`, S.string, S.bool),
+  /** Starts a stopped node again; a node that is not stopped is left alone. F: unknown. */
+  start_request: S.defineEvent(`${Z}start_request`, S.string, S.string),
+  start_response: S.defineEvent(`${Z}start_response`, S.string, S.bool),
+  /** CPU and RSS of every live node process (""), or of one. */
+  usage_request: S.defineEvent(`${Z}usage_request`, S.string, S.string),
+  usage_response: S.defineEvent(`${Z}usage_response`, S.string, S.vector(ProcessUsageCodec)),
 } as const;
