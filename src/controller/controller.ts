@@ -321,12 +321,21 @@ export class Controller {
       return;
     }
     const staged = structuredClone(config);
+    const before = { STAGED: this.configs.get("STAGED"), READY: this.configs.get("READY") };
     this.configs.set("STAGED", staged);
     this.configs.set("READY", ready);
-    // Answer only once the configs are on disk, so a success survives a restart.
-    void this.configs
-      .persist({ STAGED: staged, READY: ready })
-      .then(() => this.sendResults(ControllerApi.stage_configuration_response, reqid, [makeResult(reqid, { data: B.str(config.id) })]));
+    // Answer only once the configs are on disk, so a success survives a restart; a failed
+    // write fails the request and leaves what a restart would see, unless a later stage
+    // has replaced it meanwhile.
+    void this.configs.persist({ STAGED: staged, READY: ready }).then((error) => {
+      if (error === undefined) {
+        this.sendResults(ControllerApi.stage_configuration_response, reqid, [makeResult(reqid, { data: B.str(config.id) })]);
+        return;
+      }
+      if (this.configs.get("STAGED") === staged) this.configs.restore("STAGED", before.STAGED);
+      if (this.configs.get("READY") === ready) this.configs.restore("READY", before.READY);
+      this.sendResults(ControllerApi.stage_configuration_response, reqid, [makeResult(reqid, { success: false, error })]);
+    });
   }
 
   private onGetConfiguration(reqid: string, deployed: boolean): void {
