@@ -172,7 +172,12 @@ export class Agent {
   }
 
   private reply(event: ZeekEvent, summary: string): void {
-    this.log.info(`tx ${event.name} ${summary}`);
+    // Answers to read-only queries are DEBUG traffic, like their requests.
+    if (event.name === AgentApi.get_nodes_response.name || event.name === AgentApi.node_dispatch_response.name) {
+      this.log.debug(`tx ${event.name} ${summary}`);
+    } else {
+      this.log.info(`tx ${event.name} ${summary}`);
+    }
     this.sendToController(event);
   }
 
@@ -208,13 +213,13 @@ export class Agent {
         }
         case AgentApi.get_nodes_request.name: {
           const [reqid] = AgentApi.get_nodes_request.parse(event);
-          this.log.info(`rx ${event.name} ${reqid}`);
+          this.log.debug(`rx ${event.name} ${reqid}`);
           await this.operations.getNodes(reqid);
           return;
         }
         case AgentApi.node_dispatch_request.name: {
           const [reqid, action, nodes] = AgentApi.node_dispatch_request.parse(event);
-          this.log.info(`rx ${event.name} ${reqid} ${action.join(" ")}`);
+          this.log.debug(`rx ${event.name} ${reqid} ${action.join(" ")}`);
           this.operations.dispatch(reqid, action, nodes ?? []);
           return;
         }

@@ -4,6 +4,7 @@
 // cluster layout (Zeek's Cluster::nodes), so the comparison covers all nodes and instances,
 // not just this agent's own.
 
+import { createHash } from "node:crypto";
 import type { Configuration, Instance, Node } from "../management/types.js";
 
 function canonicalNode(n: Node): unknown {
@@ -33,4 +34,13 @@ function canonical(config: Configuration): string {
 /** True when `next` would launch exactly the processes `current` launched; ids and node states do not count. */
 export function sameDeployment(current: Configuration, next: Configuration): boolean {
   return canonical(current) === canonical(next);
+}
+
+/**
+ * A digest of what sameDeployment compares, stored with each launched node: equal
+ * fingerprints mean sameDeployment would hold. A digest, since the configuration carries
+ * env values that have no business in process metadata.
+ */
+export function deploymentFingerprint(config: Configuration): string {
+  return createHash("sha256").update(canonical(config)).digest("hex");
 }

@@ -4,15 +4,16 @@
 // recovery of a restarted agent, which re-adopts what the supervisor still runs.
 
 import { randomUUID } from "node:crypto";
+import { join } from "node:path";
 import { errorMessage } from "../broker/errors.js";
 import { NodeOutputsCodec, makeResult } from "../management/records.js";
 import type { Configuration, Result } from "../management/types.js";
 import { AgentApi } from "./api.js";
 import type { AgentContext, AgentRequestOf } from "./context.js";
 import { clusterLayout, nodeLaunch } from "./launch.js";
-import { sameDeployment } from "./config-equality.js";
+import { deploymentFingerprint, sameDeployment } from "./config-equality.js";
 import { decodeNodeMeta } from "./node-meta.js";
-import { loadAgentState, saveAgentState } from "./state-file.js";
+import { AGENT_STATE_FILE, loadAgentState, saveAgentState } from "./state-file.js";
 
 export class Deployments {
   private config: Configuration | undefined;
@@ -21,13 +22,24 @@ export class Deployments {
   private chain: Promise<void> = Promise.resolve();
   /** The deployment waiting for its nodes, if any. */
   private current: AgentRequestOf<"deploy"> | undefined;
+  /** After a recovery without state: the fingerprint every surviving node was launched with. */
+  private recoveredFingerprint: string | undefined;
 
   constructor(private readonly ctx: AgentContext) {}
 
   /** Re-learns the nodes the supervisor still runs (after an agent restart). */
   async recover(): Promise<void> {
     const { ctx } = this;
-    const persisted = loadAgentState(ctx.options.directory);
+    const loaded = loadAgentState(ctx.options.directory);
+    if (loaded.kind === "corrupt") {
+      ctx.log.error(
+        `agent state in ${join(ctx.options.directory, AGENT_STATE_FILE)} could not be used (${loaded.reason}); ` +
+          (loaded.aside !== undefined ? `moved it to ${loaded.aside}` : `moving it aside failed (${loaded.asideError})`) +
+          "; nodes that match the next deployed configuration keep running",
+      );
+    }
+    const persisted = loaded.kind === "ok" ? loaded.config : undefined;
+    const fingerprints = new Set<string | undefined>();
     const running = await ctx.supervisor.status("");
     const clusterNodes = running.filter((s) => s.config.managementRole === "");
     for (const s of clusterNodes) {
@@ -37,6 +49,7 @@ export class Deployments {
         continue;
       }
       const { node, managementPort } = meta;
+      fingerprints.add(meta.deployment);
       ctx.nodes.adopt({
         node,
         // The node proves it is up by checking in again; until then it is pending.
@@ -52,6 +65,10 @@ export class Deployments {
       // Claim the persisted config only if its nodes are really still there; otherwise the
       // next deploy of that id must recreate them.
       if (mine.every((n) => ctx.nodes.has(n)) && ctx.nodes.size === mine.length) this.configId = persisted.id;
+    } else if (fingerprints.size === 1) {
+      // Without a usable state file the nodes' own metadata still says which deployment
+      // they belong to; a deploy of that deployment then adopts them instead of restarting.
+      this.recoveredFingerprint = [...fingerprints][0];
     }
     ctx.log.info(
       `agent ${ctx.options.name} recovered ${ctx.nodes.size} node(s) from the supervisor` +
@@ -119,6 +136,7 @@ export class Deployments {
 
   private adopt(config: Configuration): void {
     this.config = config;
+    this.recoveredFingerprint = undefined;
     this.configId = config.id;
     try {
       saveAgentState(this.ctx.options.directory, config);
@@ -146,6 +164,18 @@ export class Deployments {
       ctx.log.info(`config ${config.id} launches exactly what config ${this.configId} does; adopting it without restarting nodes`);
       this.adopt(config);
       await this.startStopped();
+      ctx.reply(AgentApi.deploy_response.make(reqid, [makeResult(reqid, { instance })]), reqid);
+      return;
+    }
+    if (
+      !force &&
+      this.config === undefined &&
+      this.recoveredFingerprint !== undefined &&
+      this.recoveredFingerprint === deploymentFingerprint(config) &&
+      this.runsAllOf(config)
+    ) {
+      ctx.log.info(`the surviving nodes were launched for config ${config.id}; adopting it without restarting nodes`);
+      this.adopt(config);
       ctx.reply(AgentApi.deploy_response.make(reqid, [makeResult(reqid, { instance })]), reqid);
       return;
     }

@@ -2,13 +2,15 @@
 // node program (Zeek, the built-in node or a per-node override), its directory and the
 // environment that tells it who it is and how to reach its agent.
 
-import { mkdirSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
+import { ensurePrivateDir } from "../management/private-files.js";
 import { join } from "node:path";
 import { shlexSplit } from "../management/shlex.js";
 import type { Configuration, Node } from "../management/types.js";
 import { NodeEnv, type ClusterLayout } from "../node/api.js";
 import type { SupervisedNodeConfig } from "../supervisor/api.js";
 import { NODE_COMMAND_ENV } from "./api.js";
+import { deploymentFingerprint } from "./config-equality.js";
 import { encodeNodeMeta } from "./node-meta.js";
 import type { AgentOptions } from "./options.js";
 import { pickFreePort } from "../management/free-port.js";
@@ -27,7 +29,7 @@ export async function nodeLaunch(options: LaunchOptions, node: Node, config: Con
   const override = node.env[NODE_COMMAND_ENV];
   const zeek = options.zeek;
   if (zeek && !override) {
-    mkdirSync(directory, { recursive: true });
+    ensurePrivateDir(directory);
     writeFileSync(join(directory, CLUSTER_LAYOUT_FILE), clusterLayoutScript(config));
     const managementPort = await pickFreePort("127.0.0.1");
     const launch = zeekLaunch(zeek, node, config, directory, managementPort, { ...process.env, ...node.env });
@@ -39,7 +41,7 @@ export async function nodeLaunch(options: LaunchOptions, node: Node, config: Con
         env: { ...(options.nodeBaseEnv ?? {}), ...node.env, ...launch.env },
         ...(node.cpuAffinity !== undefined ? { cpuAffinity: node.cpuAffinity } : {}),
         managementRole: "",
-        meta: encodeNodeMeta({ node, managementPort }),
+        meta: encodeNodeMeta({ node, managementPort, deployment: deploymentFingerprint(config) }),
       },
       managementPort,
     };
@@ -71,7 +73,7 @@ export async function nodeLaunch(options: LaunchOptions, node: Node, config: Con
       env,
       ...(node.cpuAffinity !== undefined ? { cpuAffinity: node.cpuAffinity } : {}),
       managementRole: "",
-      meta: encodeNodeMeta({ node }),
+      meta: encodeNodeMeta({ node, deployment: deploymentFingerprint(config) }),
     },
   };
 }

@@ -12,9 +12,22 @@ export interface NodeMeta {
   node: Node;
   /** Zeek nodes only: where their management endpoint listens on 127.0.0.1. */
   managementPort?: number;
+  /**
+   * Fingerprint of the deployment the node was launched for (deploymentFingerprint), so a
+   * restarted agent that lost its state file can still tell that its nodes run what the
+   * controller deploys.
+   */
+  deployment?: string;
 }
 
 const NodeMetaCodec: Codec<NodeMeta> = S.record<NodeMeta>("ZMgmt::Agent::NodeMeta", {
+  node: NodeCodec,
+  managementPort: S.optional(S.port),
+  deployment: S.optional(S.string),
+});
+
+/** What agents before the fingerprint stored; their nodes are still adopted after an upgrade. */
+const NodeMetaCodecV1: Codec<Omit<NodeMeta, "deployment">> = S.record<Omit<NodeMeta, "deployment">>("ZMgmt::Agent::NodeMeta", {
   node: NodeCodec,
   managementPort: S.optional(S.port),
 });
@@ -25,9 +38,12 @@ export function encodeNodeMeta(meta: NodeMeta): string {
 
 /** The stored metadata, or undefined when it is not ours or not valid. */
 export function decodeNodeMeta(text: string): NodeMeta | undefined {
-  try {
-    return NodeMetaCodec.decode(decodeDataText(text), "meta");
-  } catch {
-    return undefined;
+  for (const codec of [NodeMetaCodec, NodeMetaCodecV1] as Codec<NodeMeta>[]) {
+    try {
+      return codec.decode(decodeDataText(text), "meta");
+    } catch {
+      // try the older layout
+    }
   }
+  return undefined;
 }

@@ -114,7 +114,7 @@ export class NodeOperations {
     });
     pending.results.push(...results);
     const nodeReqid = pending.id;
-    ctx.log.info(`tx ${NodeApi.node_dispatch_request.name} ${nodeReqid}`);
+    ctx.log.debug(`tx ${NodeApi.node_dispatch_request.name} ${nodeReqid}`);
     const viaHub: string[] = [];
     for (const n of running) {
       if (ctx.nodes.get(n)?.managementPort === undefined) viaHub.push(n);
@@ -138,7 +138,7 @@ export class NodeOperations {
       ctx.log.debug(`response ${nodeReqid} not expected, ignoring`);
       return;
     }
-    ctx.log.info(`rx ${NodeApi.node_dispatch_response.name} ${nodeReqid} from ${result.node}`);
+    ctx.log.debug(`rx ${NodeApi.node_dispatch_response.name} ${nodeReqid} from ${result.node}`);
     result.instance = ctx.options.name;
     pending.results.push(result);
     if (pending.state.waiting.size === 0) this.finish(pending);

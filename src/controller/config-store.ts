@@ -1,5 +1,7 @@
-import { mkdir, open, readdir, readFile, rename, stat, unlink } from "node:fs/promises";
+import { open, readdir, readFile, rename, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
+
+import { PRIVATE_FILE_MODE, ensurePrivateDirAsync, tightenFile } from "../management/private-files.js";
 
 import type { Configuration } from "../management/types.js";
 
@@ -145,7 +147,9 @@ export class ConfigStore {
   static async open(dir: string, options: ConfigStoreOptions = {}): Promise<ConfigStoreOpenResult> {
     const fileName = options.fileName ?? DEFAULT_CONFIG_STORE_FILE;
     const path = join(dir, fileName);
-    await mkdir(dir, { recursive: true });
+    // The file holds node env values (passwords, keys): owner only.
+    await ensurePrivateDirAsync(dir);
+    tightenFile(path);
 
     // A temp file can only be left behind by a write that died before its rename, so its
     // contents were never committed.
@@ -261,7 +265,7 @@ export class ConfigStore {
 
     const temp = `${this.path}${TEMP_MARKER}${process.pid}-${++this.tempCounter}`;
     try {
-      const fh = await open(temp, "wx", 0o644);
+      const fh = await open(temp, "wx", PRIVATE_FILE_MODE);
       try {
         await fh.writeFile(text, "utf8");
         await fh.sync();

@@ -223,11 +223,11 @@ export class Controller {
     on(AgentApi.agent_welcome_response, ([reqid, result]) => this.agents.onWelcomeResponse(reqid, result));
     on(AgentApi.deploy_response, ([reqid, results]) => this.deployment.onAgentResponse(reqid, results));
     on(AgentApi.get_nodes_response, ([reqid, result]) => {
-      this.log.info(`rx ${AgentApi.get_nodes_response.name} ${reqid}`);
+      this.log.debug(`rx ${AgentApi.get_nodes_response.name} ${reqid}`);
       this.fanOut.onResponse(reqid, "get_nodes", [normalizeNodeStatusResult(result, this.log)]);
     });
     on(AgentApi.node_dispatch_response, ([reqid, results]) => {
-      this.log.info(`rx ${AgentApi.node_dispatch_response.name} ${reqid}`);
+      this.log.debug(`rx ${AgentApi.node_dispatch_response.name} ${reqid}`);
       this.fanOut.onResponse(reqid, "node_dispatch", results);
     });
     on(AgentApi.restart_response, ([reqid, results]) => {
@@ -306,7 +306,7 @@ export class Controller {
   // Client requests that need no agent.
 
   private onGetInstances(reqid: string): void {
-    this.log.info(`rx ${ControllerApi.get_instances_request.name} ${reqid}`);
+    this.log.debug(`rx ${ControllerApi.get_instances_request.name} ${reqid}`);
     const instances = this.instances
       .known()
       .map((k) => k.observed)
@@ -343,16 +343,25 @@ export class Controller {
       return;
     }
     const staged = structuredClone(config);
+    const before = { STAGED: this.configs.get("STAGED"), READY: this.configs.get("READY") };
     this.configs.set("STAGED", staged);
     this.configs.set("READY", ready);
-    // Answer only once the configs are on disk, so a success survives a restart.
-    void this.configs
-      .persist({ STAGED: staged, READY: ready })
-      .then(() => this.sendResults(ControllerApi.stage_configuration_response, reqid, [makeResult(reqid, { data: B.str(config.id) })]));
+    // Answer only once the configs are on disk, so a success survives a restart; a failed
+    // write fails the request and leaves what a restart would see, unless a later stage
+    // has replaced it meanwhile.
+    void this.configs.persist({ STAGED: staged, READY: ready }).then((error) => {
+      if (error === undefined) {
+        this.sendResults(ControllerApi.stage_configuration_response, reqid, [makeResult(reqid, { data: B.str(config.id) })]);
+        return;
+      }
+      if (this.configs.get("STAGED") === staged) this.configs.restore("STAGED", before.STAGED);
+      if (this.configs.get("READY") === ready) this.configs.restore("READY", before.READY);
+      this.sendResults(ControllerApi.stage_configuration_response, reqid, [makeResult(reqid, { success: false, error })]);
+    });
   }
 
   private onGetConfiguration(reqid: string, deployed: boolean): void {
-    this.log.info(`rx ${ControllerApi.get_configuration_request.name} ${reqid}`);
+    this.log.debug(`rx ${ControllerApi.get_configuration_request.name} ${reqid}`);
     const state: ConfigState = deployed ? "DEPLOYED" : "STAGED";
     const config = this.configs.get(state);
     const result = config
@@ -373,16 +382,30 @@ export class Controller {
   // Output.
 
   private sendResult(spec: ResponseSpec<Result>, reqid: string, result: Result): void {
-    this.log.info(`tx ${spec.name} ${resultToString(result)}`);
+    this.logTx(spec.name, () => `tx ${spec.name} ${resultToString(result)}`);
     this.local?.publishEvent(CONTROLLER_TOPIC, spec.make(reqid, result));
   }
 
   private sendResults(spec: ResponseSpec<Result[]>, reqid: string, results: Result[], req?: ControllerRequest): void {
     const view = req ?? { id: reqid, finished: true, results };
-    this.log.info(`tx ${spec.name} ${requestToString(view)}`);
+    this.logTx(spec.name, () => `tx ${spec.name} ${requestToString(view)}`);
     this.local?.publishEvent(CONTROLLER_TOPIC, spec.make(reqid, results));
   }
+  /** Rendering a full answer costs time too, so it happens only when the line is kept. */
+  private logTx(name: string, line: () => string): void {
+    if (QUERY_RESPONSES.has(name)) this.log.debug(line());
+    else this.log.info(line());
+  }
+
 }
+
+/** Answers to read-only queries, logged at DEBUG (their requests are too). */
+const QUERY_RESPONSES: ReadonlySet<string> = new Set([
+  ControllerApi.get_nodes_response.name,
+  ControllerApi.get_instances_response.name,
+  ControllerApi.get_configuration_response.name,
+  ControllerApi.get_id_value_response.name,
+]);
 
 export function defaultControllerName(): string {
   return `controller-${hostname()}`;

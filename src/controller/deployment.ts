@@ -175,8 +175,10 @@ export class Deployment {
     req.results.push(makeResult(req.id, { data: B.str(config.id) }));
     this.ctx.requests.finish(req.id);
     // An internal deploy re-sends what is already stored.
-    const stored = internal ? Promise.resolve() : this.ctx.configs.persist({ DEPLOYED: config });
-    void stored.then(() => {
+    const stored = internal ? Promise.resolve(undefined) : this.ctx.configs.persist({ DEPLOYED: config });
+    void stored.then((error) => {
+      // The nodes run it, but a restarted controller would not know: the client must hear that.
+      if (error !== undefined) req.results.push(makeResult(req.id, { success: false, error }));
       if (!internal) this.ctx.replyAll(ControllerApi.deploy_response, req.id, req.results, req);
     });
   }

@@ -42,7 +42,9 @@ export class FanOut {
 
   onGetNodes(reqid: string): void {
     const { log, instances } = this.ctx;
-    log.info(`rx ${ControllerApi.get_nodes_request.name} ${reqid}`);
+    // Read-only queries are DEBUG traffic: clients poll them, and at INFO a dashboard would
+    // fill the disk with them.
+    log.debug(`rx ${ControllerApi.get_nodes_request.name} ${reqid}`);
     const known = instances.knownNames();
     if (known.length === 0) {
       this.ctx.replyAll(ControllerApi.get_nodes_response, reqid, [makeResult(reqid, { success: false, error: "no instances connected" })]);
@@ -56,7 +58,7 @@ export class FanOut {
 
   onGetIdValue(reqid: string, id: string, nodes: string[]): void {
     const { log, configs, instances } = this.ctx;
-    log.info(`rx ${ControllerApi.get_id_value_request.name} ${reqid} ${id}`);
+    log.debug(`rx ${ControllerApi.get_id_value_request.name} ${reqid} ${id}`);
     const deployed = configs.get("DEPLOYED");
     const wanted = [...new Set(nodes)];
     // Upstream fix: with a node list and no DEPLOYED config yet (first deployment pending
@@ -145,7 +147,9 @@ export class FanOut {
       const child = this.ctx.requests.create({ parentId: req.id, state: { kind: "agent", instance: name, op } });
       const event = make(child.id);
       this.agents.send(name, event);
-      this.ctx.log.info(`tx ${event.name} ${child.id} to ${name}`);
+      const line = `tx ${event.name} ${child.id} to ${name}`;
+      if (op === "restart") this.ctx.log.info(line);
+      else this.ctx.log.debug(line);
     }
   }
 

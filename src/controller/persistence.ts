@@ -8,7 +8,7 @@ import type { Configuration } from "../management/types.js";
 
 export class StoredConfigs {
   private readonly configs = new Map<ConfigState, Configuration>();
-  private readonly writes = new Set<Promise<void>>();
+  private readonly writes = new Set<Promise<string | undefined>>();
 
   constructor(
     private readonly store: ConfigStore | undefined,
@@ -29,12 +29,29 @@ export class StoredConfigs {
     this.configs.set(state, config);
   }
 
-  /** Stores the given states; the promise settles (never rejects) once they are on disk. */
-  persist(changes: Partial<Record<ConfigState, Configuration>>): Promise<void> {
-    if (!this.store) return Promise.resolve();
-    const write = this.store
+  /** Puts back what `state` held before a change that could not be stored (undefined: nothing). */
+  restore(state: ConfigState, config: Configuration | undefined): void {
+    if (config === undefined) this.configs.delete(state);
+    else this.configs.set(state, config);
+  }
+
+  /**
+   * Stores the given states. The promise never rejects: it resolves once they are on disk,
+   * to undefined, or to why they are not (a full or read-only disk), for the request that
+   * asked for the change to fail with.
+   */
+  persist(changes: Partial<Record<ConfigState, Configuration>>): Promise<string | undefined> {
+    if (!this.store) return Promise.resolve(undefined);
+    const write: Promise<string | undefined> = this.store
       .setMany(changes)
-      .catch((err: unknown) => this.log.error(`could not store configurations: ${errorMessage(err)}`))
+      .then(
+        () => undefined,
+        (err: unknown) => {
+          const reason = `could not store the configuration: ${errorMessage(err)}`;
+          this.log.error(reason);
+          return reason;
+        },
+      )
       .finally(() => this.writes.delete(write));
     this.writes.add(write);
     return write;

@@ -1,11 +1,13 @@
 // management.log: one structured JSON line per entry with upstream's columns (ts, node,
 // level, role, message), written to `management-<node>.log` in the process's directory,
 // and optionally mirrored to stderr for people watching a terminal (or a journal), either
-// as the same JSON lines or as plain text.
+// as the same JSON lines or as plain text. Files rotate by size; writes never block the
+// event loop (log-sink.ts); messages are capped, since they quote what clients send.
 
-import { mkdirSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import pino, { type Logger as PinoLogger } from "pino";
+import { LogSink } from "./log-sink.js";
+import { ensurePrivateDir } from "./private-files.js";
 
 export type LogLevel = "DEBUG" | "INFO" | "WARNING" | "ERROR";
 export type LogRole = "AGENT" | "CONTROLLER" | "NODE" | "SUPERVISOR" | "CLIENT";
@@ -36,6 +38,48 @@ export interface LoggerOptions {
   stderr?: boolean;
   /** Format of the stderr copy (default pretty). */
   stderrFormat?: LogFormat;
+  /** Size-based rotation of the file (defaults: LogEnv, then DEFAULT_LOG_ROTATION). */
+  rotation?: LogRotation;
+  /** Longest message logged in full (default DEFAULT_MAX_MESSAGE_CHARS). */
+  maxMessageChars?: number;
+}
+
+export interface LogRotation {
+  /** The file is rotated before it would grow beyond this; 0 never rotates. */
+  maxBytes: number;
+  /** Rotated files kept (`.1` newest); disk use stays below (keep + 1) × maxBytes. */
+  keep: number;
+}
+
+export const DEFAULT_LOG_ROTATION: LogRotation = { maxBytes: 10 * 1024 * 1024, keep: 5 };
+export const DEFAULT_MAX_MESSAGE_CHARS = 4096;
+/** Lines waiting for a slow disk or pipe, at most; beyond it they are dropped and counted. */
+const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
+
+/** Environment variables that configure rotation for every management process at once. */
+export const LogEnv = {
+  maxBytes: "ZMGMT_LOG_MAX_BYTES",
+  keep: "ZMGMT_LOG_KEEP",
+} as const;
+
+export function rotationFromEnv(env: NodeJS.ProcessEnv = process.env): LogRotation {
+  const num = (v: string | undefined, fallback: number): number => {
+    if (v === undefined || v.trim() === "") return fallback;
+    const n = Number(v);
+    return Number.isSafeInteger(n) && n >= 0 ? n : fallback;
+  };
+  return {
+    maxBytes: num(env[LogEnv.maxBytes], DEFAULT_LOG_ROTATION.maxBytes),
+    keep: num(env[LogEnv.keep], DEFAULT_LOG_ROTATION.keep),
+  };
+}
+
+/**
+ * At most `max` characters of a value a client or peer chose (a reqid, a name, a payload
+ * excerpt), marked when cut, for quoting in log lines and error messages.
+ */
+export function clip(value: string, max = 256): string {
+  return value.length <= max ? value : `${value.slice(0, max)}… [${value.length - max} more characters]`;
 }
 
 export interface Logger {
@@ -43,26 +87,29 @@ export interface Logger {
   info(message: string): void;
   warning(message: string): void;
   error(message: string): void;
-  /** Flushes buffered lines; call before exiting. */
+  /** Writes queued lines synchronously; call before exiting. */
   flush(): void;
 }
 
 export function createLogger(options: LoggerOptions): Logger {
-  const streams: pino.StreamEntry[] = [];
+  const sinks: Array<{ sink: LogSink; pretty: boolean }> = [];
   if (options.directory) {
-    mkdirSync(options.directory, { recursive: true });
-    streams.push({
-      level: "debug",
-      stream: pino.destination({ dest: join(options.directory, `management-${options.node}.log`), sync: true, mkdir: true }),
-    });
+    ensurePrivateDir(options.directory);
+    const file = join(options.directory, `management-${options.node}.log`);
+    const rotation = options.rotation ?? rotationFromEnv();
+    const notice = (message: string): string =>
+      `${JSON.stringify({ node: options.node, level: "WARNING", role: options.role, ts: Date.now() / 1000, message })}\n`;
+    sinks.push({ sink: new LogSink({ file, options: { ...rotation, maxQueuedBytes: MAX_QUEUED_BYTES } }, notice), pretty: false });
   }
   if (options.stderr) {
-    streams.push({
-      level: "debug",
-      stream: (options.stderrFormat ?? processStderrFormat) === "json" ? pino.destination({ dest: 2, sync: true }) : prettyStderr(),
-    });
+    const pretty = (options.stderrFormat ?? processStderrFormat) !== "json";
+    const notice = (message: string): string => {
+      const json = JSON.stringify({ node: options.node, level: "WARNING", role: options.role, ts: Date.now() / 1000, message });
+      return pretty ? formatPretty(json) : `${json}\n`;
+    };
+    sinks.push({ sink: new LogSink({ fd: 2, maxQueuedBytes: MAX_QUEUED_BYTES }, notice), pretty });
   }
-  if (streams.length === 0) return silentLogger();
+  if (sinks.length === 0) return silentLogger();
 
   const logger: PinoLogger = pino(
     {
@@ -75,25 +122,20 @@ export function createLogger(options: LoggerOptions): Logger {
         level: (label) => ({ node: options.node, level: LEVEL_NAME[label] ?? label.toUpperCase(), role: options.role }),
       },
     },
-    pino.multistream(streams),
+    {
+      write(line: string): void {
+        for (const { sink, pretty } of sinks) sink.write(pretty ? formatPretty(line) : line);
+      },
+    },
   );
+  const max = options.maxMessageChars ?? DEFAULT_MAX_MESSAGE_CHARS;
   return {
-    debug: (m) => logger.debug(m),
-    info: (m) => logger.info(m),
-    warning: (m) => logger.warn(m),
-    error: (m) => logger.error(m),
-    flush: () => logger.flush(),
-  };
-}
-
-/**
- * One readable line per entry: `2026-11-29T10:00:00.000Z INFO    controller c1: message`.
- * Synchronous like the JSON copy, so the last lines before an exit are not lost.
- */
-function prettyStderr(): { write(line: string): void } {
-  return {
-    write(line: string): void {
-      writeSync(2, formatPretty(line));
+    debug: (m) => logger.debug(clip(m, max)),
+    info: (m) => logger.info(clip(m, max)),
+    warning: (m) => logger.warn(clip(m, max)),
+    error: (m) => logger.error(clip(m, max)),
+    flush: () => {
+      for (const { sink } of sinks) sink.flushSync();
     },
   };
 }
@@ -108,7 +150,9 @@ export function formatPretty(jsonLine: string): string {
   const time = typeof entry.ts === "number" ? new Date(entry.ts * 1000).toISOString() : "-";
   const level = (entry.level ?? "INFO").padEnd(7);
   const who = `${(entry.role ?? "").toLowerCase()} ${entry.node ?? ""}`.trim();
-  return `${time} ${level} ${who}: ${entry.message ?? ""}\n`;
+  // A message with a line break would read as two entries: show control characters escaped.
+  const message = (entry.message ?? "").replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  return `${time} ${level} ${who}: ${message}\n`;
 }
 
 export function silentLogger(): Logger {

@@ -84,7 +84,8 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     }
     const directory = path.resolve(spec.directory || ".");
     try {
-      fs.mkdirSync(directory, { recursive: true });
+      // Node directories hold their output; like the rest of the state, owner only.
+      fs.mkdirSync(directory, { recursive: true, mode: 0o700 });
     } catch {
       // The trailing newline is part of upstream's message.
       return `failed to create working directory ${spec.directory}\n`;

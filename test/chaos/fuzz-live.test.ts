@@ -30,9 +30,16 @@ const count = (what: string, n = 1): void => void counts.set(what, (counts.get(w
 beforeAll(async () => {
   env = new TestEnv("zmgmt-chaos-fuzz-");
   // Short timeouts: generated deploys and restarts that wait for absent agents end quickly.
-  const c = await env.startController({ requestTimeoutSec: 2 });
+  // The handlers' log lines are the evidence below, and read-only queries log at DEBUG:
+  // log everything, into one file.
+  const logEnv = { ZMGMT_LOG_MAX_BYTES: "0" };
+  const c = await env.startController({ requestTimeoutSec: 2, extraArgs: ["--log-level", "DEBUG"], env: logEnv });
   controller = { pid: c.proc.pid, url: c.url };
-  const a = await env.startAgent({ name: AGENT, extraArgs: ["--request-timeout", "2", "--restart-delay", "0.2", "--stop-timeout", "2"] });
+  const a = await env.startAgent({
+    name: AGENT,
+    extraArgs: ["--request-timeout", "2", "--restart-delay", "0.2", "--stop-timeout", "2", "--log-level", "DEBUG"],
+    env: logEnv,
+  });
   agent = { pid: a.proc.pid, url: a.url, stateDir: a.stateDir };
 });
 

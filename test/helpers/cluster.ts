@@ -110,7 +110,7 @@ export class TestEnv {
   metricsStartPort = 0;
 
   async startController(
-    opts: { requestTimeoutSec?: number; port?: number; name?: string; extraArgs?: string[] } = {},
+    opts: { requestTimeoutSec?: number; port?: number; name?: string; extraArgs?: string[]; env?: Record<string, string> } = {},
   ): Promise<{ proc: Proc; port: number; url: string }> {
     const port = opts.port ?? (await freePort());
     if (this.brokerStartPort === 0) {
@@ -132,7 +132,7 @@ export class TestEnv {
       ...(opts.extraArgs ?? []),
     ];
     if (opts.requestTimeoutSec !== undefined) args.push("--request-timeout", String(opts.requestTimeoutSec));
-    const proc = this.spawnCli(args);
+    const proc = this.spawnCli(args, opts.env);
     await eventually(() => this.canConnect(port), 15_000, `controller on port ${port}`);
     return { proc, port, url: `ws://127.0.0.1:${port}/v1/messages/json` };
   }
@@ -147,6 +147,7 @@ export class TestEnv {
     port?: number;
     extraArgs?: string[];
     stateDir?: string;
+    env?: Record<string, string>;
   }): Promise<{ proc: Proc; port: number; url: string; stateDir: string }> {
     const port = opts.port ?? (await freePort());
     const stateDir = opts.stateDir ?? join(this.dir, `state-${opts.name}`);
@@ -157,7 +158,7 @@ export class TestEnv {
     // Nodes are the built-in program unless a test asks for Zeek, whatever the machine has installed.
     if (!extra.includes("--zeek")) args.push("--no-zeek");
     args.push(...extra);
-    const proc = this.spawnCli(args);
+    const proc = this.spawnCli(args, opts.env);
     await eventually(() => this.canConnect(port), 15_000, `agent ${opts.name} on port ${port}`);
     return { proc, port, url: `ws://127.0.0.1:${port}/v1/messages/json`, stateDir };
   }
