@@ -28,8 +28,8 @@ function startCli(args: string[], cwd: string): { child: ChildProcess; out: () =
   running.add(child);
   let stdout = "";
   let stderr = "";
-  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
   const timer = setTimeout(() => child.kill("SIGKILL"), 40_000);
   const done = new Promise<Run>((resolve) => {
     child.on("close", (code) => {

@@ -122,31 +122,65 @@ describe("zmgmt record codecs", () => {
     const checkStatus = TypeCompiler.Compile(NodeProcessStatusSchema);
     const runs = { numRuns: 400 };
     fc.assert(
-      fc.property(fc.oneof(anyData, mutated(query, (q) => NodeLogsQueryCodec.encode(q))), (d) =>
-        decodesSafely((x) => NodeLogsQueryCodec.decode(x, "q"), (v) => checkQuery.Check(v), d),
+      fc.property(
+        fc.oneof(
+          anyData,
+          mutated(query, (q) => NodeLogsQueryCodec.encode(q)),
+        ),
+        (d) =>
+          decodesSafely(
+            (x) => NodeLogsQueryCodec.decode(x, "q"),
+            (v) => checkQuery.Check(v),
+            d,
+          ),
       ),
       runs,
     );
     fc.assert(
-      fc.property(fc.oneof(anyData, mutated(logs, (l) => NodeLogsCodec.encode(l))), (d) =>
-        decodesSafely((x) => NodeLogsCodec.decode(x, "l"), (v) => checkLogs.Check(v), d),
+      fc.property(
+        fc.oneof(
+          anyData,
+          mutated(logs, (l) => NodeLogsCodec.encode(l)),
+        ),
+        (d) =>
+          decodesSafely(
+            (x) => NodeLogsCodec.decode(x, "l"),
+            (v) => checkLogs.Check(v),
+            d,
+          ),
       ),
       runs,
     );
     fc.assert(
-      fc.property(fc.oneof(anyData, mutated(processStatus, (s) => NodeProcessStatusCodec.encode(s))), (d) =>
-        decodesSafely((x) => NodeProcessStatusCodec.decode(x, "s"), (v) => checkStatus.Check(v), d),
+      fc.property(
+        fc.oneof(
+          anyData,
+          mutated(processStatus, (s) => NodeProcessStatusCodec.encode(s)),
+        ),
+        (d) =>
+          decodesSafely(
+            (x) => NodeProcessStatusCodec.decode(x, "s"),
+            (v) => checkStatus.Check(v),
+            d,
+          ),
       ),
       runs,
     );
     fc.assert(
-      fc.property(anyData, (d) => decodesSafely((x) => NodeNamesCodec.decode(x, "n"), (v) => v.every((n) => n.length > 0), d)),
+      fc.property(anyData, (d) =>
+        decodesSafely(
+          (x) => NodeNamesCodec.decode(x, "n"),
+          (v) => v.every((n) => n.length > 0),
+          d,
+        ),
+      ),
       runs,
     );
   });
 
   it("name the limit a request breaks", () => {
-    const encode = (lines: number, s = "stdout", node = "worker-01"): BrokerData => B.vec([B.str(node), B.str(s), B.count(lines), B.none()]);
+    const encode = (lines: number, s = "stdout", node = "worker-01"): BrokerData =>
+      B.vec([B.str(node), B.str(s), B.count(lines), B.none()]);
     expect(NodeLogsQueryCodec.decode(encode(MAX_LOG_LINES), "q").lines).toBe(MAX_LOG_LINES);
     expect(() => NodeLogsQueryCodec.decode(encode(MAX_LOG_LINES + 1), "q")).toThrow(/q\.lines: .*5000/);
     expect(() => NodeLogsQueryCodec.decode(encode(1, "stdin"), "q")).toThrow(ProtocolError);
