@@ -6,6 +6,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { B } from "../src/broker/data.js";
+import { ZmgmtControllerApi } from "../src/controller/api.js";
+import { ControllerClient } from "../src/client/controller-client.js";
 import { CLI, TestEnv, pidAlive } from "./helpers/cluster.js";
 
 interface Run {
@@ -25,8 +28,8 @@ function startCli(args: string[], cwd: string): { child: ChildProcess; out: () =
   running.add(child);
   let stdout = "";
   let stderr = "";
-  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
   const timer = setTimeout(() => child.kill("SIGKILL"), 40_000);
   const done = new Promise<Run>((resolve) => {
     child.on("close", (code) => {
@@ -74,6 +77,7 @@ interface OutcomeJson {
 describe("day-2 commands against a real cluster", () => {
   let env: TestEnv;
   let port = 0;
+  let controller: Awaited<ReturnType<TestEnv["startController"]>>;
   const zm = (args: string[]): Promise<Run> => startCli(["--controller", `127.0.0.1:${port}`, ...args], env.dir).done;
   const status = async (...nodes: string[]): Promise<{ run: Run; json: StatusJson }> => {
     const run = await zm(["status", "--json", ...nodes]);
@@ -96,7 +100,7 @@ describe("day-2 commands against a real cluster", () => {
         "",
       ].join("\n"),
     );
-    const controller = await env.startController({ requestTimeoutSec: 8 });
+    controller = await env.startController({ requestTimeoutSec: 8 });
     port = controller.port;
     await env.startAgent({
       name: "agent-a",
@@ -243,6 +247,27 @@ describe("day-2 commands against a real cluster", () => {
     const nodes = JSON.parse((await zm(["get-nodes"])).stdout) as { results: Record<string, Record<string, { state: string }>> };
     expect(nodes.results["agent-a"]?.["worker-01"]?.state).toBe("STOPPED");
 
+    // An agent restart (the supervisor and its nodes stay) re-learns the node as stopped.
+    type NodesJson = { results: Record<string, Record<string, { state: string; mgmt_role?: string; pid?: number }>> };
+    const agentPid = Object.values((JSON.parse((await zm(["get-nodes"])).stdout) as NodesJson).results["agent-a"] ?? {}).find(
+      (n) => n.mgmt_role === "AGENT",
+    )?.pid;
+    expect(agentPid).toBeGreaterThan(0);
+    process.kill(agentPid!, "SIGKILL");
+    const relearned = await until(
+      async () => {
+        const r = JSON.parse((await zm(["get-nodes"])).stdout) as NodesJson;
+        const nodes = r.results["agent-a"] ?? {};
+        const agent = Object.values(nodes).find((n) => n.mgmt_role === "AGENT");
+        return agent?.pid !== undefined && agent.pid !== agentPid ? nodes : undefined;
+      },
+      30_000,
+      "the agent to come back",
+    );
+    expect(relearned["worker-01"]?.state).toBe("STOPPED");
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await node("worker-01")).state).toBe("STOPPED");
+
     const started = await zm(["start", "--json"]);
     expect(started.code).toBe(0);
     const outcome = JSON.parse(started.stdout) as OutcomeJson;
@@ -266,6 +291,41 @@ describe("day-2 commands against a real cluster", () => {
     );
   });
 
+  it("answers malformed zmgmt requests with the reason instead of letting them time out", async () => {
+    const client = await ControllerClient.connect({ url: `127.0.0.1:${port}`, requestTimeoutMs: 10_000 });
+    try {
+      const badStream = B.vec([B.str("worker-01"), B.str("stdin"), B.count(5), B.none()]);
+      const [, logs] = await client.transact(
+        { name: ZmgmtControllerApi.node_logs_request.name, args: [B.str("bad-1"), badStream] },
+        ZmgmtControllerApi.node_logs_response,
+      );
+      expect(logs.success).toBe(false);
+      expect(logs.error).toMatch(/^invalid request: .*stream/);
+      const tooMany = B.vec([B.str("worker-01"), B.str("stdout"), B.count(1_000_000), B.none()]);
+      const [, many] = await client.transact(
+        { name: ZmgmtControllerApi.node_logs_request.name, args: [B.str("bad-2"), tooMany] },
+        ZmgmtControllerApi.node_logs_response,
+      );
+      expect(many.error).toMatch(/^invalid request: .*lines/);
+      const [, statuses] = await client.transact(
+        { name: ZmgmtControllerApi.get_node_status_request.name, args: [B.str("bad-3"), B.str("worker-01")] },
+        ZmgmtControllerApi.get_node_status_response,
+      );
+      expect(statuses).toHaveLength(1);
+      expect(statuses[0]?.success).toBe(false);
+      expect(statuses[0]?.error).toMatch(/^invalid request: .*expected set of string/);
+      const [, stop] = await client.transact(
+        { name: ZmgmtControllerApi.stop_nodes_request.name, args: [B.str("bad-4"), B.set([B.count(1)])] },
+        ZmgmtControllerApi.stop_nodes_response,
+      );
+      expect(stop[0]?.error).toMatch(/^invalid request:/);
+      // Nothing was stopped by it.
+      expect((await node("worker-01")).state).toBe("RUNNING");
+    } finally {
+      await client.close();
+    }
+  });
+
   it("top prints one snapshot per interval when not on a terminal", async () => {
     const top = startCli(["--controller", `127.0.0.1:${port}`, "top", "--json", "--interval", "0.3"], env.dir);
     const lines = await until(
@@ -282,5 +342,15 @@ describe("day-2 commands against a real cluster", () => {
     }
     top.child.kill("SIGINT");
     expect((await top.done).code).toBe(0);
+  });
+
+  // Last: it takes the controller down.
+  it("logs -f ends with an error when the controller goes away", async () => {
+    const follow = startCli(["--controller", `127.0.0.1:${port}`, "logs", "worker-01", "-f", "-n", "1"], env.dir);
+    await until(() => (/tick \d+/.test(follow.out()) ? true : undefined), 15_000, "the first line");
+    controller.proc.child.kill("SIGTERM");
+    const r = await follow.done;
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/error: /);
   });
 });
