@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { Hub } from "../broker/hub.js";
 import { Peer } from "../broker/peer.js";
-import { HubServer, type HubServerOptions } from "../broker/server.js";
+import { HubServer, chainHttpHandlers, type HttpHandler, type HubServerOptions } from "../broker/server.js";
 import { WEBSOCKET_PATH } from "../broker/messages.js";
 import { defaultAgentName, defaultStateDir } from "../management/env.js";
 import { createLogger } from "../management/log.js";
@@ -86,6 +86,8 @@ export async function runAgentProcess(options: AgentDaemonOptions, env: NodeJS.P
       })
     : undefined;
 
+  // Plain HTTP on the public listener; what no route answers gets 426.
+  const httpRoutes: HttpHandler[] = [];
   // The port must be known before the agent hands it to nodes.
   const deadline = Date.now() + 15_000;
   const server = await listenWithRetry(
@@ -95,6 +97,7 @@ export async function runAgentProcess(options: AgentDaemonOptions, env: NodeJS.P
       port: options.listenPort,
       ...(options.tls ? { tls: options.tls } : {}),
       authorize: (req) => (req.headers[SUPERVISOR_TOKEN_HEADER] === nodeToken ? "node" : true),
+      httpHandler: chainHttpHandlers(...httpRoutes),
     },
     deadline,
   );

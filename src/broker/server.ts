@@ -1,7 +1,7 @@
 // Serves a Hub over real WebSocket connections (plain or TLS) at /v1/messages/json.
 
 import { readFileSync } from "node:fs";
-import { createServer as createHttpServer, type IncomingMessage, type Server } from "node:http";
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
@@ -16,6 +16,33 @@ export interface TlsServerOptions {
   passphrase?: string;
   /** Require and verify a client certificate (mutual TLS). */
   verifyClients?: boolean;
+}
+
+/**
+ * Answers a plain (non-WebSocket) HTTP request. Returns true when it answered (or will
+ * answer) the request, false to let the next handler, and finally the 426 reply, have it.
+ * It sees the whole request (peer address, headers, TLS socket) so it can apply its own
+ * access rules; see isLoopbackRequest.
+ */
+export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
+
+/** Tries handlers in order; the first that returns true owns the request. */
+export function chainHttpHandlers(...handlers: HttpHandler[]): HttpHandler {
+  return async (req, res) => {
+    for (const handler of handlers) if (await handler(req, res)) return true;
+    return false;
+  };
+}
+
+/** True when the request arrived over loopback (both ends), where no credentials are asked. */
+export function isLoopbackRequest(req: IncomingMessage): boolean {
+  const local = normalizeAddress(req.socket.localAddress ?? "");
+  const remote = normalizeAddress(req.socket.remoteAddress ?? "");
+  return isLoopbackAddress(local) && isLoopbackAddress(remote);
+}
+
+function isLoopbackAddress(address: string): boolean {
+  return address === "::1" || address.startsWith("127.");
 }
 
 export interface HubServerOptions {
@@ -36,6 +63,12 @@ export interface HubServerOptions {
   pingIntervalMs?: number;
   /** A peer whose unsent backlog exceeds this is disconnected rather than buffered forever. */
   maxBufferedBytes?: number;
+  /**
+   * Plain HTTP requests (GET /metrics and the like) on the same port. Requests it does not
+   * answer, and all of them without a handler, get 426 naming the WebSocket endpoint. A
+   * handler that throws answers 500.
+   */
+  httpHandler?: HttpHandler;
 }
 
 export class HubServer {
@@ -65,9 +98,9 @@ export class HubServer {
           rejectUnauthorized: tls.verifyClients === true,
         })
       : createHttpServer();
-    http.on("request", (_req, res) => {
-      res.writeHead(426, { "content-type": "text/plain" });
-      res.end(`WebSocket endpoint: ${WEBSOCKET_PATH}\n`);
+    const handler = options.httpHandler;
+    http.on("request", (req, res) => {
+      void answerHttp(handler, req, res);
     });
     // The hard cap protects memory; the hub's own (smaller) limit answers with an error
     // message and keeps the connection, as Broker does for undecodable input.
@@ -144,6 +177,19 @@ export class HubServer {
       });
     });
   }
+}
+
+async function answerHttp(handler: HttpHandler | undefined, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  try {
+    if (handler && (await handler(req, res))) return;
+  } catch (err) {
+    if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+    if (!res.writableEnded) res.end(`internal error: ${err instanceof Error ? err.message : String(err)}\n`);
+    return;
+  }
+  if (res.headersSent) return;
+  res.writeHead(426, { "content-type": "text/plain" });
+  res.end(`WebSocket endpoint: ${WEBSOCKET_PATH}\n`);
 }
 
 function attach(

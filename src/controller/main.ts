@@ -2,7 +2,7 @@
 // style clients and agents that dial in (a2c) meet, plus the management.log writer.
 
 import { Hub } from "../broker/hub.js";
-import { HubServer } from "../broker/server.js";
+import { HubServer, chainHttpHandlers, type HttpHandler } from "../broker/server.js";
 import { createLogger } from "../management/log.js";
 import { checkListenSecurity } from "../management/security.js";
 import { DEFAULT_CONTROLLER_WEBSOCKET_PORT } from "./api.js";
@@ -28,6 +28,8 @@ export interface StartControllerOptions extends Partial<Omit<ControllerDaemonOpt
   /** For tests: how instances with a listen port are dialed. */
   dialAgent?: AgentDialer;
   timers?: Timers;
+  /** Extra plain-HTTP routes on the listen port, tried before the built-in ones. */
+  httpHandlers?: HttpHandler[];
 }
 
 export interface RunningController {
@@ -75,12 +77,15 @@ export async function startController(options: StartControllerOptions): Promise<
     },
   );
 
+  // Plain HTTP on the WebSocket port; what no route answers gets 426.
+  const httpRoutes: HttpHandler[] = [...(options.httpHandlers ?? [])];
   let server: HubServer;
   try {
     server = await HubServer.listen(hub, {
       host,
       port: options.listenPort ?? DEFAULT_CONTROLLER_WEBSOCKET_PORT,
       ...(options.tls ? { tls: options.tls } : {}),
+      httpHandler: chainHttpHandlers(...httpRoutes),
     });
   } catch (err) {
     logger.error(`cannot listen on ${host}:${options.listenPort ?? DEFAULT_CONTROLLER_WEBSOCKET_PORT}: ${String(err)}`);
