@@ -86,7 +86,7 @@ function NodeRow({ model, state, node }) {
 }
 
 function Nodes({ model, state }) {
-  const groups = R.groupNodes([...state.nodes.values()]);
+  const groups = R.groupNodes([...state.nodes.values()].map((n) => R.withProcess(n, state.processes.get(n.name))));
   return html`<section>
     <h2>Nodes <span class="muted small">${state.updatedAt ? `updated ${new Date(state.updatedAt).toLocaleTimeString()}` : ""}</span></h2>
     ${groups.length === 0 ? html`<p class="muted">No nodes deployed.</p>` : null}
@@ -136,14 +136,21 @@ function Logs({ model, state }) {
 function Configs({ state }) {
   const staged = R.configurationText(state.staged);
   const deployed = R.configurationText(state.deployed);
-  const diff = R.lineDiff(deployed, staged);
+  // Ports the controller assigned are not a difference the operator made.
+  const diff = R.lineDiff(R.configurationText(R.withoutAssignedPorts(state.deployed, state.staged)), staged);
   const changed = diff.some((d) => d.op !== " ");
   const id = (c) => (c ? c.id : c === null ? "none" : "…");
+  const verdict =
+    state.staged && state.deployed && state.staged.id === state.deployed.id
+      ? "the staged configuration is deployed"
+      : changed
+        ? "the staged configuration differs from the deployed one"
+        : "the staged configuration has the deployed one's content";
   return html`<section>
     <h2>Configuration</h2>
     <p>
       Staged <code>${id(state.staged)}</code>, deployed <code>${id(state.deployed)}</code>:
-      <strong data-testid="config-state">${changed ? "the staged configuration differs from the deployed one" : "identical"}</strong>
+      <strong data-testid="config-state">${verdict}</strong>
     </p>
     <div class="configs">
       <div><h3>Deployed</h3><pre data-testid="deployed-config">${deployed}</pre></div>
@@ -151,7 +158,7 @@ function Configs({ state }) {
       <div>
         <h3>Diff (deployed → staged)</h3>
         <pre class="diff" data-testid="config-diff">${diff.map(
-          (d, i) => html`<span key=${i} class=${d.op === "+" ? "add" : d.op === "-" ? "del" : ""}>${d.op} ${d.text}\n</span>`,
+          (d, i) => html`<span key=${i} class=${d.op === "+" ? "add" : d.op === "-" ? "del" : ""}>${`${d.op} ${d.text}\n`}</span>`,
         )}</pre>
       </div>
     </div>

@@ -19,6 +19,7 @@ export class Model {
       access: "read-write",
       instances: [],
       nodes: new Map(),
+      processes: new Map(),
       statusAvailable: true,
       staged: undefined,
       deployed: undefined,
@@ -74,40 +75,47 @@ export class Model {
     }
   }
 
-  /** get_nodes (every client has it) overlaid with zmgmt's process facts where answered. */
+  /** get_nodes, which every controller answers, and zmgmt's process facts where answered. */
   async refreshNodes() {
-    const [nodesAnswer, statusAnswer] = await Promise.allSettled([
-      this.rpc.request(R.Api.getNodes, [], 15000),
-      this.state.statusAvailable ? this.rpc.request(R.Api.nodeStatus, [B.set([])], 15000) : Promise.resolve(undefined),
-    ]);
-    const nodes = new Map();
-    if (nodesAnswer.status === "fulfilled") {
-      for (const raw of nodesAnswer.value[0]) {
-        const r = R.result(raw);
-        if (!r.success || !Array.isArray(r.data)) continue;
-        for (const s of r.data.map(R.nodeStatus)) {
-          if (s.mgmtRole !== "NONE") continue;
-          nodes.set(s.node, { name: s.node, instance: r.instance, role: s.clusterRole, state: s.state, pid: s.pid, port: s.port });
-        }
-      }
-    } else {
-      this.note(nodesAnswer.reason);
+    await Promise.all([this.refreshNodeStates(), this.state.statusAvailable ? this.refreshProcesses() : undefined]);
+  }
+
+  async refreshNodeStates() {
+    let answer;
+    try {
+      [answer] = await this.rpc.request(R.Api.getNodes, [], 15000);
+    } catch (err) {
+      this.note(err);
       return;
     }
-    if (statusAnswer.status === "fulfilled" && statusAnswer.value) {
-      for (const raw of statusAnswer.value[0]) {
-        const r = R.result(raw);
-        if (!r.success || !Array.isArray(r.data)) continue;
-        for (const p of r.data.map(R.processStatus)) {
-          const n = nodes.get(p.node);
-          if (n) nodes.set(p.node, { ...n, ...p, name: n.name, role: n.role, state: n.state, pid: n.pid ?? p.pid });
-        }
+    const nodes = new Map();
+    for (const raw of answer) {
+      const r = R.result(raw);
+      if (!r.success || !Array.isArray(r.data)) continue;
+      for (const s of r.data.map(R.nodeStatus)) {
+        if (s.mgmtRole !== "NONE") continue;
+        nodes.set(s.node, { name: s.node, instance: r.instance, role: s.clusterRole, state: s.state, pid: s.pid, port: s.port });
       }
-    } else if (statusAnswer.status === "rejected") {
-      // A controller without zmgmt's status request: keep to get_nodes from now on.
-      if (statusAnswer.reason.code === "timeout") this.set({ statusAvailable: false });
     }
     this.set({ nodes, updatedAt: Date.now() });
+  }
+
+  async refreshProcesses() {
+    let answer;
+    try {
+      [answer] = await this.rpc.request(R.Api.nodeStatus, [B.set([])], 15000);
+    } catch (err) {
+      // A controller without zmgmt's status request never answers it: stop asking.
+      if (err.code === "timeout") this.set({ statusAvailable: false });
+      return;
+    }
+    const processes = new Map();
+    for (const raw of answer) {
+      const r = R.result(raw);
+      if (!r.success || !Array.isArray(r.data)) continue;
+      for (const p of r.data.map(R.processStatus)) processes.set(p.node, p);
+    }
+    this.set({ processes });
   }
 
   async refreshConfigs() {
@@ -141,8 +149,8 @@ export class Model {
       const n = R.clusterNode(node);
       const nodes = new Map(this.state.nodes);
       const known = nodes.get(n.name) ?? { name: n.name, instance: inst, role: n.role };
-      // A crashed process has no pid; the refresh after the burst brings the new one.
-      nodes.set(n.name, { ...known, state: to, ...(to === "RUNNING" ? {} : { pid: undefined }) });
+      // The pid shown may be gone; the refresh after the burst brings the current one.
+      nodes.set(n.name, { ...known, state: to, pid: undefined });
       this.set({ nodes });
       this.addEvent({ kind: "change", text: `${inst} ${n.name}: ${from} → ${to}` });
       clearTimeout(this.pushTimer);

@@ -109,6 +109,30 @@ export function lineDiff(oldText, newText) {
   return out;
 }
 
+/**
+ * `deployed` without the ports the controller filled in: those of nodes that have none in
+ * `staged` (the controller assigns them when it readies a configuration for deployment).
+ */
+export function withoutAssignedPorts(deployed, staged) {
+  if (!deployed || !staged) return deployed;
+  const given = new Map(staged.nodes.map((n) => [n.name, n]));
+  return {
+    ...deployed,
+    nodes: deployed.nodes.map((n) => {
+      const s = given.get(n.name);
+      if (!s) return n;
+      return { ...n, port: s.port === undefined ? undefined : n.port, metricsPort: s.metricsPort === undefined ? undefined : n.metricsPort };
+    }),
+  };
+}
+
+/** A node from get_nodes with the process facts of zmgmt's status request, where known. */
+export function withProcess(node, facts) {
+  if (!facts || (node.pid !== undefined && facts.pid !== node.pid)) return node;
+  const { node: _name, instance: _instance, state: _state, role: _role, ...rest } = facts;
+  return { ...node, ...rest };
+}
+
 const ROLE_ORDER = ["MANAGER", "LOGGER", "PROXY", "WORKER"];
 
 /** Nodes grouped by instance, then by role in cluster order: [[instance, [[role, nodes]]]]. */
