@@ -29,6 +29,11 @@ function nonLoopbackAddress(): string | undefined {
 const address = nonLoopbackAddress();
 if (address === undefined) console.warn("skipping dashboard access tests: this machine has no non-loopback IPv4 address");
 
+function firstString(event: ZeekEvent): string | undefined {
+  const first = event.args[0];
+  return first?.type === "string" ? first.value : undefined;
+}
+
 type Opened = { ws: WebSocket } | { status: number };
 
 function openWs(url: string, headers: Record<string, string> = {}): Promise<Opened> {
@@ -50,14 +55,14 @@ async function ask<A extends readonly Codec<unknown>[]>(ws: WebSocket, event: Ze
   ws.send(JSON.stringify([CONTROLLER_TOPIC]));
   await eventually(() => frames.some((f) => decodeServerFrame(f).kind === "ack"), 5000, "the ack");
   ws.send(encodeEventMessage(CONTROLLER_TOPIC, event));
-  const reqid = event.args[0]!.value as string;
+  const reqid = firstString(event);
   return eventually(
     () => {
       for (const f of frames) {
         const frame = decodeServerFrame(f);
         if (frame.kind !== "data") continue;
         const e = dataToEvent(frame.message.data);
-        if (e.name === response.name && e.args[0]?.value === reqid) return response.parse(e);
+        if (e.name === response.name && firstString(e) === reqid) return response.parse(e);
       }
       return undefined;
     },

@@ -106,29 +106,29 @@ describe.skipIf(browserMissing !== undefined)("dashboard in a browser", () => {
     await expect.poll(() => pidOnPage(page, "worker-01"), { timeout: 10_000 }).toBeGreaterThan(0);
     // Record every state and pid the row shows, with when, so a short-lived CRASHED is not
     // missed between polls and the timing is the page's own.
-    await page.evaluate(() => {
-      const seen: Array<{ at: number; state: string; pid: string }> = [];
-      (window as unknown as { seen: typeof seen }).seen = seen;
-      const observe = (): void => {
+    // (Page code as text: the test project is type-checked without the DOM library.)
+    await page.evaluate(`(() => {
+      const seen = [];
+      window.seen = seen;
+      const observe = () => {
         const row = document.querySelector('tr[data-node="worker-01"]');
         const state = row?.querySelector('[data-field="state"]')?.textContent ?? "";
         const pid = row?.querySelector('[data-field="pid"]')?.textContent ?? "";
         const last = seen[seen.length - 1];
-        if (last?.state !== state || last.pid !== pid) seen.push({ at: Date.now(), state, pid });
+        if (last?.state !== state || last?.pid !== pid) seen.push({ at: Date.now(), state, pid });
       };
       new MutationObserver(observe).observe(document.body, { subtree: true, childList: true, characterData: true });
       observe();
-    });
+    })()`);
     const before = await pidOnPage(page, "worker-01");
     const started = Date.now();
     process.kill(before, "SIGKILL");
-    const seen = (): Promise<Array<{ at: number; state: string; pid: string }>> =>
-      page.evaluate(() => (window as unknown as { seen: Array<{ at: number; state: string; pid: string }> }).seen);
+    const seen = (): Promise<Array<{ at: number; state: string; pid: string }>> => page.evaluate("window.seen");
     const newPid = (st: { pid: string }): boolean => st.pid !== "" && Number(st.pid) !== before;
     // The crash and the revival (the supervisor's new process, shown with its pid) must show
     // within 2 s; RUNNING follows once the new process has checked in, which on a loaded
     // machine can take a Node.js start-up of several seconds, so it gets a longer bound.
-    await expect.poll(async () => (await seen()).some((st) => st.state === "RUNNING" && newPid(st)), { timeout: 15_000, intervals: [50] }).toBe(true);
+    await expect.poll(async () => (await seen()).some((st) => st.state === "RUNNING" && newPid(st)), { timeout: 15_000, interval: 50 }).toBe(true);
     const list = await seen();
     const timeline = list.map((st) => `${st.at - started} ms ${st.state} ${st.pid}`).join(", ");
     const crashed = list.findIndex((st) => st.state === "CRASHED");

@@ -20,12 +20,13 @@ import { RequestTracker, hasKind, type TrackedRequest } from "../management/requ
 import type { Result } from "../management/types.js";
 import { NODE_TOPIC, NodeApi } from "../node/api.js";
 import type { NodeExit } from "../supervisor/api.js";
-import { AGENT_API_VERSION, AGENT_TOPIC_PREFIX, AgentApi, agentTopic } from "./api.js";
+import { AGENT_API_VERSION, AGENT_TOPIC_PREFIX, AgentApi, ZmgmtAgentApi, agentTopic } from "./api.js";
 import type { AgentContext, AgentRequest } from "./context.js";
 import { Deployments } from "./deployment.js";
 import { archiveQueuedLogs } from "./log-archiver.js";
 import { NodeTable } from "./node-table.js";
 import { NodeOperations } from "./operations.js";
+import { ZmgmtOperations } from "./zmgmt-operations.js";
 import type { AgentOptions } from "./options.js";
 import type { SupervisorLink } from "./supervisor-link.js";
 import { logQueueDirectory } from "./zeek.js";
@@ -40,6 +41,7 @@ export class Agent {
   private readonly requests: RequestTracker<AgentRequest>;
   private readonly deployments: Deployments;
   private readonly operations: NodeOperations;
+  private readonly zmgmt: ZmgmtOperations;
   /** Hub origins of controllers that dialed in, to greet each of them once. */
   private readonly controllerOrigins = new Set<string>();
   private readonly zeekLinks = new ZeekNodeLinks((node, event) => this.onNodeEvent(event, node));
@@ -73,6 +75,7 @@ export class Agent {
     };
     this.deployments = new Deployments(ctx);
     this.operations = new NodeOperations(ctx);
+    this.zmgmt = new ZmgmtOperations(ctx);
     hub.on("connect", (origin: Origin, topics: readonly string[]) => this.onHubConnect(origin, topics));
     hub.on("disconnect", (origin: Origin) => this.controllerOrigins.delete(origin.id));
     controllerPeer?.on("ready", () => this.sendHello());
@@ -219,6 +222,30 @@ export class Agent {
           const [reqid, nodes] = AgentApi.restart_request.parse(event);
           this.log.info(`rx ${event.name} ${reqid}`);
           await this.operations.restart(reqid, nodes ?? []);
+          return;
+        }
+        case ZmgmtAgentApi.node_logs_request.name: {
+          const [reqid, query] = ZmgmtAgentApi.node_logs_request.parse(event);
+          this.log.info(`rx ${event.name} ${reqid} ${query.node}`);
+          await this.zmgmt.logs(reqid, query);
+          return;
+        }
+        case ZmgmtAgentApi.get_node_status_request.name: {
+          const [reqid, nodes] = ZmgmtAgentApi.get_node_status_request.parse(event);
+          this.log.info(`rx ${event.name} ${reqid}`);
+          await this.zmgmt.status(reqid, nodes);
+          return;
+        }
+        case ZmgmtAgentApi.stop_nodes_request.name: {
+          const [reqid, nodes] = ZmgmtAgentApi.stop_nodes_request.parse(event);
+          this.log.info(`rx ${event.name} ${reqid} ${nodes.join(" ")}`);
+          await this.zmgmt.stop(reqid, nodes);
+          return;
+        }
+        case ZmgmtAgentApi.start_nodes_request.name: {
+          const [reqid, nodes] = ZmgmtAgentApi.start_nodes_request.parse(event);
+          this.log.info(`rx ${event.name} ${reqid} ${nodes.join(" ")}`);
+          await this.zmgmt.start(reqid, nodes);
           return;
         }
         default:

@@ -40,7 +40,7 @@ export class Deployments {
       ctx.nodes.adopt({
         node,
         // The node proves it is up by checking in again; until then it is pending.
-        state: s.pid !== undefined ? "PENDING" : s.state === "failed" ? "FAILED" : "CRASHED",
+        state: s.pid !== undefined ? "PENDING" : s.state === "failed" ? "FAILED" : s.state === "stopped" ? "STOPPED" : "CRASHED",
         ...(s.pid !== undefined ? { pid: s.pid } : {}),
         ...(managementPort !== undefined ? { managementPort } : {}),
       });
@@ -145,6 +145,7 @@ export class Deployments {
       // zeek-client stages every deploy-config under a new id; an unchanged cluster keeps running.
       ctx.log.info(`config ${config.id} launches exactly what config ${this.configId} does; adopting it without restarting nodes`);
       this.adopt(config);
+      await this.startStopped();
       ctx.reply(AgentApi.deploy_response.make(reqid, [makeResult(reqid, { instance })]), reqid);
       return;
     }
@@ -197,6 +198,20 @@ export class Deployments {
       }),
     );
     if (!pending.finished && pending.state.waiting.size === 0) this.finish(pending);
+  }
+
+  /** A redeploy brings back the nodes an operator stopped, also when nothing else changes. */
+  private async startStopped(): Promise<void> {
+    const { ctx } = this;
+    for (const name of ctx.nodes.names()) {
+      const rec = ctx.nodes.get(name);
+      if (rec?.state !== "STOPPED") continue;
+      try {
+        if (await ctx.supervisor.startNode(name)) ctx.nodes.setState(rec, "PENDING");
+      } catch (err) {
+        ctx.log.error(`failed to start node ${name}: ${errorMessage(err)}`);
+      }
+    }
   }
 
   /** Destroys every cluster node the supervisor runs (never management processes). */

@@ -13,7 +13,8 @@ import { AgentApi } from "./api.js";
 import type { AgentContext, AgentRequest, AgentRequestOf } from "./context.js";
 import { decodeNodeMeta } from "./node-meta.js";
 
-const RESTARTABLE: ReadonlySet<State> = new Set<State>(["RUNNING", "CRASHED", "FAILED"]);
+// A STOPPED node restarts too: the operator asked for it to run.
+const RESTARTABLE: ReadonlySet<State> = new Set<State>(["RUNNING", "CRASHED", "FAILED", "STOPPED"]);
 
 export class NodeOperations {
   constructor(private readonly ctx: AgentContext) {}

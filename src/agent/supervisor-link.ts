@@ -12,6 +12,7 @@ import {
   SUPERVISOR_TOPIC,
   SupervisorApi,
   type NodeExit,
+  type ProcessUsage,
   type SupervisedNodeConfig,
   type SupervisedNodeStatus,
 } from "../supervisor/api.js";
@@ -79,6 +80,24 @@ export class SupervisorLink extends EventEmitter<SupervisorLinkEvents> {
     const reqid = newReqId();
     const [, ok] = await this.call(SupervisorApi.restart_request.make(reqid, name), SupervisorApi.restart_response);
     return ok;
+  }
+
+  /** Resolves once the process is gone; false for an unknown node or a management process. */
+  async stopNode(name: string, timeoutMs?: number): Promise<boolean> {
+    const [, ok] = await this.call(SupervisorApi.stop_request.make(newReqId(), name), SupervisorApi.stop_response, timeoutMs);
+    return ok;
+  }
+
+  /** Starts a stopped node; false for an unknown node. */
+  async startNode(name: string): Promise<boolean> {
+    const [, ok] = await this.call(SupervisorApi.start_request.make(newReqId(), name), SupervisorApi.start_response);
+    return ok;
+  }
+
+  /** CPU and RSS of live node processes ("" for all). */
+  async usage(name = ""): Promise<ProcessUsage[]> {
+    const [, usage] = await this.call(SupervisorApi.usage_request.make(newReqId(), name), SupervisorApi.usage_response);
+    return usage;
   }
 
   async status(name = ""): Promise<SupervisedNodeStatus[]> {

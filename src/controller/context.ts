@@ -27,12 +27,16 @@ export type FanOutOp = "get_nodes" | "node_dispatch" | "restart";
 /** Client requests that are answered once every agent asked has answered. */
 export type FanOutKind = "get_nodes" | "get_id_value" | "restart";
 
+/** zmgmt's own requests (ZmgmtControllerApi), answered once every agent asked has answered. */
+export type ZmgmtOp = "node_logs" | "get_node_status" | "stop_nodes" | "start_nodes";
+
 export type RequestState =
   | DeployState
   | { readonly kind: FanOutKind }
+  | { readonly kind: "zmgmt"; readonly op: ZmgmtOp }
   | { readonly kind: "test_timeout" }
   | { readonly kind: "welcome"; readonly instance: string }
-  | { readonly kind: "agent"; readonly instance: string; readonly op: "deploy" | FanOutOp };
+  | { readonly kind: "agent"; readonly instance: string; readonly op: "deploy" | FanOutOp | ZmgmtOp };
 
 export type RequestKind = RequestState["kind"];
 

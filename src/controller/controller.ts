@@ -11,7 +11,7 @@ import { ProtocolError, errorMessage } from "../broker/errors.js";
 import { type Delivery, type Hub, type LocalEndpoint, type Origin, deliveryEvent } from "../broker/hub.js";
 import type { ZeekEvent } from "../broker/messages.js";
 import type { Codec, EventSpec } from "../broker/schema.js";
-import { AGENT_TOPIC_PREFIX, AgentApi } from "../agent/api.js";
+import { AGENT_TOPIC_PREFIX, AgentApi, ZmgmtAgentApi } from "../agent/api.js";
 import { ConfigStore, type ConfigState } from "./config-store.js";
 import { createLogger, type LogLevel, type Logger } from "../management/log.js";
 import { DEFAULT_BROKER_START_PORT, DEFAULT_METRICS_START_PORT, prepareReadyConfig } from "./ports.js";
@@ -45,6 +45,7 @@ import { describeOrigin, webSocketAgentDialer, type AgentDialer, type AgentLink 
 import type { ControllerSettings } from "./options.js";
 import { StoredConfigs } from "./persistence.js";
 import { controllerReplyRouting } from "./replies.js";
+import { ZmgmtRequests, malformedAnswer } from "./zmgmt-requests.js";
 
 /** The logic's settings (declared with the daemon's options) and what the caller decides. */
 export interface ControllerOptions extends ControllerSettings {
@@ -88,6 +89,7 @@ export class Controller {
   private readonly fanOut: FanOut;
   private readonly history = new DeployHistory();
   private readonly refusals = controllerReplyRouting();
+  private readonly zmgmt: ZmgmtRequests;
   private readonly handlers = new Map<string, Handler>();
 
   private local: LocalEndpoint | undefined;
@@ -129,11 +131,13 @@ export class Controller {
       lost: (name) => {
         this.deployment.agentLost(name);
         this.fanOut.agentLost(name);
+        this.zmgmt.agentLost(name);
       },
       event: (event, link) => this.dispatch(event, link),
     });
     this.deployment = new Deployment(ctx, this.agents, this.history);
     this.fanOut = new FanOut(ctx, this.agents);
+    this.zmgmt = new ZmgmtRequests(ctx, this.agents);
     this.registerHandlers();
   }
 
@@ -255,6 +259,14 @@ export class Controller {
       this.log.info(`rx ${AgentApi.notify_change.name} ${instance} ${node.name} ${from} -> ${to}`);
       this.local?.publishEvent(CONTROLLER_TOPIC, AgentApi.notify_change.make(instance, node, from, to));
     });
+    on(ZmgmtControllerApi.node_logs_request, ([reqid, query]) => this.zmgmt.onLogs(reqid, query));
+    on(ZmgmtControllerApi.get_node_status_request, ([reqid, nodes]) => this.zmgmt.onNodes("get_node_status", reqid, nodes));
+    on(ZmgmtControllerApi.stop_nodes_request, ([reqid, nodes]) => this.zmgmt.onNodes("stop_nodes", reqid, nodes));
+    on(ZmgmtControllerApi.start_nodes_request, ([reqid, nodes]) => this.zmgmt.onNodes("start_nodes", reqid, nodes));
+    on(ZmgmtAgentApi.node_logs_response, ([reqid, result]) => this.zmgmt.onResponse(reqid, "node_logs", [result]));
+    on(ZmgmtAgentApi.get_node_status_response, ([reqid, result]) => this.zmgmt.onResponse(reqid, "get_node_status", [result]));
+    on(ZmgmtAgentApi.stop_nodes_response, ([reqid, results]) => this.zmgmt.onResponse(reqid, "stop_nodes", results));
+    on(ZmgmtAgentApi.start_nodes_response, ([reqid, results]) => this.zmgmt.onResponse(reqid, "start_nodes", results));
     on(AgentApi.agent_standby_response, ([reqid]) => this.log.debug(`rx ${AgentApi.agent_standby_response.name} ${reqid}, ignoring`));
   }
 
@@ -292,8 +304,11 @@ export class Controller {
     try {
       handler(event, link);
     } catch (err) {
-      if (err instanceof ProtocolError) this.log.warning(`ignoring malformed ${event.name}: ${err.message}`);
-      else this.log.error(`error handling ${event.name}: ${errorMessage(err)}`);
+      if (err instanceof ProtocolError) {
+        this.log.warning(`ignoring malformed ${event.name}: ${err.message}`);
+        const answer = malformedAnswer(event, err.message);
+        if (answer) this.local?.publishEvent(CONTROLLER_TOPIC, answer);
+      } else this.log.error(`error handling ${event.name}: ${errorMessage(err)}`);
     }
   }
 
@@ -302,6 +317,7 @@ export class Controller {
     this.log.info(`request ${req.id} timed out`);
     if (hasKind(req, "deploy")) this.deployment.timedOut(req);
     else if (isFanOut(req)) this.fanOut.timedOut(req);
+    else if (hasKind(req, "zmgmt")) this.zmgmt.timedOut(req);
     else if (hasKind(req, "welcome")) this.agents.welcomeTimedOut(req);
     else if (hasKind(req, "test_timeout")) {
       this.sendResult(ControllerApi.test_timeout_response, req.id, makeResult(req.id, { success: false, error: TIMED_OUT }));

@@ -18,6 +18,7 @@ import {
   type ControllerRequest,
   type FanOutKind,
   type FanOutOp,
+  type ZmgmtOp,
   type ResponseSpec,
 } from "./context.js";
 
@@ -101,7 +102,7 @@ export class FanOut {
   }
 
   /** An agent's answer to one sub-request. */
-  onResponse(reqid: string, op: FanOutOp, results: Result[]): void {
+  onResponse(reqid: string, op: FanOutOp | ZmgmtOp, results: Result[]): void {
     const { log, requests } = this.ctx;
     const child = requests.getOfKind(reqid, "agent");
     if (!child || child.state.op !== op) {
@@ -128,7 +129,7 @@ export class FanOut {
     for (const child of this.ctx.requests.pending()) {
       if (!hasKind(child, "agent") || child.state.instance !== name || child.state.op === "deploy") continue;
       const parent = this.ctx.requests.parentOf(child.id);
-      if (!parent) continue;
+      if (!parent || !isFanOut(parent)) continue;
       const error = `lost the connection to instance '${name}' before it answered`;
       this.onResponse(child.id, child.state.op, [makeResult(parent.id, { success: false, instance: name, error })]);
     }

@@ -126,7 +126,8 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     }
     const rec = this.nodes.get(name);
     if (!rec) return false;
-    // An operator's restart is a fresh start, also for a node that was given up on.
+    // An operator's restart is a fresh start, also for a node that was given up on or stopped.
+    rec.held = false;
     rec.revivalAttempts = 0;
     rec.revivalDelayMs = this.initialDelayMs;
     this.clearRevival(rec);
@@ -142,6 +143,40 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
       if (rec.removed || rec.run !== run) return;
       this.spawnRun(rec, "restart");
     });
+    return true;
+  }
+
+  /**
+   * Stops a node's process and keeps the node down (state "stopped") until start() or
+   * restart(); resolves once the process is gone, false for an unknown name.
+   */
+  async stop(name: string): Promise<boolean> {
+    const rec = this.nodes.get(name);
+    if (!rec) return false;
+    rec.held = true;
+    if (rec.pendingSpawn) clearImmediate(rec.pendingSpawn);
+    rec.pendingSpawn = undefined;
+    this.clearRevival(rec);
+    const run = rec.run;
+    if (run && !run.finalized) {
+      rec.state = "stopping";
+      await this.stopRun(run, "stop");
+    }
+    if (rec.removed || rec.run !== run) return true;
+    if (rec.held) rec.state = "stopped";
+    // Started again while the stop was under way.
+    else if (!rec.pendingSpawn) this.scheduleSpawn(rec, "restart");
+    return true;
+  }
+
+  /** Starts a stopped node; any other node is left as it is. false for an unknown name. */
+  start(name: string): boolean {
+    const rec = this.nodes.get(name);
+    if (!rec) return false;
+    if (!rec.held) return true;
+    rec.held = false;
+    this.resetRevival(rec);
+    if (rec.state === "stopped") this.scheduleSpawn(rec, "restart");
     return true;
   }
 

@@ -16,7 +16,7 @@ export interface NodeSpec {
   meta?: unknown;
 }
 
-export type NodeState = "starting" | "running" | "backoff" | "stopping" | "failed";
+export type NodeState = "starting" | "running" | "backoff" | "stopping" | "failed" | "stopped";
 
 export interface ExitInfo {
   code: number | null;
@@ -82,7 +82,7 @@ export interface FailedEvent {
   outputs: NodeOutputs;
 }
 
-export type StopReason = "destroy" | "restart" | "shutdown";
+export type StopReason = "destroy" | "restart" | "shutdown" | "stop";
 
 /** A run the manager stopped is gone. */
 export interface StoppedEvent extends ExitInfo {

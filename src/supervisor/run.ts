@@ -38,6 +38,8 @@ export interface NodeRecord {
   revivalAttempts: number;
   revivalDelayMs: number;
   lastExit?: ExitInfo;
+  /** Stopped by an operator: no revival, no spawn until start() or restart(). */
+  held?: boolean;
 }
 
 export function signalRun(run: Run, signal: NodeJS.Signals): void {

@@ -16,6 +16,7 @@ import {
   type SupervisedNodeStatus,
 } from "./api.js";
 import type { NodeSpec, ProcessManager, StoppedEvent } from "./process-manager.js";
+import { UsageSampler } from "./proc-usage.js";
 
 /** The principal name the hub assigns to the connection that presented the agent token. */
 export const AGENT_PRINCIPAL = "agent";
@@ -27,6 +28,7 @@ interface SpecMeta {
 
 export class Supervisor {
   private readonly endpoint: LocalEndpoint;
+  private readonly usage = new UsageSampler();
 
   constructor(
     hub: Hub,
@@ -84,6 +86,7 @@ export class Supervisor {
         ...(s.startedAt !== undefined ? { startedAt: s.startedAt } : {}),
         ...(s.lastExit?.code !== undefined && s.lastExit.code !== null ? { lastExitCode: s.lastExit.code } : {}),
         ...(s.lastExit?.signal ? { lastExitSignal: s.lastExit.signal } : {}),
+        ...(s.lastExit ? { lastExitAt: s.lastExit.at } : {}),
       };
     });
   }
@@ -138,6 +141,30 @@ export class Supervisor {
       case SupervisorApi.status_request.name: {
         const [reqid, name] = SupervisorApi.status_request.parse(event);
         this.respond(SupervisorApi.status_response.make(reqid, this.status(name)));
+        return;
+      }
+      case SupervisorApi.stop_request.name: {
+        const [reqid, name] = SupervisorApi.stop_request.parse(event);
+        this.log.info(`rx ${event.name} ${reqid} ${name}`);
+        // Management processes are the agent's lifeline; only cluster nodes may be stopped.
+        const target = name === "" ? undefined : this.status(name)[0];
+        if (!target || target.config.managementRole !== "") {
+          this.respond(SupervisorApi.stop_response.make(reqid, false));
+          return;
+        }
+        void this.processes.stop(name).then((ok) => this.respond(SupervisorApi.stop_response.make(reqid, ok)));
+        return;
+      }
+      case SupervisorApi.start_request.name: {
+        const [reqid, name] = SupervisorApi.start_request.parse(event);
+        this.log.info(`rx ${event.name} ${reqid} ${name}`);
+        this.respond(SupervisorApi.start_response.make(reqid, name !== "" && this.processes.start(name)));
+        return;
+      }
+      case SupervisorApi.usage_request.name: {
+        const [reqid, name] = SupervisorApi.usage_request.parse(event);
+        const targets = this.status(name).flatMap((s) => (s.pid !== undefined ? [{ name: s.config.name, pid: s.pid }] : []));
+        void this.usage.sample(targets).then((usage) => this.respond(SupervisorApi.usage_response.make(reqid, usage)));
         return;
       }
     }
