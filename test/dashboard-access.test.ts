@@ -49,7 +49,11 @@ function openWs(url: string, headers: Record<string, string> = {}): Promise<Open
 }
 
 /** Subscribes, sends one request event and returns the decoded answer to it. */
-async function ask<A extends readonly Codec<unknown>[]>(ws: WebSocket, event: ZeekEvent, response: EventSpec<A>): Promise<ReturnType<EventSpec<A>["parse"]>> {
+async function ask<A extends readonly Codec<unknown>[]>(
+  ws: WebSocket,
+  event: ZeekEvent,
+  response: EventSpec<A>,
+): Promise<ReturnType<EventSpec<A>["parse"]>> {
   const frames: string[] = [];
   ws.on("message", (d) => frames.push((d as Buffer).toString("utf8")));
   ws.send(JSON.stringify([CONTROLLER_TOPIC]));

@@ -57,7 +57,11 @@ describe.skipIf(browserMissing !== undefined)("dashboard in a browser", () => {
     env = new TestEnv("zmgmt-dash-");
     browser = await launchBrowser();
     const controller = await env.startController({ requestTimeoutSec: 40 });
-    await env.startAgent({ name: "agent-1", controllerPort: controller.port, extraArgs: ["--restart-delay", "0.2", "--stop-timeout", "3", "--request-timeout", "30"] });
+    await env.startAgent({
+      name: "agent-1",
+      controllerPort: controller.port,
+      extraArgs: ["--restart-delay", "0.2", "--stop-timeout", "3", "--request-timeout", "30"],
+    });
     client = await ControllerClient.connect({ url: `127.0.0.1:${controller.port}`, requestTimeoutMs: 30_000 });
     await eventually(async () => (await client.getInstances()).success, 15_000, "agent-1 to check in");
     expect((await client.stageConfiguration(config()))[0]!.success).toBe(true);
@@ -85,9 +89,8 @@ describe.skipIf(browserMissing !== undefined)("dashboard in a browser", () => {
     const pids = await pidsFromController(client);
     for (const name of NODES) expect(await pidOnPage(page, name)).toBe(pids.get(name));
     // Grouped: one block for the instance, roles in cluster order.
-    expect(await page.locator('[data-instance="agent-1"] tbody[data-role]').evaluateAll((els) => els.map((e) => e.getAttribute("data-role")))).toEqual(
-      ["MANAGER", "PROXY", "WORKER"],
-    );
+    const roles = await page.locator('[data-instance="agent-1"] tbody[data-role]').all();
+    expect(await Promise.all(roles.map((r) => r.getAttribute("data-role")))).toEqual(["MANAGER", "PROXY", "WORKER"]);
     expect(await page.locator('[data-testid="instances"]').textContent()).toContain("agent-1");
     expect(await page.locator('[data-testid="config-state"]').textContent()).toBe("the staged configuration is deployed");
     expect(await page.locator('[data-testid="history"]').textContent()).toMatch(/succeeded/);
@@ -128,7 +131,9 @@ describe.skipIf(browserMissing !== undefined)("dashboard in a browser", () => {
     // The crash and the revival (the supervisor's new process, shown with its pid) must show
     // within 2 s; RUNNING follows once the new process has checked in, which on a loaded
     // machine can take a Node.js start-up of several seconds, so it gets a longer bound.
-    await expect.poll(async () => (await seen()).some((st) => st.state === "RUNNING" && newPid(st)), { timeout: 15_000, interval: 50 }).toBe(true);
+    await expect
+      .poll(async () => (await seen()).some((st) => st.state === "RUNNING" && newPid(st)), { timeout: 15_000, interval: 50 })
+      .toBe(true);
     const list = await seen();
     const timeline = list.map((st) => `${st.at - started} ms ${st.state} ${st.pid}`).join(", ");
     const crashed = list.findIndex((st) => st.state === "CRASHED");
@@ -138,6 +143,7 @@ describe.skipIf(browserMissing !== undefined)("dashboard in a browser", () => {
     expect(list[crashed]!.at - started, timeline).toBeLessThan(2000);
     expect(list[revived]!.at - started, timeline).toBeLessThan(2000);
     expect(list[list.length - 1]!.state, timeline).toBe("RUNNING");
+    await expect.poll(() => cell(page, "worker-01", "last-exit").textContent(), { timeout: 10_000 }).toMatch(/SIGKILL/);
     expect(Number(list[list.length - 1]!.pid)).toBe((await pidsFromController(client)).get("worker-01"));
     await page.close();
   });
@@ -150,13 +156,31 @@ describe.skipIf(browserMissing !== undefined)("dashboard in a browser", () => {
     const before = await pidOnPage(page, "worker-02");
     await page.locator('tr[data-node="worker-02"] button[data-action="restart"]').click();
     await expect
-      .poll(async () => (await cell(page, "worker-02", "state").textContent()) === "RUNNING" && ![0, before].includes(await pidOnPage(page, "worker-02")), {
-        timeout: 20_000,
-      })
+      .poll(
+        async () =>
+          (await cell(page, "worker-02", "state").textContent()) === "RUNNING" && ![0, before].includes(await pidOnPage(page, "worker-02")),
+        {
+          timeout: 20_000,
+        },
+      )
       .toBe(true);
     const after = await pidOnPage(page, "worker-02");
     expect(after).toBe((await pidsFromController(client)).get("worker-02"));
     expect(() => process.kill(before, 0)).toThrow();
+    await page.close();
+  });
+
+  it("shows each node's process facts (uptime, restarts, CPU, memory) and its output tail", async () => {
+    const page = await browser.newPage();
+    await page.goto(url);
+    await expect.poll(() => cell(page, "manager", "memory").textContent(), { timeout: 15_000 }).toMatch(/\d+(\.\d)? MiB/);
+    expect(await cell(page, "manager", "restarts").textContent()).toMatch(/^\d+$/);
+    expect(await cell(page, "manager", "uptime").textContent()).toMatch(/^\d+[smhd]/);
+    expect(await cell(page, "manager", "cpu").textContent()).toMatch(/^\d+\.\d %$/);
+    const pid = await pidOnPage(page, "manager");
+    await page.locator('tr[data-node="manager"] button[data-action="logs"]').click();
+    // The built-in node program says who it is on stdout when it starts.
+    await expect.poll(() => page.locator('[data-testid="log-lines"]').textContent(), { timeout: 15_000 }).toContain(`pid ${pid}`);
     await page.close();
   });
 
@@ -168,7 +192,9 @@ describe.skipIf(browserMissing !== undefined)("dashboard in a browser", () => {
     expect(await page.locator('[data-testid="config-diff"] .add').allTextContents()).toContain("+ [worker-03]\n");
     await page.locator('[data-testid="deploy"]').click();
     await expect.poll(() => cell(page, "worker-03", "state").textContent(), { timeout: 30_000 }).toBe("RUNNING");
-    await expect.poll(() => page.locator('[data-testid="config-state"]').textContent(), { timeout: 10_000 }).toBe("the staged configuration is deployed");
+    await expect
+      .poll(() => page.locator('[data-testid="config-state"]').textContent(), { timeout: 10_000 })
+      .toBe("the staged configuration is deployed");
     // Newest first: the page's deploy, by a client, succeeded.
     const firstRow = page.locator('[data-testid="history"] tbody tr').first();
     const historyText = async (): Promise<string> => (await page.locator('[data-testid="history"]').textContent()) ?? "";

@@ -101,7 +101,7 @@ export class ControllerAccess {
   private readonly loopbackListener: boolean;
 
   constructor(options: AccessOptions) {
-    this.tokens = options.tokens ?? new Map();
+    this.tokens = options.tokens ?? new Map<string, AccessLevel>();
     this.loopbackListener = isLoopbackHost(options.listenHost);
   }
 

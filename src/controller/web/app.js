@@ -44,18 +44,29 @@ function Notice({ model, state }) {
 function Instances({ state }) {
   return html`<section>
     <h2>Instances</h2>
-    ${state.instances.length === 0
-      ? html`<p class="muted">No agent has checked in.</p>`
-      : html`<table data-testid="instances">
-          <thead>
-            <tr><th>instance</th><th>host</th><th>listen port</th></tr>
-          </thead>
-          <tbody>
-            ${state.instances.map(
-              (i) => html`<tr key=${i.name}><td>${i.name}</td><td>${i.host}</td><td>${i.listenPort ?? ""}</td></tr>`,
-            )}
-          </tbody>
-        </table>`}
+    ${
+      state.instances.length === 0
+        ? html`<p class="muted">No agent has checked in.</p>`
+        : html`<table data-testid="instances">
+            <thead>
+              <tr>
+                <th>instance</th>
+                <th>host</th>
+                <th>listen port</th>
+              </tr>
+            </thead>
+            <tbody>
+              ${state.instances.map(
+                (i) =>
+                  html`<tr key=${i.name}>
+                    <td>${i.name}</td>
+                    <td>${i.host}</td>
+                    <td>${i.listenPort ?? ""}</td>
+                  </tr>`,
+              )}
+            </tbody>
+          </table>`
+    }
   </section>`;
 }
 
@@ -91,23 +102,34 @@ function Nodes({ model, state }) {
     <h2>Nodes <span class="muted small">${state.updatedAt ? `updated ${new Date(state.updatedAt).toLocaleTimeString()}` : ""}</span></h2>
     ${groups.length === 0 ? html`<p class="muted">No nodes deployed.</p>` : null}
     ${groups.map(
-      ([inst, roles]) => html`<div class="instance" key=${inst} data-instance=${inst}>
-        <h3>${inst}</h3>
-        <table class="nodes">
-          <thead>
-            <tr>
-              <th>node</th><th>state</th><th>pid</th><th>uptime</th><th>restarts</th><th>last exit</th><th>CPU</th><th>memory</th
-              ><th></th>
-            </tr>
-          </thead>
-          ${roles.map(
-            ([role, nodes]) => html`<tbody key=${role} data-role=${role}>
-              <tr class="role"><td colspan="9">${role.toLowerCase()}</td></tr>
-              ${nodes.map((n) => html`<${NodeRow} key=${n.name} model=${model} state=${state} node=${n} />`)}
-            </tbody>`,
-          )}
-        </table>
-      </div>`,
+      ([inst, roles]) =>
+        html`<div class="instance" key=${inst} data-instance=${inst}>
+          <h3>${inst}</h3>
+          <table class="nodes">
+            <thead>
+              <tr>
+                <th>node</th>
+                <th>state</th>
+                <th>pid</th>
+                <th>uptime</th>
+                <th>restarts</th>
+                <th>last exit</th>
+                <th>CPU</th>
+                <th>memory</th>
+                <th></th>
+              </tr>
+            </thead>
+            ${roles.map(
+              ([role, nodes]) =>
+                html`<tbody key=${role} data-role=${role}>
+                  <tr class="role">
+                    <td colspan="9">${role.toLowerCase()}</td>
+                  </tr>
+                  ${nodes.map((n) => html`<${NodeRow} key=${n.name} model=${model} state=${state} node=${n} />`)}
+                </tbody>`,
+            )}
+          </table>
+        </div>`,
     )}
   </section>`;
 }
@@ -119,15 +141,15 @@ function Logs({ model, state }) {
     <h2>
       Output of ${logs.node}
       ${["stdout", "stderr"].map(
-        (s) => html`<button key=${s} class=${`tab ${logs.stream === s ? "on" : ""}`} onClick=${() => void model.showLogs(logs.node, s)}>
-          ${s}
-        </button>`,
+        (s) =>
+          html`<button key=${s} class=${`tab ${logs.stream === s ? "on" : ""}`} onClick=${() => void model.showLogs(logs.node, s)}>
+            ${s}
+          </button>`,
       )}
       <button onClick=${() => void model.showLogs(logs.node, logs.stream)}>Refresh</button>
       <button onClick=${() => model.closeLogs()}>Close</button>
     </h2>
-    ${logs.error ? html`<p class="error">${logs.error}</p>` : null}
-    ${logs.loading ? html`<p class="muted">Loading…</p>` : null}
+    ${logs.error ? html`<p class="error">${logs.error}</p>` : null} ${logs.loading ? html`<p class="muted">Loading…</p>` : null}
     ${logs.truncated ? html`<p class="muted">Older lines left out.</p>` : null}
     <pre data-testid="log-lines">${logs.lines.join("\n")}</pre>
   </section>`;
@@ -153,13 +175,18 @@ function Configs({ state }) {
       <strong data-testid="config-state">${verdict}</strong>
     </p>
     <div class="configs">
-      <div><h3>Deployed</h3><pre data-testid="deployed-config">${deployed}</pre></div>
-      <div><h3>Staged</h3><pre data-testid="staged-config">${staged}</pre></div>
+      <div>
+        <h3>Deployed</h3>
+        <pre data-testid="deployed-config">${deployed}</pre>
+      </div>
+      <div>
+        <h3>Staged</h3>
+        <pre data-testid="staged-config">${staged}</pre>
+      </div>
       <div>
         <h3>Diff (deployed → staged)</h3>
-        <pre class="diff" data-testid="config-diff">${diff.map(
-          (d, i) => html`<span key=${i} class=${d.op === "+" ? "add" : d.op === "-" ? "del" : ""}>${`${d.op} ${d.text}\n`}</span>`,
-        )}</pre>
+        <pre class="diff" data-testid="config-diff">
+${diff.map((d, i) => html`<span key=${i} class=${d.op === "+" ? "add" : d.op === "-" ? "del" : ""}>${`${d.op} ${d.text}\n`}</span>`)}</pre>
       </div>
     </div>
   </section>`;
@@ -169,29 +196,39 @@ function History({ state }) {
   const h = state.history;
   return html`<section>
     <h2>Deploy history</h2>
-    ${h === undefined ? html`<p class="muted">Loading…</p>` : null}
-    ${h && !Array.isArray(h) ? html`<p class="error">${h.error}</p>` : null}
+    ${h === undefined ? html`<p class="muted">Loading…</p>` : null} ${h && !Array.isArray(h) ? html`<p class="error">${h.error}</p>` : null}
     ${Array.isArray(h) && h.length === 0 ? html`<p class="muted">No deployment since the controller started.</p>` : null}
-    ${Array.isArray(h) && h.length > 0
-      ? html`<table data-testid="history">
-          <thead>
-            <tr><th>started</th><th>configuration</th><th>outcome</th><th>took</th><th>failed nodes</th><th>by</th><th>error</th></tr>
-          </thead>
-          <tbody>
-            ${h.map(
-              (d) => html`<tr key=${d.reqid}>
-                <td>${R.formatTime(d.startedAt)}</td>
-                <td><code>${d.configId}</code></td>
-                <td><span class=${`outcome o-${d.outcome.toLowerCase()}`}>${d.outcome.toLowerCase().replace("_", " ")}</span></td>
-                <td>${d.finishedAt !== undefined ? `${((d.finishedAt - d.startedAt) / 1000).toFixed(1)} s` : ""}</td>
-                <td>${d.failedNodes || ""}</td>
-                <td>${d.internal ? "controller" : "client"}</td>
-                <td>${d.error ?? ""}</td>
-              </tr>`,
-            )}
-          </tbody>
-        </table>`
-      : null}
+    ${
+      Array.isArray(h) && h.length > 0
+        ? html`<table data-testid="history">
+            <thead>
+              <tr>
+                <th>started</th>
+                <th>configuration</th>
+                <th>outcome</th>
+                <th>took</th>
+                <th>failed nodes</th>
+                <th>by</th>
+                <th>error</th>
+              </tr>
+            </thead>
+            <tbody>
+              ${h.map(
+                (d) =>
+                  html`<tr key=${d.reqid}>
+                    <td>${R.formatTime(d.startedAt)}</td>
+                    <td><code>${d.configId}</code></td>
+                    <td><span class=${`outcome o-${d.outcome.toLowerCase()}`}>${d.outcome.toLowerCase().replace("_", " ")}</span></td>
+                    <td>${d.finishedAt !== undefined ? `${((d.finishedAt - d.startedAt) / 1000).toFixed(1)} s` : ""}</td>
+                    <td>${d.failedNodes || ""}</td>
+                    <td>${d.internal ? "controller" : "client"}</td>
+                    <td>${d.error ?? ""}</td>
+                  </tr>`,
+              )}
+            </tbody>
+          </table>`
+        : null
+    }
   </section>`;
 }
 

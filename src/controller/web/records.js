@@ -49,7 +49,21 @@ export function configuration(v) {
 
 export function processStatus(v) {
   const [node, inst, state, role, pid, startedAt, uptimeMs, restarts, lastExitCode, lastExitSignal, lastExitAt, cpuPercent, rssBytes] = v;
-  return { node, instance: inst, state, role, pid, startedAt, uptimeMs, restarts, lastExitCode, lastExitSignal, lastExitAt, cpuPercent, rssBytes };
+  return {
+    node,
+    instance: inst,
+    state,
+    role,
+    pid,
+    startedAt,
+    uptimeMs,
+    restarts,
+    lastExitCode,
+    lastExitSignal,
+    lastExitAt,
+    cpuPercent,
+    rssBytes,
+  };
 }
 
 export function nodeLogs(v) {
@@ -121,7 +135,11 @@ export function withoutAssignedPorts(deployed, staged) {
     nodes: deployed.nodes.map((n) => {
       const s = given.get(n.name);
       if (!s) return n;
-      return { ...n, port: s.port === undefined ? undefined : n.port, metricsPort: s.metricsPort === undefined ? undefined : n.metricsPort };
+      return {
+        ...n,
+        port: s.port === undefined ? undefined : n.port,
+        metricsPort: s.metricsPort === undefined ? undefined : n.metricsPort,
+      };
     }),
   };
 }
@@ -129,8 +147,9 @@ export function withoutAssignedPorts(deployed, staged) {
 /** A node from get_nodes with the process facts of zmgmt's status request, where known. */
 export function withProcess(node, facts) {
   if (!facts || (node.pid !== undefined && facts.pid !== node.pid)) return node;
-  const { node: _name, instance: _instance, state: _state, role: _role, ...rest } = facts;
-  return { ...node, ...rest };
+  // get_nodes stays the authority on who the node is and its state.
+  const { uptimeMs, restarts, lastExitCode, lastExitSignal, lastExitAt, cpuPercent, rssBytes, startedAt } = facts;
+  return { ...node, uptimeMs, restarts, lastExitCode, lastExitSignal, lastExitAt, cpuPercent, rssBytes, startedAt };
 }
 
 const ROLE_ORDER = ["MANAGER", "LOGGER", "PROXY", "WORKER"];
@@ -149,7 +168,9 @@ export function groupNodes(nodes) {
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([inst, roles]) => [
       inst,
-      [...roles.entries()].sort(([a], [b]) => rank(a) - rank(b)).map(([role, list]) => [role, list.sort((x, y) => x.name.localeCompare(y.name))]),
+      [...roles.entries()]
+        .sort(([a], [b]) => rank(a) - rank(b))
+        .map(([role, list]) => [role, list.sort((x, y) => x.name.localeCompare(y.name))]),
     ]);
 }
 
