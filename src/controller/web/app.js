@@ -171,7 +171,7 @@ function Configs({ state }) {
   return html`<section>
     <h2>Configuration</h2>
     <p>
-      Staged <code>${id(state.staged)}</code>, deployed <code>${id(state.deployed)}</code>:
+      Staged <code>${id(state.staged)}</code>, deployed <code>${id(state.deployed)}</code>:${" "}
       <strong data-testid="config-state">${verdict}</strong>
     </p>
     <div class="configs">
