@@ -1,5 +1,6 @@
 // Lint configuration: typescript-eslint's strict type-checked rules over the TypeScript
-// sources (src, test, bench); plain JavaScript files get the untyped recommended rules.
+// sources (src, test, bench); plain JavaScript files get the untyped recommended rules, with browser
+// globals for the dashboard page and Node.js ones elsewhere.
 import js from "@eslint/js";
 import globals from "globals";
 import tseslint from "typescript-eslint";
@@ -36,7 +37,17 @@ export default tseslint.config(
   },
   {
     files: ["**/*.js", "**/*.mjs", "*.config.ts"],
+    ignores: ["src/controller/web/**"],
     extends: [tseslint.configs.recommended],
     languageOptions: { globals: globals.node },
+  },
+  {
+    // The dashboard's page runs in the browser as ES modules, not in Node.js.
+    files: ["src/controller/web/**/*.js"],
+    extends: [tseslint.configs.recommended],
+    languageOptions: { globals: globals.browser, sourceType: "module" },
+    // typescript-eslint turns no-undef off because the compiler checks names; nothing
+    // type-checks these files, so a misspelt global must still be an error.
+    rules: { "no-undef": "error" },
   },
 );

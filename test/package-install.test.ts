@@ -73,6 +73,12 @@ describe.skipIf(unavailable !== undefined)("npm pack and install", () => {
       "package/README.md",
       "package/contrib/systemd/zmgmt-controller.service",
       "package/contrib/systemd/zmgmt-agent.service",
+      // The dashboard's page and the front-end library it loads, with no CDN to fall back on.
+      "package/dist/controller/web/index.html",
+      "package/dist/controller/web/app.js",
+      "package/dist/controller/web/vendor/preact.mjs",
+      "package/dist/controller/web/vendor/hooks.mjs",
+      "package/dist/controller/web/vendor/htm.mjs",
     ]) {
       expect(listing).toContain(f);
     }

@@ -152,6 +152,8 @@ interface ControllerFlags extends ListenerTlsFlags {
   agentCa?: string;
   agentCert?: string;
   agentKey?: string;
+  dashboard: boolean;
+  accessTokens?: string;
   fromEnv?: true;
 }
 
@@ -270,7 +272,12 @@ export function registerDaemonCommands(program: Command): void {
       .option("--broker-start-port <port>", "first port for cluster-port auto-assignment", intOption("--broker-start-port"), 2200)
       .option("--metrics-start-port <port>", "first port for metrics-port auto-assignment", intOption("--metrics-start-port"), 9000)
       .option("--no-auto-assign-ports", "do not assign cluster ports to manager, logger and proxy nodes that lack one")
-      .option("--no-auto-assign-metrics-ports", "do not assign metrics ports to nodes that lack one"),
+      .option("--no-auto-assign-metrics-ports", "do not assign metrics ports to nodes that lack one")
+      .option("--no-dashboard", "do not serve the web dashboard at GET / on the listen port")
+      .option(
+        "--access-tokens <file>",
+        "tokens for the dashboard and zmgmt's own requests on a non-loopback listener: lines of 'read-write TOKEN' or 'read-only TOKEN'",
+      ),
   )
     .addOption(new Option("--from-env").hideHelp())
     .action(async (opts: ControllerFlags) => {
@@ -302,6 +309,8 @@ export function registerDaemonCommands(program: Command): void {
           ...(tls ? { tls } : {}),
           ...(agentTls ? { agentTls } : {}),
           ...(opts.allowInsecureListen ? { allowInsecureListen: true } : {}),
+          ...(opts.dashboard ? {} : { dashboard: false }),
+          ...(opts.accessTokens !== undefined ? { accessTokensFile: resolve(opts.accessTokens) } : {}),
         };
       }
       applyLogFormat(options.logFormat);

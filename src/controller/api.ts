@@ -58,4 +58,7 @@ export const ZmgmtControllerApi = {
   /** Starts stopped nodes (empty: all); running ones are left alone. One Result per node. */
   start_nodes_request: S.defineEvent(`${Z}start_nodes_request`, S.string, NodeNamesCodec),
   start_nodes_response: S.defineEvent(`${Z}start_nodes_response`, S.string, ResultVecCodec),
+  /** Recent deployments, newest first. Data: vector of DeployRecord (./deploy-history.ts). */
+  get_deploy_history_request: S.defineEvent(`${Z}get_deploy_history_request`, S.string),
+  get_deploy_history_response: S.defineEvent(`${Z}get_deploy_history_response`, S.string, ResultCodec),
 } as const;

@@ -20,6 +20,7 @@ import { RequestTracker, hasKind, requestToString, type Timers } from "../manage
 import type { Configuration, Result } from "../management/types.js";
 import { compareText, validateConfiguration } from "../management/validation.js";
 import { Agents } from "./agents.js";
+import { refusalFor } from "./access.js";
 import {
   CONTROLLER_TOPIC,
   ControllerApi,
@@ -37,11 +38,13 @@ import {
   type ResponseSpec,
 } from "./context.js";
 import { Deployment } from "./deployment.js";
+import { DeployHistory, DeployRecordVecCodec } from "./deploy-history.js";
 import { FanOut, isFanOut, normalizeNodeStatusResult } from "./fan-out.js";
 import { InstanceRegistry } from "./instances.js";
 import { describeOrigin, webSocketAgentDialer, type AgentDialer, type AgentLink } from "./links.js";
 import type { ControllerSettings } from "./options.js";
 import { StoredConfigs } from "./persistence.js";
+import { controllerReplyRouting } from "./replies.js";
 import { ZmgmtRequests, malformedAnswer } from "./zmgmt-requests.js";
 
 /** The logic's settings (declared with the daemon's options) and what the caller decides. */
@@ -84,6 +87,8 @@ export class Controller {
   private readonly agents: Agents;
   private readonly deployment: Deployment;
   private readonly fanOut: FanOut;
+  private readonly history = new DeployHistory();
+  private readonly refusals = controllerReplyRouting();
   private readonly zmgmt: ZmgmtRequests;
   private readonly handlers = new Map<string, Handler>();
 
@@ -130,7 +135,7 @@ export class Controller {
       },
       event: (event, link) => this.dispatch(event, link),
     });
-    this.deployment = new Deployment(ctx, this.agents);
+    this.deployment = new Deployment(ctx, this.agents, this.history);
     this.fanOut = new FanOut(ctx, this.agents);
     this.zmgmt = new ZmgmtRequests(ctx, this.agents);
     this.registerHandlers();
@@ -216,6 +221,11 @@ export class Controller {
     on(ControllerApi.get_id_value_request, ([reqid, id, nodes]) => this.fanOut.onGetIdValue(reqid, id, nodes));
     on(ControllerApi.restart_request, ([reqid, nodes]) => this.fanOut.onRestart(reqid, nodes));
     on(ControllerApi.test_timeout_request, ([reqid, withState]) => this.onTestTimeout(reqid, withState));
+    on(ZmgmtControllerApi.get_deploy_history_request, ([reqid]) => {
+      this.log.info(`rx ${ZmgmtControllerApi.get_deploy_history_request.name} ${reqid}`);
+      const data = DeployRecordVecCodec.encode(this.history.list());
+      this.sendResult(ZmgmtControllerApi.get_deploy_history_response, reqid, makeResult(reqid, { data }));
+    });
 
     on(AgentApi.notify_agent_hello, ([instance, id, connecting, version], link) =>
       this.agents.onHello(instance, id, connecting, version, link),
@@ -266,7 +276,20 @@ export class Controller {
       this.log.debug(`ignoring non-event message on ${delivery.topic}`);
       return;
     }
+    const refusal = refusalFor(delivery.origin.principal, event.name);
+    if (refusal !== undefined) {
+      this.refuse(event, refusal, delivery.origin);
+      return;
+    }
     this.dispatch(event, { kind: "hub", origin: delivery.origin });
+  }
+
+  /** Answers a request its sender may not make (see ./access.ts) with a failed Result. */
+  private refuse(event: ZeekEvent, reason: string, origin: Origin): void {
+    const reqid = event.args[0]?.type === "string" ? event.args[0].value : undefined;
+    this.log.warning(`refusing ${event.name} ${reqid ?? ""} from ${describeOrigin(origin)}: ${reason}`);
+    const answer = reqid !== undefined ? this.refusals.refusal?.({ name: event.name, reqid }, reason) : undefined;
+    if (answer) this.local?.publishEvent(CONTROLLER_TOPIC, answer);
   }
 
   private dispatch(event: ZeekEvent, link: AgentLink): void {

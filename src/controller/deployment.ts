@@ -12,6 +12,7 @@ import type { Configuration, Result } from "../management/types.js";
 import type { Agents } from "./agents.js";
 import { ControllerApi } from "./api.js";
 import { TIMED_OUT, byName, unlessDuplicate, type ControllerContext, type ControllerRequest } from "./context.js";
+import type { DeployHistory } from "./deploy-history.js";
 
 type DeployRequest = ControllerRequest<"deploy">;
 
@@ -21,6 +22,7 @@ export class Deployment {
   constructor(
     private readonly ctx: ControllerContext,
     private readonly agents: Agents,
+    private readonly history?: DeployHistory,
   ) {}
 
   /** Redeploys a persisted DEPLOYED configuration at start-up. */
@@ -92,6 +94,7 @@ export class Deployment {
     const { configs, instances } = this.ctx;
     if (this.pendingId === req.id) this.pendingId = undefined;
     const { config, sentTo, answered } = req.state;
+    this.history?.finished(req.id, "TIMED_OUT", req.results.filter((r) => !r.success && r.node !== undefined).length, TIMED_OUT);
     req.results.push(makeResult(req.id, { success: false, error: TIMED_OUT }));
     // Upstream fix: a bare "request timed out" does not tell the operator that the
     // configuration never left the controller because some agents were missing. Name them.
@@ -148,6 +151,7 @@ export class Deployment {
    */
   private launch(req: DeployRequest, agentsAlreadyReady: boolean): void {
     this.pendingId = req.id;
+    this.history?.started(req.id, req.state.config.id, req.state.internal);
     this.agents.applyInstances(req.state.config.instances);
     if (req.state.config.instances.length === 0) {
       this.complete(req);
@@ -172,6 +176,8 @@ export class Deployment {
     const { config, internal } = req.state;
     if (this.pendingId === req.id) this.pendingId = undefined;
     this.ctx.configs.set("DEPLOYED", config);
+    const failed = req.results.filter((r) => !r.success);
+    this.history?.finished(req.id, failed.length > 0 ? "FAILED" : "SUCCEEDED", failed.length, failed[0]?.error);
     req.results.push(makeResult(req.id, { data: B.str(config.id) }));
     this.ctx.requests.finish(req.id);
     // An internal deploy re-sends what is already stored.

@@ -5,7 +5,9 @@ import { Hub } from "../broker/hub.js";
 import { HubServer, chainHttpHandlers, type HttpHandler } from "../broker/server.js";
 import { createLogger } from "../management/log.js";
 import { checkListenSecurity } from "../management/security.js";
+import { ControllerAccess, readAccessTokens } from "./access.js";
 import { DEFAULT_CONTROLLER_WEBSOCKET_PORT } from "./api.js";
+import { dashboardHandler } from "./dashboard.js";
 import { Controller, defaultControllerName } from "./controller.js";
 import { createWebSocketAgentDialer, type AgentDialer } from "./links.js";
 import { controllerDirectory, type ControllerDaemonOptions } from "./options.js";
@@ -46,6 +48,10 @@ export async function startController(options: StartControllerOptions): Promise<
   // Checked before anything is opened or written, so a refused start leaves no traces.
   const verdict = checkListenSecurity("controller", host, options.tls, options.allowInsecureListen === true);
   if (verdict.error) throw new Error(verdict.error);
+  const access = new ControllerAccess({
+    listenHost: host,
+    ...(options.accessTokensFile !== undefined ? { tokens: readAccessTokens(options.accessTokensFile) } : {}),
+  });
   const logger = createLogger({
     node: name,
     role: "CONTROLLER",
@@ -79,6 +85,7 @@ export async function startController(options: StartControllerOptions): Promise<
 
   // Plain HTTP on the WebSocket port; what no route answers gets 426.
   const httpRoutes: HttpHandler[] = [...(options.httpHandlers ?? [])];
+  if (options.dashboard !== false) httpRoutes.push(dashboardHandler({ access, tls: options.tls !== undefined }));
   let server: HubServer;
   try {
     server = await HubServer.listen(hub, {
@@ -86,6 +93,7 @@ export async function startController(options: StartControllerOptions): Promise<
       port: options.listenPort ?? DEFAULT_CONTROLLER_WEBSOCKET_PORT,
       ...(options.tls ? { tls: options.tls } : {}),
       httpHandler: chainHttpHandlers(...httpRoutes),
+      authorize: (req) => access.authorizeUpgrade(req),
     });
   } catch (err) {
     logger.error(`cannot listen on ${host}:${options.listenPort ?? DEFAULT_CONTROLLER_WEBSOCKET_PORT}: ${String(err)}`);

@@ -53,6 +53,10 @@ export const ControllerDaemonOptionsSchema = Type.Composite(
       allowInsecureListen: Type.Optional(Type.Boolean()),
       /** Dial agents that listen (c2a) over wss:// with these options; plain ws:// without. */
       agentTls: Type.Optional(PeerTlsSchema),
+      /** Serve the web dashboard at `GET /` on the listen port. Default true. */
+      dashboard: Type.Optional(Type.Boolean()),
+      /** Lines of `read-write TOKEN` / `read-only TOKEN` (see ./access.ts). */
+      accessTokensFile: Type.Optional(Type.String({ minLength: 1 })),
     }),
   ],
   { additionalProperties: false },
