@@ -7,7 +7,7 @@ import { type Link, type Response, type ResponseWait, newReqId, request } from "
 import type { Codec, EventSpec } from "../broker/schema.js";
 import type { ZeekEvent } from "../broker/messages.js";
 import { webSocketUrl } from "../broker/url.js";
-import { CONTROLLER_TOPIC, ControllerApi } from "../controller/api.js";
+import { CONTROLLER_TOPIC, ControllerApi, ZMgmtControllerApi } from "../controller/api.js";
 import { ConfigurationCodec, InstanceVecCodec, NodeOutputsCodec, NodeStatusVecCodec } from "../management/records.js";
 import type { Configuration, Instance, NodeOutputs, NodeStatus, Result } from "../management/types.js";
 
@@ -125,6 +125,16 @@ export class ControllerClient {
     const [, results] = await this.transact(
       ControllerApi.restart_request.make(newReqId(), nodes),
       ControllerApi.restart_response,
+      timeoutMs,
+    );
+    return results;
+  }
+
+  /** zmgmt only: every instance's nodes with capture statistics (one Result per instance). */
+  async getNetstats(timeoutMs?: number): Promise<Result[]> {
+    const [, results] = await this.transact(
+      ZMgmtControllerApi.get_netstats_request.make(newReqId()),
+      ZMgmtControllerApi.get_netstats_response,
       timeoutMs,
     );
     return results;

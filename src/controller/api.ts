@@ -35,3 +35,16 @@ export const ControllerApi = {
 } as const;
 
 export type ControllerEventName = (typeof ControllerApi)[keyof typeof ControllerApi]["name"];
+
+/**
+ * zmgmt's own client requests (not upstream's), in their own namespace so that no future
+ * Management::Controller::API event can clash with them. Same shape as upstream's: request
+ * id first, answered on the controller topic.
+ */
+const Z = "ZMgmt::Controller::API::";
+
+export const ZMgmtControllerApi = {
+  /** Capture statistics of every node; each Result is one instance, data the JSON of its AgentNodeStats. */
+  get_netstats_request: S.defineEvent(`${Z}get_netstats_request`, S.string),
+  get_netstats_response: S.defineEvent(`${Z}get_netstats_response`, S.string, ResultVecCodec),
+} as const;

@@ -11,7 +11,7 @@ import { ProtocolError, errorMessage } from "../broker/errors.js";
 import { type Delivery, type Hub, type LocalEndpoint, type Origin, deliveryEvent } from "../broker/hub.js";
 import type { ZeekEvent } from "../broker/messages.js";
 import type { Codec, EventSpec } from "../broker/schema.js";
-import { AGENT_TOPIC_PREFIX, AgentApi } from "../agent/api.js";
+import { AGENT_TOPIC_PREFIX, AgentApi, ZMgmtAgentApi } from "../agent/api.js";
 import { ConfigStore, type ConfigState } from "./config-store.js";
 import { createLogger, type LogLevel, type Logger } from "../management/log.js";
 import { DEFAULT_BROKER_START_PORT, DEFAULT_METRICS_START_PORT, prepareReadyConfig } from "./ports.js";
@@ -20,7 +20,13 @@ import { RequestTracker, hasKind, requestToString, type Timers } from "../manage
 import type { Configuration, Result } from "../management/types.js";
 import { compareText, validateConfiguration } from "../management/validation.js";
 import { Agents } from "./agents.js";
-import { CONTROLLER_TOPIC, ControllerApi, DEFAULT_CONTROLLER_PORT, DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS } from "./api.js";
+import {
+  CONTROLLER_TOPIC,
+  ControllerApi,
+  DEFAULT_CONTROLLER_PORT,
+  DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS,
+  ZMgmtControllerApi,
+} from "./api.js";
 import {
   TIMED_OUT,
   byName,
@@ -33,6 +39,8 @@ import {
 import { Deployment } from "./deployment.js";
 import { FanOut, isFanOut, normalizeNodeStatusResult } from "./fan-out.js";
 import { InstanceRegistry } from "./instances.js";
+import { ControllerMetrics } from "./metrics.js";
+import { NodeStatsGatherer, serviceTargets, type SdTarget } from "./node-stats.js";
 import { describeOrigin, webSocketAgentDialer, type AgentDialer, type AgentLink } from "./links.js";
 import type { ControllerSettings } from "./options.js";
 import { StoredConfigs } from "./persistence.js";
@@ -64,6 +72,11 @@ export interface WebSocketEndpoint {
 
 type Handler = (event: ZeekEvent, link: AgentLink) => void;
 
+/** How long a scrape waits for the agents' node statistics. */
+const STATS_TIMEOUT_MS = 2000;
+/** netstats also waits for the agents to scrape their workers (2 s each, in parallel). */
+const NETSTATS_TIMEOUT_MS = 4000;
+
 /**
  * The controller. Create with {@link Controller.open}, then {@link Controller.start} once
  * the hub is about to accept connections.
@@ -78,13 +91,18 @@ export class Controller {
   private readonly deployment: Deployment;
   private readonly fanOut: FanOut;
   private readonly handlers = new Map<string, Handler>();
+  private readonly stats: NodeStatsGatherer;
+  /** Served on GET /metrics of the controller's listener (see main.ts). */
+  readonly metrics: ControllerMetrics;
 
   private local: LocalEndpoint | undefined;
   private webSocketPort: number | undefined;
   private closed = false;
   private readonly onHubDisconnect = (origin: Origin): void => this.agents.linkLost({ kind: "hub", origin }, "connection closed");
-  private readonly onHubConnect = (origin: Origin, topics: readonly string[]): void =>
+  private readonly onHubConnect = (origin: Origin, topics: readonly string[]): void => {
+    this.metrics.connectionAccepted();
     this.log.debug(`broker peer ${origin.id} added: ${describeOrigin(origin)} subscribed to ${topics.join(", ")}`);
+  };
   private readonly onHubBadFrame = (info: { origin: Origin; error: unknown }): void =>
     this.log.warning(`ignoring undecodable message from ${describeOrigin(info.origin)}: ${errorMessage(info.error)}`);
 
@@ -105,8 +123,10 @@ export class Controller {
     this.instances = new InstanceRegistry((reqid) => this.requests.cancel(reqid));
     this.configs = new StoredConfigs(store, logger);
     this.webSocketPort = options.controllerWebSocketPort;
+    this.metrics = new ControllerMetrics({ openConnections: () => hub.peers.length, agentsConnected: () => this.instances.known().length });
     const ctx: ControllerContext = {
       log: logger,
+      metrics: this.metrics,
       requests: this.requests,
       instances: this.instances,
       configs: this.configs,
@@ -123,6 +143,7 @@ export class Controller {
     });
     this.deployment = new Deployment(ctx, this.agents);
     this.fanOut = new FanOut(ctx, this.agents);
+    this.stats = new NodeStatsGatherer(this.instances, this.agents);
     this.registerHandlers();
   }
 
@@ -182,6 +203,21 @@ export class Controller {
     return config ? structuredClone(config) : undefined;
   }
 
+  /** Reads node statistics afresh from the agents into the metrics; run before each scrape. */
+  async refreshMetrics(): Promise<void> {
+    const { answers, silent } = await this.stats.gather(false, STATS_TIMEOUT_MS);
+    this.metrics.updateNodes(answers, silent);
+  }
+
+  /**
+   * Prometheus HTTP service discovery: every deployed node's metrics endpoint, this
+   * controller at `reachedAt` (where the scraper reached it) and every agent's listener.
+   */
+  async serviceDiscovery(reachedAt: { host: string; port: number }): Promise<SdTarget[]> {
+    const { answers } = await this.stats.gather(false, STATS_TIMEOUT_MS);
+    return serviceTargets(this.configs.get("DEPLOYED"), this.instances, answers, { name: this.name, ...reachedAt });
+  }
+
   /** Names of the agents currently checked in. */
   get connectedInstances(): string[] {
     return this.instances.knownNames();
@@ -206,6 +242,8 @@ export class Controller {
     on(ControllerApi.get_id_value_request, ([reqid, id, nodes]) => this.fanOut.onGetIdValue(reqid, id, nodes));
     on(ControllerApi.restart_request, ([reqid, nodes]) => this.fanOut.onRestart(reqid, nodes));
     on(ControllerApi.test_timeout_request, ([reqid, withState]) => this.onTestTimeout(reqid, withState));
+    on(ZMgmtControllerApi.get_netstats_request, ([reqid]) => void this.onGetNetstats(reqid));
+    on(ZMgmtAgentApi.node_stats_response, ([reqid, result]) => this.stats.onResponse(reqid, result));
 
     on(AgentApi.notify_agent_hello, ([instance, id, connecting, version], link) =>
       this.agents.onHello(instance, id, connecting, version, link),
@@ -260,6 +298,7 @@ export class Controller {
       this.log.debug(`ignoring event ${event.name}`);
       return;
     }
+    this.metrics.requests.received(event);
     try {
       handler(event, link);
     } catch (err) {
@@ -339,6 +378,16 @@ export class Controller {
     this.sendResult(ControllerApi.get_configuration_response, reqid, result);
   }
 
+  private async onGetNetstats(reqid: string): Promise<void> {
+    this.log.info(`rx ${ZMgmtControllerApi.get_netstats_request.name} ${reqid}`);
+    // Workers are scraped in parallel by their agents, each within 2 s.
+    const { answers, silent } = await this.stats.gather(true, Math.min(NETSTATS_TIMEOUT_MS, this.requests.timeoutMs));
+    const results = answers.map((a) => makeResult(reqid, { instance: a.instance, data: B.str(JSON.stringify(a)) }));
+    for (const name of silent) results.push(makeResult(reqid, { instance: name, success: false, error: TIMED_OUT }));
+    if (answers.length === 0 && silent.length === 0) results.push(makeResult(reqid, { success: false, error: "no instances connected" }));
+    this.sendResults(ZMgmtControllerApi.get_netstats_response, reqid, results);
+  }
+
   private onTestTimeout(reqid: string, withState: boolean): void {
     this.log.info(`rx ${ControllerApi.test_timeout_request.name} ${reqid} ${withState ? "T" : "F"}`);
     // Without state the request is deliberately never answered: it exists so clients can
@@ -352,13 +401,18 @@ export class Controller {
 
   private sendResult(spec: ResponseSpec<Result>, reqid: string, result: Result): void {
     this.log.info(`tx ${spec.name} ${resultToString(result)}`);
-    this.local?.publishEvent(CONTROLLER_TOPIC, spec.make(reqid, result));
+    this.send(spec.make(reqid, result));
   }
 
   private sendResults(spec: ResponseSpec<Result[]>, reqid: string, results: Result[], req?: ControllerRequest): void {
     const view = req ?? { id: reqid, finished: true, results };
     this.log.info(`tx ${spec.name} ${requestToString(view)}`);
-    this.local?.publishEvent(CONTROLLER_TOPIC, spec.make(reqid, results));
+    this.send(spec.make(reqid, results));
+  }
+
+  private send(event: ZeekEvent): void {
+    this.metrics.requests.answered(event, TIMED_OUT);
+    this.local?.publishEvent(CONTROLLER_TOPIC, event);
   }
 }
 

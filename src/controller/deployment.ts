@@ -93,6 +93,7 @@ export class Deployment {
     if (this.pendingId === req.id) this.pendingId = undefined;
     const { config, sentTo, answered } = req.state;
     req.results.push(makeResult(req.id, { success: false, error: TIMED_OUT }));
+    this.ctx.metrics.deployFinished(req.id, "timeout");
     // Upstream fix: a bare "request timed out" does not tell the operator that the
     // configuration never left the controller because some agents were missing. Name them.
     for (const inst of [...config.instances].sort(byName)) {
@@ -148,6 +149,7 @@ export class Deployment {
    */
   private launch(req: DeployRequest, agentsAlreadyReady: boolean): void {
     this.pendingId = req.id;
+    this.ctx.metrics.deployStarted(req.id, req.state.internal ? "internal" : "client");
     this.agents.applyInstances(req.state.config.instances);
     if (req.state.config.instances.length === 0) {
       this.complete(req);
@@ -173,6 +175,7 @@ export class Deployment {
     if (this.pendingId === req.id) this.pendingId = undefined;
     this.ctx.configs.set("DEPLOYED", config);
     req.results.push(makeResult(req.id, { data: B.str(config.id) }));
+    this.ctx.metrics.deployFinished(req.id, req.results.every((r) => r.success) ? "success" : "failure");
     this.ctx.requests.finish(req.id);
     // An internal deploy re-sends what is already stored.
     const stored = internal ? Promise.resolve() : this.ctx.configs.persist({ DEPLOYED: config });

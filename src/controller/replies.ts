@@ -6,13 +6,13 @@ import { B } from "../broker/data.js";
 import type { ReplyRouting } from "../broker/hub.js";
 import type { ZeekEvent } from "../broker/messages.js";
 import { ResultCodec, ResultVecCodec, makeResult } from "../management/records.js";
-import { CONTROLLER_TOPIC, ControllerApi } from "./api.js";
+import { CONTROLLER_TOPIC, ControllerApi, ZMgmtControllerApi } from "./api.js";
 
 const REQUEST = "_request";
 const RESPONSE = "_response";
 
 const responses = new Map(
-  Object.values(ControllerApi)
+  [...Object.values(ControllerApi), ...Object.values(ZMgmtControllerApi)]
     .filter((spec) => spec.name.endsWith(RESPONSE))
     .map((spec) => [spec.name, spec] as const),
 );
