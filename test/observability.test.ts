@@ -218,7 +218,7 @@ describe("control-plane metrics, service discovery and netstats", () => {
     ]);
     const c2 = await scrape(controller.port);
     expect(value(c2, "zmgmt_requests_total", { type: "get_netstats", result: "success" })).toBe(2);
-  });
+  }, 120_000);
 
   it("zmgmt up: /metrics on the controller port shows node states, /services.json every node's metrics port", async () => {
     env = new TestEnv();
