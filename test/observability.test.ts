@@ -7,6 +7,7 @@ import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { CLI, TestEnv, upArgs } from "./helpers/cluster.js";
 import { eventually } from "./helpers/ws.js";
+import { contribMetricNames } from "./helpers/contrib.js";
 import { ControllerClient, resultConfiguration, resultInstances, resultNodeStatuses } from "../src/client/controller-client.js";
 import type { Configuration, Node } from "../src/management/types.js";
 import { errorMessage } from "../src/broker/errors.js";
@@ -73,7 +74,7 @@ function value(samples: Sample[], name: string, labels: Record<string, string> =
 /** zmgmt_nodes as "STATE/ROLE" -> count, zeros left out. */
 function nodeGauge(samples: Sample[]): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const s of samples) if (s.name === "zmgmt_nodes" && s.value !== 0) out[`${s.labels["state"]}/${s.labels["role"]}`] = s.value;
+  for (const s of samples) if (s.name === "zmgmt_nodes" && s.value !== 0) out[`${s.labels["state"]}/${s.labels["cluster_role"]}`] = s.value;
   return out;
 }
 
@@ -141,9 +142,9 @@ describe("control-plane metrics, service discovery and netstats", () => {
 
     const c = await scrape(controller.port);
     expect(nodeGauge(c)).toEqual({ "RUNNING/MANAGER": 1, "RUNNING/LOGGER": 1, "RUNNING/PROXY": 1, "RUNNING/WORKER": 3 });
-    expect(value(c, "zmgmt_nodes", { state: "CRASHED", role: "WORKER" })).toBe(0);
+    expect(value(c, "zmgmt_nodes", { state: "CRASHED", cluster_role: "WORKER" })).toBe(0);
     expect(value(c, "zmgmt_agents_connected")).toBe(2);
-    expect(value(c, "zmgmt_agent_stats_up", { instance_name: "instance-2" })).toBe(1);
+    expect(value(c, "zmgmt_agent_stats_up", { cluster_instance: "instance-2" })).toBe(1);
     expect(value(c, "zmgmt_requests_total", { type: "deploy", result: "success" })).toBe(1);
     expect(value(c, "zmgmt_requests_total", { type: "stage_configuration", result: "success" })).toBe(1);
     expect(value(c, "zmgmt_request_duration_seconds_count", { type: "deploy", result: "success" })).toBe(1);
@@ -153,13 +154,18 @@ describe("control-plane metrics, service discovery and netstats", () => {
     expect(value(c, "zmgmt_deploy_rollbacks_total")).toBe(0);
     // The two agents and this test's client at least.
     expect(value(c, "zmgmt_websocket_connections")).toBeGreaterThanOrEqual(3);
-    expect(value(c, "zmgmt_node_crashes_total", { node: "worker-02" })).toBe(0);
-    expect(value(c, "zmgmt_node_restarts_total", { node: "worker-02" })).toBe(0);
+    expect(value(c, "zmgmt_node_crashes_total", { cluster_node: "worker-02" })).toBe(0);
+    expect(value(c, "zmgmt_node_restarts_total", { cluster_node: "worker-02" })).toBe(0);
 
     const s1 = await scrape(a1.port);
     expect(nodeGauge(s1)).toEqual({ "RUNNING/MANAGER": 1, "RUNNING/LOGGER": 1, "RUNNING/WORKER": 1 });
     expect(value(s1, "zmgmt_controller_connected")).toBe(1);
     expect(value(s1, "zmgmt_requests_total", { type: "deploy", result: "success" })).toBe(1);
+    // The shipped dashboard and alerts query only metrics that exist.
+    const families = new Set([...c, ...s1].map((x) => x.name.replace(/_(bucket|sum|count)$/, "")));
+    const used = contribMetricNames("zmgmt");
+    expect(used.length).toBeGreaterThan(8);
+    expect(used.filter((n) => !families.has(n))).toEqual([]);
     const s2 = await scrape(a2.port);
     expect(nodeGauge(s2)).toEqual({ "RUNNING/PROXY": 1, "RUNNING/WORKER": 2 });
 
@@ -170,16 +176,18 @@ describe("control-plane metrics, service discovery and netstats", () => {
       async () => {
         const samples = await scrape(controller.port);
         const running = value(samples, "zmgmt_nodes", { state: "RUNNING" });
-        return value(samples, "zmgmt_node_restarts_total", { node: "worker-02" }) === 1 && running === 6 ? samples : undefined;
+        return value(samples, "zmgmt_node_restarts_total", { cluster_node: "worker-02" }) === 1 && running === 6 ? samples : undefined;
       },
       15_000,
       "the controller to count worker-02's crash and restart",
     );
-    expect(value(after, "zmgmt_node_crashes_total", { node: "worker-02", role: "WORKER", instance_name: "instance-2" })).toBe(1);
-    expect(value(after, "zmgmt_node_crashes_total", { node: "worker-03" })).toBe(0);
+    expect(
+      value(after, "zmgmt_node_crashes_total", { cluster_node: "worker-02", cluster_role: "WORKER", cluster_instance: "instance-2" }),
+    ).toBe(1);
+    expect(value(after, "zmgmt_node_crashes_total", { cluster_node: "worker-03" })).toBe(0);
     const agentAfter = await scrape(a2.port);
-    expect(value(agentAfter, "zmgmt_node_crashes_total", { node: "worker-02" })).toBe(1);
-    expect(value(agentAfter, "zmgmt_node_restarts_total", { node: "worker-02" })).toBe(1);
+    expect(value(agentAfter, "zmgmt_node_crashes_total", { cluster_node: "worker-02" })).toBe(1);
+    expect(value(agentAfter, "zmgmt_node_restarts_total", { cluster_node: "worker-02" })).toBe(1);
 
     // Service discovery: every node's metrics port on its host, plus the control plane.
     const deployed = resultConfiguration(await client.getConfiguration(true))!;

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { execFile } from "node:child_process";
 import { CLI, TestEnv, killGroup, pidAlive, processesUnder, upArgs, type Proc } from "./helpers/cluster.js";
 import { eventually } from "./helpers/ws.js";
+import { contribMetricNames } from "./helpers/contrib.js";
 import { locateZeek, locateZeekClientOrSkip, zeekClient, type ClientRun } from "./helpers/zeek.js";
 
 const zeek = locateZeek();
@@ -248,9 +249,16 @@ describe.skipIf(!canRun)("a real Zeek cluster", { timeout: 180_000 }, () => {
     expect(lines.length).toBe(2);
     for (const l of lines) expect(l).toMatch(line);
 
+    // The shipped dashboard and alerts query Zeek metrics that a real worker serves.
+    const nodes = await clusterNodes();
+    const worker = await (await fetch(`http://127.0.0.1:${nodes["worker-01"]!.metrics_port}/metrics`)).text();
+    const zeekNames = contribMetricNames("zeek");
+    expect(zeekNames).toEqual(["zeek_net_dropped_packets_total", "zeek_net_link_packets_total", "zeek_net_received_packets_total"]);
+    for (const name of zeekNames) expect(worker).toMatch(new RegExp(`^# TYPE ${name} counter$`, "m"));
+
     const metrics = await (await fetch(`http://127.0.0.1:${controllerPort}/metrics`)).text();
-    expect(metrics).toMatch(/^zmgmt_nodes\{state="RUNNING",role="WORKER"\} 2$/m);
-    expect(metrics).toMatch(/^zmgmt_nodes\{state="RUNNING",role="MANAGER"\} 1$/m);
+    expect(metrics).toMatch(/^zmgmt_nodes\{state="RUNNING",cluster_role="WORKER"\} 2$/m);
+    expect(metrics).toMatch(/^zmgmt_nodes\{state="RUNNING",cluster_role="MANAGER"\} 1$/m);
   });
 
   it("rotates the logger's logs into its log queue and archives them compressed, one folder per day", async () => {

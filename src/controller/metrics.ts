@@ -20,10 +20,10 @@ export class ControllerMetrics {
   readonly registry = new Registry();
   readonly requests: RequestMetrics;
   private readonly connections: { accepted(): void };
-  private readonly nodes: Gauge<"state" | "role">;
-  private readonly restarts: Counter<"node" | "role" | "instance_name">;
-  private readonly crashes: Counter<"node" | "role" | "instance_name">;
-  private readonly statsAnswered: Gauge<"instance_name">;
+  private readonly nodes: Gauge<"state" | "cluster_role">;
+  private readonly restarts: Counter<"cluster_node" | "cluster_role" | "cluster_instance">;
+  private readonly crashes: Counter<"cluster_node" | "cluster_role" | "cluster_instance">;
+  private readonly statsAnswered: Gauge<"cluster_instance">;
   private readonly deploys: Counter<"trigger" | "result">;
   private readonly deployDuration: Histogram<"trigger" | "result">;
   private readonly rollbacks: Counter;
@@ -44,25 +44,25 @@ export class ControllerMetrics {
     this.nodes = new Gauge({
       name: "zmgmt_nodes",
       help: "Cluster nodes reported by the connected agents, by state and cluster role.",
-      labelNames: ["state", "role"],
+      labelNames: ["state", "cluster_role"],
       registers,
     });
     this.restarts = new Counter({
       name: "zmgmt_node_restarts_total",
       help: "Processes started for a node after its first one (crash revivals and requested restarts).",
-      labelNames: ["node", "role", "instance_name"],
+      labelNames: ["cluster_node", "cluster_role", "cluster_instance"],
       registers,
     });
     this.crashes = new Counter({
       name: "zmgmt_node_crashes_total",
       help: "Runs of a node that ended without its supervisor ending them, since its agent started.",
-      labelNames: ["node", "role", "instance_name"],
+      labelNames: ["cluster_node", "cluster_role", "cluster_instance"],
       registers,
     });
     this.statsAnswered = new Gauge({
       name: "zmgmt_agent_stats_up",
       help: "1 when the agent answered the controller's node statistics request for this scrape, else 0.",
-      labelNames: ["instance_name"],
+      labelNames: ["cluster_instance"],
       registers,
     });
     this.deploys = new Counter({
@@ -116,16 +116,16 @@ export class ControllerMetrics {
     this.restarts.reset();
     this.crashes.reset();
     this.statsAnswered.reset();
-    for (const role of NODE_ROLES) for (const state of STATES) this.nodes.set({ state, role }, 0);
+    for (const role of NODE_ROLES) for (const state of STATES) this.nodes.set({ state, cluster_role: role }, 0);
     for (const answer of answers) {
-      this.statsAnswered.set({ instance_name: answer.instance }, 1);
+      this.statsAnswered.set({ cluster_instance: answer.instance }, 1);
       for (const n of answer.nodes) {
-        this.nodes.inc({ state: n.state, role: n.role });
-        const labels = { node: n.node, role: n.role, instance_name: n.instance };
+        this.nodes.inc({ state: n.state, cluster_role: n.role });
+        const labels = { cluster_node: n.node, cluster_role: n.role, cluster_instance: n.instance };
         this.restarts.inc(labels, n.restarts);
         this.crashes.inc(labels, n.crashes);
       }
     }
-    for (const name of silent) this.statsAnswered.set({ instance_name: name }, 0);
+    for (const name of silent) this.statsAnswered.set({ cluster_instance: name }, 0);
   }
 }
