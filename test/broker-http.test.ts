@@ -42,7 +42,7 @@ describe("HubServer httpHandler", () => {
       if (req.url === "/broken") throw new Error("boom");
       return false;
     };
-    const server = await serve(chainHttpHandlers(hello, later, broken));
+    const server = await serve(chainHttpHandlers([hello, later, broken]));
     const base = `http://127.0.0.1:${server.port}`;
 
     const a = await fetch(`${base}/hello`);

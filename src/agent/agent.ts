@@ -15,15 +15,18 @@ import { deliveryEvent } from "../broker/hub.js";
 import type { ZeekEvent } from "../broker/messages.js";
 import type { Peer } from "../broker/peer.js";
 import type { Logger } from "../management/log.js";
+import { B } from "../broker/data.js";
 import { makeResult } from "../management/records.js";
 import { RequestTracker, hasKind, type TrackedRequest } from "../management/request.js";
 import type { Result } from "../management/types.js";
 import { NODE_TOPIC, NodeApi } from "../node/api.js";
 import type { NodeExit } from "../supervisor/api.js";
-import { AGENT_API_VERSION, AGENT_TOPIC_PREFIX, AgentApi, ZmgmtAgentApi, agentTopic } from "./api.js";
+import { AGENT_API_VERSION, AGENT_TOPIC_PREFIX, AgentApi, ZmgmtAgentApi, agentTopic, type AgentNodeStats } from "./api.js";
 import type { AgentContext, AgentRequest } from "./context.js";
 import { Deployments } from "./deployment.js";
 import { archiveQueuedLogs } from "./log-archiver.js";
+import { AgentMetrics } from "./metrics.js";
+import { CrashCounts, collectNodeStats } from "./node-stats.js";
 import { NodeTable } from "./node-table.js";
 import { NodeOperations } from "./operations.js";
 import { ZmgmtOperations } from "./zmgmt-operations.js";
@@ -45,6 +48,9 @@ export class Agent {
   /** Hub origins of controllers that dialed in, to greet each of them once. */
   private readonly controllerOrigins = new Set<string>();
   private readonly zeekLinks = new ZeekNodeLinks((node, event) => this.onNodeEvent(event, node));
+  private readonly crashes = new CrashCounts();
+  /** Served on GET /metrics of the agent's listener (see main.ts). */
+  readonly metrics: AgentMetrics;
   private archiveTimer: NodeJS.Timeout | undefined;
   private archiving: Promise<void> = Promise.resolve();
   private closed = false;
@@ -52,10 +58,11 @@ export class Agent {
   constructor(
     private readonly options: AgentOptions,
     private readonly hub: Hub,
-    supervisor: SupervisorLink,
+    private readonly supervisor: SupervisorLink,
     private readonly controllerPeer: Peer | undefined,
     private readonly log: Logger,
   ) {
+    this.metrics = new AgentMetrics(() => hub.peers.length);
     this.endpoint = hub.local([agentTopic(options.name), NODE_TOPIC], (d) => this.onHubDelivery(d));
     this.nodes = new NodeTable((node, old, state) => this.sendToController(AgentApi.notify_change.make(options.name, node, old, state)));
     this.requests = new RequestTracker<AgentRequest>({
@@ -76,7 +83,10 @@ export class Agent {
     this.deployments = new Deployments(ctx);
     this.operations = new NodeOperations(ctx);
     this.zmgmt = new ZmgmtOperations(ctx);
-    hub.on("connect", (origin: Origin, topics: readonly string[]) => this.onHubConnect(origin, topics));
+    hub.on("connect", (origin: Origin, topics: readonly string[]) => {
+      this.metrics.connectionAccepted();
+      this.onHubConnect(origin, topics);
+    });
     hub.on("disconnect", (origin: Origin) => this.controllerOrigins.delete(origin.id));
     controllerPeer?.on("ready", () => this.sendHello());
     controllerPeer?.on("event", (topic, event) => {
@@ -94,6 +104,13 @@ export class Agent {
   /** Re-learns the nodes the supervisor still runs (after an agent restart). */
   recover(): Promise<void> {
     return this.deployments.recover();
+  }
+
+  /** Reads node state afresh into the metrics; run before each scrape. */
+  async refreshMetrics(): Promise<void> {
+    this.metrics.update(await collectNodeStats(this.statsContext(), this.crashes, this.deployments.configuration, false));
+    const peer = this.controllerPeer;
+    this.metrics.setControllerConnected(peer ? peer.connected : this.controllerOrigins.size > 0);
   }
 
   close(): void {
@@ -178,6 +195,7 @@ export class Agent {
     } else {
       this.log.info(`tx ${event.name} ${summary}`);
     }
+    this.metrics.requests.answered(event, "request timed out");
     this.sendToController(event);
   }
 
@@ -190,6 +208,7 @@ export class Agent {
 
   private async onControllerEvent(event: ZeekEvent): Promise<void> {
     if (this.closed) return;
+    this.metrics.requests.received(event);
     try {
       switch (event.name) {
         case AgentApi.agent_welcome_request.name: {
@@ -253,6 +272,12 @@ export class Agent {
           await this.zmgmt.start(reqid, nodes);
           return;
         }
+        case ZmgmtAgentApi.node_stats_request.name: {
+          const [reqid, capture] = ZmgmtAgentApi.node_stats_request.parse(event);
+          this.log.debug(`rx ${event.name} ${reqid}`);
+          await this.answerNodeStats(reqid, capture);
+          return;
+        }
         default:
           // Our own responses and notifications come back on the same topic when both
           // directions share a connection; anything else is not ours to answer.
@@ -262,6 +287,25 @@ export class Agent {
       this.log.error(`cannot handle ${event.name}: ${errorMessage(err)}`);
       this.notifyError(`cannot handle ${event.name}: ${errorMessage(err)}`);
     }
+  }
+
+  private async answerNodeStats(reqid: string, capture: boolean): Promise<void> {
+    const nodes = await collectNodeStats(this.statsContext(), this.crashes, this.deployments.configuration, capture);
+    const stats: AgentNodeStats = {
+      instance: this.options.name,
+      ...(this.options.listenHost !== undefined ? { listenHost: this.options.listenHost } : {}),
+      ...(this.options.listenPort !== undefined ? { listenPort: this.options.listenPort } : {}),
+      nodes,
+    };
+    const result = makeResult(reqid, { instance: this.options.name, data: B.str(JSON.stringify(stats)) });
+    // Scrapes come often; their answers stay out of the log at INFO.
+    this.metrics.requests.answered(ZmgmtAgentApi.node_stats_response.make(reqid, result));
+    this.log.debug(`tx ${ZmgmtAgentApi.node_stats_response.name} ${reqid}`);
+    this.sendToController(ZmgmtAgentApi.node_stats_response.make(reqid, result));
+  }
+
+  private statsContext(): Pick<AgentContext, "nodes" | "supervisor"> {
+    return { nodes: this.nodes, supervisor: this.supervisor };
   }
 
   /** The one timeout path: every kind of request answers for itself when it times out. */
@@ -306,6 +350,7 @@ export class Agent {
   private onExit(exit: NodeExit): void {
     const how = this.nodes.exited(exit);
     if (how === undefined) return;
+    this.crashes.crashed(exit.name);
     const msg = `node ${exit.name} (pid ${exit.pid}) ${how}`;
     this.log.warning(msg);
     this.sendToController(AgentApi.notify_log.make(this.options.name, msg, exit.name));

@@ -56,4 +56,44 @@ export const ZmgmtAgentApi = {
   stop_nodes_response: S.defineEvent(`${Z}stop_nodes_response`, S.string, ResultVecCodec),
   start_nodes_request: S.defineEvent(`${Z}start_nodes_request`, S.string, NodeNamesCodec),
   start_nodes_response: S.defineEvent(`${Z}start_nodes_response`, S.string, ResultVecCodec),
+  /** The bool asks for capture statistics too (workers' own telemetry, scraped on demand). */
+  node_stats_request: S.defineEvent(`${Z}node_stats_request`, S.string, S.bool),
+  /** Result.data is a string: the JSON of an AgentNodeStats. */
+  node_stats_response: S.defineEvent(`${Z}node_stats_response`, S.string, ResultCodec),
 } as const;
+
+/** Packet counters a capturing node reports, or why there are none. */
+export interface CaptureStats {
+  /** zeek_net_received_packets_total */
+  received?: number;
+  /** zeek_net_dropped_packets_total */
+  dropped?: number;
+  /** zeek_net_link_packets_total */
+  link?: number;
+  /** Set when the node cannot report: the reason, for people. */
+  unavailable?: string;
+}
+
+export interface NodeStats {
+  node: string;
+  instance: string;
+  role: string;
+  state: string;
+  pid?: number;
+  /** Processes started for the node after its first (crash revivals and restarts). */
+  restarts: number;
+  /** Runs that ended without the supervisor ending them, since the agent started. */
+  crashes: number;
+  /** Where the node serves its own Prometheus metrics. */
+  metricsHost?: string;
+  metricsPort?: number;
+  capture?: CaptureStats;
+}
+
+export interface AgentNodeStats {
+  instance: string;
+  /** The agent's own listener (its /metrics), host as the agent was told to listen. */
+  listenHost?: string;
+  listenPort?: number;
+  nodes: NodeStats[];
+}

@@ -27,6 +27,11 @@ export class Deployments {
 
   constructor(private readonly ctx: AgentContext) {}
 
+  /** The configuration the agent adopted, if any. */
+  get configuration(): Configuration | undefined {
+    return this.config;
+  }
+
   /** Re-learns the nodes the supervisor still runs (after an agent restart). */
   async recover(): Promise<void> {
     const { ctx } = this;

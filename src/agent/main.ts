@@ -15,6 +15,7 @@ import { zmgmtCommand } from "../management/paths.js";
 import { Agent } from "./agent.js";
 import { DEFAULT_AGENT_PORT, DEFAULT_AGENT_REQUEST_TIMEOUT_MS, agentTopic } from "./api.js";
 import { SupervisorLink } from "./supervisor-link.js";
+import { metricsRoute } from "../management/metrics.js";
 import { webSocketUrl } from "../broker/url.js";
 import { VERSION } from "../version.js";
 import type { AgentDaemonOptions } from "./options.js";
@@ -97,7 +98,7 @@ export async function runAgentProcess(options: AgentDaemonOptions, env: NodeJS.P
       port: options.listenPort,
       ...(options.tls ? { tls: options.tls } : {}),
       authorize: (req) => (req.headers[SUPERVISOR_TOKEN_HEADER] === nodeToken ? "node" : true),
-      httpHandler: chainHttpHandlers(...httpRoutes),
+      httpHandler: chainHttpHandlers(httpRoutes),
     },
     deadline,
   );
@@ -122,7 +123,7 @@ export async function runAgentProcess(options: AgentDaemonOptions, env: NodeJS.P
       throw err;
     }
   }
-  const agent = new Agent(
+  const agent: Agent = new Agent(
     {
       name: options.name,
       stateDir: options.stateDir,
@@ -132,6 +133,7 @@ export async function runAgentProcess(options: AgentDaemonOptions, env: NodeJS.P
       nodeUrl: nodeServer ? nodeServer.url : `ws://${hostPart}:${server.port}${WEBSOCKET_PATH}`,
       nodeToken,
       listenPort: server.port,
+      listenHost: options.listenHost,
       connectsToController: controllerPeer !== undefined,
       nodeBaseEnv: env[SupervisorEnv.supervisorPid] ? { [SupervisorEnv.supervisorPid]: env[SupervisorEnv.supervisorPid]! } : {},
       ...(options.zeek ? { zeek: options.zeek } : {}),
@@ -145,6 +147,8 @@ export async function runAgentProcess(options: AgentDaemonOptions, env: NodeJS.P
     controllerPeer,
     log,
   );
+  // Routes are resolved per request, so the agent created after the listener is in time.
+  httpRoutes.push(metricsRoute(agent.metrics.registry, () => agent.refreshMetrics()));
   await agent.recover();
   agent.startLogArchival();
   controllerPeer?.start();

@@ -20,14 +20,14 @@ export interface NodeMeta {
   deployment?: string;
 }
 
-const NodeMetaCodec: Codec<NodeMeta> = S.record<NodeMeta>("ZMgmt::Agent::NodeMeta", {
+const NodeMetaCodec: Codec<NodeMeta> = S.record<NodeMeta>("Zmgmt::Agent::NodeMeta", {
   node: NodeCodec,
   managementPort: S.optional(S.port),
   deployment: S.optional(S.string),
 });
 
 /** What agents before the fingerprint stored; their nodes are still adopted after an upgrade. */
-const NodeMetaCodecV1: Codec<Omit<NodeMeta, "deployment">> = S.record<Omit<NodeMeta, "deployment">>("ZMgmt::Agent::NodeMeta", {
+const NodeMetaCodecV1: Codec<Omit<NodeMeta, "deployment">> = S.record<Omit<NodeMeta, "deployment">>("Zmgmt::Agent::NodeMeta", {
   node: NodeCodec,
   managementPort: S.optional(S.port),
 });

@@ -95,6 +95,8 @@ export interface AgentOptions {
   nodeToken: string;
   /** This agent's listen port, reported in get_nodes when the controller dials in (c2a). */
   listenPort?: number;
+  /** The host the agent listens on (its /metrics); reported to the controller for service discovery. */
+  listenHost?: string;
   /** True when this agent dials the controller (a2c). */
   connectsToController: boolean;
   /** Extra environment for every node (e.g. the supervisor pid for orphan checks). */

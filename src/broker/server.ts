@@ -26,8 +26,11 @@ export interface TlsServerOptions {
  */
 export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
 
-/** Tries handlers in order; the first that returns true owns the request. */
-export function chainHttpHandlers(...handlers: HttpHandler[]): HttpHandler {
+/**
+ * Tries handlers in order; the first that returns true owns the request. The list is read
+ * at each request, so routes pushed onto it after the server started count too.
+ */
+export function chainHttpHandlers(handlers: readonly HttpHandler[]): HttpHandler {
   return async (req, res) => {
     for (const handler of handlers) if (await handler(req, res)) return true;
     return false;

@@ -25,6 +25,7 @@ import {
 import { didYouMean } from "./suggest.js";
 import { resultNodeStatuses } from "./controller-client.js";
 import { humanLine, jsonLine } from "./monitor.js";
+import { netstatsRows, netstatsText } from "./netstats.js";
 import { renderSettings } from "./settings.js";
 import { deployTable, idValueTable, instancesTable, nodesTable, restartTable } from "./tables.js";
 import { ZMGMT_COMMANDS } from "./zmgmt-commands.js";
@@ -232,6 +233,18 @@ const COMMANDS: CommandSpec[] = [
           },
         );
       });
+    },
+  },
+  {
+    name: "netstats",
+    description: "show packets received, dropped and on the link per worker (zmgmt only)",
+    run: async (ctx) => {
+      const conn = await ctx.connect();
+      const { rows, errors } = netstatsRows(await conn.client.getNetstats());
+      for (const e of errors) ctx.log.error(e);
+      if (ctx.json) await ctx.printJson(rows as unknown as PyJson);
+      else await ctx.print(netstatsText(rows, ctx.tableOptions.color === true));
+      return errors.length > 0 ? 1 : 0;
     },
   },
   {

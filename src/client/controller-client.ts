@@ -175,6 +175,16 @@ export class ControllerClient {
     return results;
   }
 
+  /** zmgmt only: every instance's nodes with capture statistics (one Result per instance). */
+  async getNetstats(timeoutMs?: number): Promise<Result[]> {
+    const [, results] = await this.transact(
+      ZmgmtControllerApi.get_netstats_request.make(newReqId()),
+      ZmgmtControllerApi.get_netstats_response,
+      timeoutMs,
+    );
+    return results;
+  }
+
   async testTimeout(withState: boolean, timeoutMs?: number): Promise<Result> {
     const [, result] = await this.transact(
       ControllerApi.test_timeout_request.make(newReqId(), withState),

@@ -127,11 +127,23 @@ export const KNOWN_EVENTS: ReadonlyMap<string, ArgSpec> = new Map<string, ArgSpe
   ],
 ]);
 
+/** zmgmt's own requests (not zeek-client's), checked the same way. */
+const ZMGMT_EVENTS: ReadonlyMap<string, ArgSpec> = new Map<string, ArgSpec>([
+  ["Zmgmt::Controller::API::get_netstats_request", [["reqid", "string"]]],
+  [
+    "Zmgmt::Controller::API::get_netstats_response",
+    [
+      ["reqid", "string"],
+      ["results", "vector"],
+    ],
+  ],
+]);
+
 export type EventCheck = "unknown" | "invalid" | "ok";
 
 /** Whether zeek-client would skip (unknown), reject (invalid) or accept an event. */
 export function checkEvent(event: ZeekEvent): EventCheck {
-  const spec = KNOWN_EVENTS.get(event.name);
+  const spec = KNOWN_EVENTS.get(event.name) ?? ZMGMT_EVENTS.get(event.name);
   if (spec === undefined) return "unknown";
   if (event.args.length !== spec.length) return "invalid";
   return spec.every(([, type], i) => event.args[i]!.type === type) ? "ok" : "invalid";

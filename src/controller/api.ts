@@ -61,4 +61,7 @@ export const ZmgmtControllerApi = {
   /** Recent deployments, newest first. Data: vector of DeployRecord (./deploy-history.ts). */
   get_deploy_history_request: S.defineEvent(`${Z}get_deploy_history_request`, S.string),
   get_deploy_history_response: S.defineEvent(`${Z}get_deploy_history_response`, S.string, ResultCodec),
+  /** Capture statistics of every node; each Result is one instance, data the JSON of its AgentNodeStats. */
+  get_netstats_request: S.defineEvent(`${Z}get_netstats_request`, S.string),
+  get_netstats_response: S.defineEvent(`${Z}get_netstats_response`, S.string, ResultVecCodec),
 } as const;

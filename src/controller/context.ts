@@ -7,6 +7,7 @@ import { DuplicateRequestError, type OfKind, type RequestTracker, type TrackedRe
 import type { Configuration, Result } from "../management/types.js";
 import { compareText } from "../management/validation.js";
 import type { InstanceRegistry } from "./instances.js";
+import type { ControllerMetrics } from "./metrics.js";
 import type { StoredConfigs } from "./persistence.js";
 
 export const TIMED_OUT = "request timed out";
@@ -51,6 +52,8 @@ export interface ResponseSpec<P> {
 
 export interface ControllerContext {
   readonly log: Logger;
+  /** Deploy accounting (deployStarted/Finished) and deployRolledBack() for rollbacks. */
+  readonly metrics: ControllerMetrics;
   readonly requests: RequestTracker<RequestState>;
   readonly instances: InstanceRegistry;
   readonly configs: StoredConfigs;

@@ -41,6 +41,8 @@ import { Deployment } from "./deployment.js";
 import { DeployHistory, DeployRecordVecCodec } from "./deploy-history.js";
 import { FanOut, isFanOut, normalizeNodeStatusResult } from "./fan-out.js";
 import { InstanceRegistry } from "./instances.js";
+import { ControllerMetrics } from "./metrics.js";
+import { NodeStatsGatherer, serviceTargets, type SdTarget } from "./node-stats.js";
 import { describeOrigin, webSocketAgentDialer, type AgentDialer, type AgentLink } from "./links.js";
 import type { ControllerSettings } from "./options.js";
 import { StoredConfigs } from "./persistence.js";
@@ -74,6 +76,11 @@ export interface WebSocketEndpoint {
 
 type Handler = (event: ZeekEvent, link: AgentLink) => void;
 
+/** How long a scrape waits for the agents' node statistics. */
+const STATS_TIMEOUT_MS = 2000;
+/** netstats also waits for the agents to scrape their workers (2 s each, in parallel). */
+const NETSTATS_TIMEOUT_MS = 4000;
+
 /**
  * The controller. Create with {@link Controller.open}, then {@link Controller.start} once
  * the hub is about to accept connections.
@@ -91,13 +98,18 @@ export class Controller {
   private readonly refusals = controllerReplyRouting();
   private readonly zmgmt: ZmgmtRequests;
   private readonly handlers = new Map<string, Handler>();
+  private readonly stats: NodeStatsGatherer;
+  /** Served on GET /metrics of the controller's listener (see main.ts). */
+  readonly metrics: ControllerMetrics;
 
   private local: LocalEndpoint | undefined;
   private webSocketPort: number | undefined;
   private closed = false;
   private readonly onHubDisconnect = (origin: Origin): void => this.agents.linkLost({ kind: "hub", origin }, "connection closed");
-  private readonly onHubConnect = (origin: Origin, topics: readonly string[]): void =>
+  private readonly onHubConnect = (origin: Origin, topics: readonly string[]): void => {
+    this.metrics.connectionAccepted();
     this.log.debug(`broker peer ${origin.id} added: ${describeOrigin(origin)} subscribed to ${topics.join(", ")}`);
+  };
   private readonly onHubBadFrame = (info: { origin: Origin; error: unknown }): void =>
     this.log.warning(`ignoring undecodable message from ${describeOrigin(info.origin)}: ${errorMessage(info.error)}`);
 
@@ -118,8 +130,10 @@ export class Controller {
     this.instances = new InstanceRegistry((reqid) => this.requests.cancel(reqid));
     this.configs = new StoredConfigs(store, logger);
     this.webSocketPort = options.controllerWebSocketPort;
+    this.metrics = new ControllerMetrics({ openConnections: () => hub.peers.length, agentsConnected: () => this.instances.known().length });
     const ctx: ControllerContext = {
       log: logger,
+      metrics: this.metrics,
       requests: this.requests,
       instances: this.instances,
       configs: this.configs,
@@ -138,6 +152,7 @@ export class Controller {
     this.deployment = new Deployment(ctx, this.agents, this.history);
     this.fanOut = new FanOut(ctx, this.agents);
     this.zmgmt = new ZmgmtRequests(ctx, this.agents);
+    this.stats = new NodeStatsGatherer(this.instances, this.agents);
     this.registerHandlers();
   }
 
@@ -197,6 +212,21 @@ export class Controller {
     return config ? structuredClone(config) : undefined;
   }
 
+  /** Reads node statistics afresh from the agents into the metrics; run before each scrape. */
+  async refreshMetrics(): Promise<void> {
+    const { answers, silent } = await this.stats.gather(false, STATS_TIMEOUT_MS);
+    this.metrics.updateNodes(answers, silent);
+  }
+
+  /**
+   * Prometheus HTTP service discovery: every deployed node's metrics endpoint, this
+   * controller at `reachedAt` (where the scraper reached it) and every agent's listener.
+   */
+  async serviceDiscovery(reachedAt: { host: string; port: number }): Promise<SdTarget[]> {
+    const { answers } = await this.stats.gather(false, STATS_TIMEOUT_MS);
+    return serviceTargets(this.configs.get("DEPLOYED"), this.instances, answers, { name: this.name, ...reachedAt });
+  }
+
   /** Names of the agents currently checked in. */
   get connectedInstances(): string[] {
     return this.instances.knownNames();
@@ -226,6 +256,8 @@ export class Controller {
       const data = DeployRecordVecCodec.encode(this.history.list());
       this.sendResult(ZmgmtControllerApi.get_deploy_history_response, reqid, makeResult(reqid, { data }));
     });
+    on(ZmgmtControllerApi.get_netstats_request, ([reqid]) => void this.onGetNetstats(reqid));
+    on(ZmgmtAgentApi.node_stats_response, ([reqid, result]) => this.stats.onResponse(reqid, result));
 
     on(AgentApi.notify_agent_hello, ([instance, id, connecting, version], link) =>
       this.agents.onHello(instance, id, connecting, version, link),
@@ -301,6 +333,7 @@ export class Controller {
       this.log.debug(`ignoring event ${event.name}`);
       return;
     }
+    this.metrics.requests.received(event);
     try {
       handler(event, link);
     } catch (err) {
@@ -393,6 +426,16 @@ export class Controller {
     this.sendResult(ControllerApi.get_configuration_response, reqid, result);
   }
 
+  private async onGetNetstats(reqid: string): Promise<void> {
+    this.log.info(`rx ${ZmgmtControllerApi.get_netstats_request.name} ${reqid}`);
+    // Workers are scraped in parallel by their agents, each within 2 s.
+    const { answers, silent } = await this.stats.gather(true, Math.min(NETSTATS_TIMEOUT_MS, this.requests.timeoutMs));
+    const results = answers.map((a) => makeResult(reqid, { instance: a.instance, data: B.str(JSON.stringify(a)) }));
+    for (const name of silent) results.push(makeResult(reqid, { instance: name, success: false, error: TIMED_OUT }));
+    if (answers.length === 0 && silent.length === 0) results.push(makeResult(reqid, { success: false, error: "no instances connected" }));
+    this.sendResults(ZmgmtControllerApi.get_netstats_response, reqid, results);
+  }
+
   private onTestTimeout(reqid: string, withState: boolean): void {
     this.log.info(`rx ${ControllerApi.test_timeout_request.name} ${reqid} ${withState ? "T" : "F"}`);
     // Without state the request is deliberately never answered: it exists so clients can
@@ -406,20 +449,24 @@ export class Controller {
 
   private sendResult(spec: ResponseSpec<Result>, reqid: string, result: Result): void {
     this.logTx(spec.name, () => `tx ${spec.name} ${resultToString(result)}`);
-    this.local?.publishEvent(CONTROLLER_TOPIC, spec.make(reqid, result));
+    this.send(spec.make(reqid, result));
   }
 
   private sendResults(spec: ResponseSpec<Result[]>, reqid: string, results: Result[], req?: ControllerRequest): void {
     const view = req ?? { id: reqid, finished: true, results };
     this.logTx(spec.name, () => `tx ${spec.name} ${requestToString(view)}`);
-    this.local?.publishEvent(CONTROLLER_TOPIC, spec.make(reqid, results));
+    this.send(spec.make(reqid, results));
+  }
+
+  private send(event: ZeekEvent): void {
+    this.metrics.requests.answered(event, TIMED_OUT);
+    this.local?.publishEvent(CONTROLLER_TOPIC, event);
   }
   /** Rendering a full answer costs time too, so it happens only when the line is kept. */
   private logTx(name: string, line: () => string): void {
     if (QUERY_RESPONSES.has(name)) this.log.debug(line());
     else this.log.info(line());
   }
-
 }
 
 /** Answers to read-only queries, logged at DEBUG (their requests are too). */

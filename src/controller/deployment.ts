@@ -96,6 +96,7 @@ export class Deployment {
     const { config, sentTo, answered } = req.state;
     this.history?.finished(req.id, "TIMED_OUT", req.results.filter((r) => !r.success && r.node !== undefined).length, TIMED_OUT);
     req.results.push(makeResult(req.id, { success: false, error: TIMED_OUT }));
+    this.ctx.metrics.deployFinished(req.id, "timeout");
     // Upstream fix: a bare "request timed out" does not tell the operator that the
     // configuration never left the controller because some agents were missing. Name them.
     for (const inst of [...config.instances].sort(byName)) {
@@ -152,6 +153,7 @@ export class Deployment {
   private launch(req: DeployRequest, agentsAlreadyReady: boolean): void {
     this.pendingId = req.id;
     this.history?.started(req.id, req.state.config.id, req.state.internal);
+    this.ctx.metrics.deployStarted(req.id, req.state.internal ? "internal" : "client");
     this.agents.applyInstances(req.state.config.instances);
     if (req.state.config.instances.length === 0) {
       this.complete(req);
@@ -179,6 +181,7 @@ export class Deployment {
     const failed = req.results.filter((r) => !r.success);
     this.history?.finished(req.id, failed.length > 0 ? "FAILED" : "SUCCEEDED", failed.length, failed[0]?.error);
     req.results.push(makeResult(req.id, { data: B.str(config.id) }));
+    this.ctx.metrics.deployFinished(req.id, req.results.every((r) => r.success) ? "success" : "failure");
     this.ctx.requests.finish(req.id);
     // An internal deploy re-sends what is already stored.
     const stored = internal ? Promise.resolve(undefined) : this.ctx.configs.persist({ DEPLOYED: config });

@@ -6,12 +6,14 @@ import { HubServer, chainHttpHandlers, type HttpHandler } from "../broker/server
 import { createLogger } from "../management/log.js";
 import { checkListenSecurity } from "../management/security.js";
 import { ControllerAccess, readAccessTokens } from "./access.js";
+import { metricsRoute } from "../management/metrics.js";
 import { DEFAULT_CONTROLLER_WEBSOCKET_PORT } from "./api.js";
 import { dashboardHandler } from "./dashboard.js";
 import { Controller, defaultControllerName } from "./controller.js";
 import { createWebSocketAgentDialer, type AgentDialer } from "./links.js";
 import { controllerDirectory, type ControllerDaemonOptions } from "./options.js";
 import { controllerReplyRouting } from "./replies.js";
+import { servicesRoute } from "./services-route.js";
 import type { Timers } from "../management/request.js";
 
 /** Reported in every handshake ack; it names our implementation, not a Zeek version. */
@@ -92,7 +94,7 @@ export async function startController(options: StartControllerOptions): Promise<
       host,
       port: options.listenPort ?? DEFAULT_CONTROLLER_WEBSOCKET_PORT,
       ...(options.tls ? { tls: options.tls } : {}),
-      httpHandler: chainHttpHandlers(...httpRoutes),
+      httpHandler: chainHttpHandlers(httpRoutes),
       authorize: (req) => access.authorizeUpgrade(req),
     });
   } catch (err) {
@@ -100,6 +102,10 @@ export async function startController(options: StartControllerOptions): Promise<
     await controller.close();
     throw err;
   }
+  httpRoutes.push(
+    metricsRoute(controller.metrics.registry, () => controller.refreshMetrics()),
+    servicesRoute((reachedAt) => controller.serviceDiscovery(reachedAt)),
+  );
   // No I/O callback can run between the listener coming up and this line (only
   // microtasks do), so no agent's hello can reach the hub before the controller listens.
   controller.start({ host, port: server.port });

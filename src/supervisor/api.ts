@@ -45,7 +45,7 @@ export interface SupervisedNodeConfig {
   meta: string;
 }
 
-export const SupervisedNodeConfigCodec: Codec<SupervisedNodeConfig> = S.record<SupervisedNodeConfig>("ZMgmt::Supervisor::NodeConfig", {
+export const SupervisedNodeConfigCodec: Codec<SupervisedNodeConfig> = S.record<SupervisedNodeConfig>("Zmgmt::Supervisor::NodeConfig", {
   name: S.string,
   command: S.vector(S.string),
   directory: S.string,
@@ -72,7 +72,7 @@ export interface SupervisedNodeStatus {
   lastExitAt?: number;
 }
 
-export const SupervisedNodeStatusCodec: Codec<SupervisedNodeStatus> = S.record<SupervisedNodeStatus>("ZMgmt::Supervisor::NodeStatus", {
+export const SupervisedNodeStatusCodec: Codec<SupervisedNodeStatus> = S.record<SupervisedNodeStatus>("Zmgmt::Supervisor::NodeStatus", {
   config: SupervisedNodeConfigCodec,
   state: {
     label: "process state",
@@ -100,7 +100,7 @@ export interface ProcessUsage {
   rssBytes: number;
 }
 
-export const ProcessUsageCodec: Codec<ProcessUsage> = S.record<ProcessUsage>("ZMgmt::Supervisor::ProcessUsage", {
+export const ProcessUsageCodec: Codec<ProcessUsage> = S.record<ProcessUsage>("Zmgmt::Supervisor::ProcessUsage", {
   name: S.string,
   pid: S.int,
   cpuPercent: real,
@@ -118,7 +118,7 @@ export interface NodeExit {
   restartInMs?: number;
 }
 
-export const NodeExitCodec: Codec<NodeExit> = S.record<NodeExit>("ZMgmt::Supervisor::NodeExit", {
+export const NodeExitCodec: Codec<NodeExit> = S.record<NodeExit>("Zmgmt::Supervisor::NodeExit", {
   name: S.string,
   pid: S.int,
   exitCode: S.optional(S.int),

@@ -161,8 +161,8 @@ const RECORDS: Record<string, fc.Arbitrary<BrokerData>> = {
   "Management::NodeStatus": nodeStatusArb.map((v) => NodeStatusCodec.encode(v)),
   "Management::Result": resultArb.map((v) => ResultCodec.encode(v)),
   "Management::NodeOutputs": outputsArb.map((v) => NodeOutputsCodec.encode(v)),
-  "ZMgmt::Supervisor::NodeConfig": supervisedConfigArb.map((v) => SupervisedNodeConfigCodec.encode(v)),
-  "ZMgmt::Supervisor::NodeStatus": fc
+  "Zmgmt::Supervisor::NodeConfig": supervisedConfigArb.map((v) => SupervisedNodeConfigCodec.encode(v)),
+  "Zmgmt::Supervisor::NodeStatus": fc
     .record({
       config: supervisedConfigArb,
       state: fc.constantFrom(...PROCESS_STATES),
@@ -173,7 +173,7 @@ const RECORDS: Record<string, fc.Arbitrary<BrokerData>> = {
       lastExitSignal: opt(text),
     })
     .map((v) => SupervisedNodeStatusCodec.encode(withoutUndefined(v))),
-  "ZMgmt::Supervisor::NodeExit": fc
+  "Zmgmt::Supervisor::NodeExit": fc
     .record({
       name: text,
       pid: fc.integer(),
