@@ -8,7 +8,11 @@ import { resolve } from "node:path";
 import { pickFreePort } from "../management/free-port.js";
 import { SupervisorEnv } from "../supervisor/api.js";
 import { DEFAULT_AGENT_PORT, DEFAULT_AGENT_REQUEST_TIMEOUT_MS } from "../agent/api.js";
-import { DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS, DEFAULT_CONTROLLER_WEBSOCKET_PORT } from "../controller/api.js";
+import {
+  DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS,
+  DEFAULT_CONTROLLER_WEBSOCKET_PORT,
+  DEFAULT_DEPLOY_CHECK_DELAY_MS,
+} from "../controller/api.js";
 import { runNode } from "../node/main.js";
 import { startSupervisor } from "../supervisor/main.js";
 import { defaultAgentName, defaultControllerName, defaultStateDir } from "../management/env.js";
@@ -148,6 +152,8 @@ interface ControllerFlags extends ListenerTlsFlags {
   metricsStartPort: number;
   autoAssignPorts: boolean;
   autoAssignMetricsPorts: boolean;
+  deployRollback: boolean;
+  deployCheckMs: number;
   agentTls?: true;
   agentCa?: string;
   agentCert?: string;
@@ -270,7 +276,14 @@ export function registerDaemonCommands(program: Command): void {
       .option("--broker-start-port <port>", "first port for cluster-port auto-assignment", intOption("--broker-start-port"), 2200)
       .option("--metrics-start-port <port>", "first port for metrics-port auto-assignment", intOption("--metrics-start-port"), 9000)
       .option("--no-auto-assign-ports", "do not assign cluster ports to manager, logger and proxy nodes that lack one")
-      .option("--no-auto-assign-metrics-ports", "do not assign metrics ports to nodes that lack one"),
+      .option("--no-auto-assign-metrics-ports", "do not assign metrics ports to nodes that lack one")
+      .option("--no-deploy-rollback", "keep a deployment whose nodes do not come up instead of rolling back (clients may still ask)")
+      .option(
+        "--deploy-check-ms <ms>",
+        "how long a deployment's nodes must stay RUNNING after the agents answered",
+        intOption("--deploy-check-ms"),
+        DEFAULT_DEPLOY_CHECK_DELAY_MS,
+      ),
   )
     .addOption(new Option("--from-env").hideHelp())
     .action(async (opts: ControllerFlags) => {
@@ -299,6 +312,8 @@ export function registerDaemonCommands(program: Command): void {
           metricsStartPort: opts.metricsStartPort,
           autoAssignBrokerPorts: opts.autoAssignPorts,
           autoAssignMetricsPorts: opts.autoAssignMetricsPorts,
+          deployRollback: opts.deployRollback,
+          deployCheckDelayMs: opts.deployCheckMs,
           ...(tls ? { tls } : {}),
           ...(agentTls ? { agentTls } : {}),
           ...(opts.allowInsecureListen ? { allowInsecureListen: true } : {}),
