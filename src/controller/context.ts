@@ -41,8 +41,10 @@ export interface DeployState {
   /** Instances the config was sent to (in this deployment) and that are still expected to answer or did. */
   readonly sentTo: Set<string>;
   readonly answered: Set<string>;
-  /** Node states from the current check round, by node name. */
-  readonly observed: Map<string, string>;
+  /** Node states and pids from the current check round, by node name. */
+  readonly observed: Map<string, { readonly state: string; readonly pid: number | undefined }>;
+  /** Pids from the first check round that found every node RUNNING. */
+  baseline: Map<string, number | undefined> | undefined;
 }
 
 /** The sub-requests one client request fans out to agents. */

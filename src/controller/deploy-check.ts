@@ -1,13 +1,17 @@
 // Whether a deployment's nodes came up, for deployments that can roll back. Agents answer
 // a deployment once each of their nodes checked in (RUNNING), or report the nodes that
 // failed to start or did not check in within their timeout; a node that crashes right
-// after checking in would still pass. So once every agent answered without a failure,
-// the controller waits `checkDelayMs` (DEFAULT_DEPLOY_CHECK_DELAY_MS) and then asks the agents for their nodes:
+// after checking in would still pass. So once every agent answered without a failure, the
+// controller asks the agents for their nodes, in rounds:
 //
-// - every node of the configuration RUNNING: the deployment succeeded;
-// - any node CRASHED, FAILED, STOPPED or missing: it failed;
-// - otherwise (nodes still PENDING, e.g. after a restarted controller resent the
-//   deployment): ask again every CHECK_INTERVAL_MS, until the deployment's own timeout.
+// - any node of the configuration CRASHED, FAILED, STOPPED or missing: it failed;
+// - any node still PENDING (e.g. after a restarted controller resent the deployment):
+//   ask again after CHECK_INTERVAL_MS;
+// - every node RUNNING: note their pids, and ask again `checkDelayMs` later
+//   (DEFAULT_DEPLOY_CHECK_DELAY_MS); if then every node is still RUNNING under the same
+//   pid, the deployment succeeded, and a new pid (a crash and revival in between) fails it.
+//
+// The deployment's own timeout bounds all of it; running into it fails the deployment.
 
 import { AgentApi } from "../agent/api.js";
 import { NodeStatusVecCodec } from "../management/records.js";
@@ -38,8 +42,9 @@ export class DeployCheck {
   ) {}
 
   start(req: DeployRequest): void {
-    this.ctx.log.info(`deployment ${req.id} answered; checking its nodes in ${this.settings.checkDelayMs} ms`);
-    this.later(req, this.settings.checkDelayMs);
+    this.ctx.log.info(`deployment ${req.id} answered; checking that its nodes stay up for ${this.settings.checkDelayMs} ms`);
+    req.state.baseline = undefined;
+    this.ask(req);
   }
 
   /** An agent's get_nodes answer; false when no check asked for it. */
@@ -53,7 +58,7 @@ export class DeployCheck {
     requests.finish(reqid);
     if (result.success && result.data !== undefined) {
       try {
-        for (const s of NodeStatusVecCodec.decode(result.data, "data")) parent.state.observed.set(s.node, s.state);
+        for (const s of NodeStatusVecCodec.decode(result.data, "data")) parent.state.observed.set(s.node, { state: s.state, pid: s.pid });
       } catch {
         // A status list we cannot read leaves its nodes unobserved, which fails the check.
       }
@@ -93,18 +98,26 @@ export class DeployCheck {
 
   private judge(req: DeployRequest): void {
     if (req.finished) return;
+    const { observed, baseline } = req.state;
     let pending = false;
     for (const node of req.state.config.nodes) {
-      const state = req.state.observed.get(node.name);
-      if (state === "RUNNING") continue;
-      if (state === "PENDING") {
-        pending = true;
-        continue;
+      const seen = observed.get(node.name);
+      if (seen?.state === "PENDING" && baseline) {
+        this.hooks.failed(req, `node ${node.name} went down after it came up (PENDING again)`);
+        return;
+      } else if (seen?.state === "PENDING") pending = true;
+      else if (seen?.state !== "RUNNING") {
+        this.hooks.failed(req, seen === undefined ? `node ${node.name} is not running` : `node ${node.name} is ${seen.state}`);
+        return;
+      } else if (baseline && baseline.get(node.name) !== seen.pid) {
+        this.hooks.failed(req, `node ${node.name} restarted (pid ${baseline.get(node.name) ?? "?"}, now ${seen.pid ?? "?"})`);
+        return;
       }
-      this.hooks.failed(req, state === undefined ? `node ${node.name} is not running` : `node ${node.name} is ${state}`);
-      return;
     }
     if (pending) this.later(req, CHECK_INTERVAL_MS);
-    else this.hooks.passed(req);
+    else if (!baseline) {
+      req.state.baseline = new Map(req.state.config.nodes.map((n) => [n.name, observed.get(n.name)?.pid]));
+      this.later(req, this.settings.checkDelayMs);
+    } else this.hooks.passed(req);
   }
 }

@@ -203,7 +203,8 @@ export class Deployment {
         phase: "waiting",
         sentTo: new Set<string>(),
         answered: new Set<string>(),
-        observed: new Map<string, string>(),
+        observed: new Map(),
+        baseline: undefined,
       },
     });
   }
