@@ -62,8 +62,10 @@ export class Deployment {
     const { log, configs } = this.ctx;
     const deployed = configs.get("DEPLOYED");
     const inFlight = configs.get("DEPLOYING");
-    if (inFlight && inFlight.id !== deployed?.id) {
-      // Agents that already run it answer without touching their nodes.
+    if (inFlight && deployed && inFlight.id !== deployed.id) {
+      // Agents that already run it answer without touching their nodes. (Without DEPLOYED
+      // there is nothing to redeploy instead, and nothing to roll back to: as before, the
+      // interrupted first deployment stays undeployed until a client deploys again.)
       const req = this.createRequest(undefined, inFlight, { internal: true, redeploy: false, rollback: this.settings.rollback });
       log.info(`finishing the deployment of configuration ${inFlight.id} that was under way, request ${req.id}`);
       this.launch(req);
