@@ -55,7 +55,13 @@ describe("zmgmt agent --with-controller", () => {
 
     const before = await statuses(client);
     const controller = before.find((s) => s.mgmtRole === "CONTROLLER");
-    expect(controller).toMatchObject({ node: "ctl-one", instance: "instance-1", state: "RUNNING", clusterRole: "NONE", port: controllerPort });
+    expect(controller).toMatchObject({
+      node: "ctl-one",
+      instance: "instance-1",
+      state: "RUNNING",
+      clusterRole: "NONE",
+      port: controllerPort,
+    });
     expect(pidAlive(controller!.pid!)).toBe(true);
     expect(before.find((s) => s.mgmtRole === "AGENT")).toMatchObject({ node: "instance-1", instance: "instance-1" });
 

@@ -259,8 +259,8 @@ const COMMANDS: CommandSpec[] = [
   {
     name: "stage-config",
     description: "upload a cluster configuration for a later deploy",
-    configure: (cmd) => cmd.argument("<FILE>", 'cluster configuration file, "-" for stdin').option(NO_ROLLBACK, NO_ROLLBACK_HELP),
-    run: async (ctx, [file], options) => {
+    configure: (cmd) => cmd.argument("<FILE>", 'cluster configuration file, "-" for stdin'),
+    run: async (ctx, [file]) => {
       const staged = await stageConfig(ctx, file!);
       await printStaged(ctx, staged);
       return staged.code;

@@ -76,7 +76,11 @@ describe("a controller killed -9 mid-deploy", () => {
     const next = clusterConfig({ CHAOS_START_DELAY_MS: "3000" });
     expect((await client.stageConfiguration(next)).filter((r) => !r.success)).toEqual([]);
     const deploying = answered(client.deploy(), 40_000, "deploy");
-    await eventually(() => NAMES.every((n) => startsOf(cluster.agents, n).length === 2), 20_000, "every node started for the new configuration");
+    await eventually(
+      () => NAMES.every((n) => startsOf(cluster.agents, n).length === 2),
+      20_000,
+      "every node started for the new configuration",
+    );
     kill9(cluster.controllerPid);
     expect((await deploying).ok).toBe(false);
 
