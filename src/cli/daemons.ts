@@ -8,7 +8,11 @@ import { resolve } from "node:path";
 import { pickFreePort } from "../management/free-port.js";
 import { SupervisorEnv } from "../supervisor/api.js";
 import { DEFAULT_AGENT_PORT, DEFAULT_AGENT_REQUEST_TIMEOUT_MS } from "../agent/api.js";
-import { DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS, DEFAULT_CONTROLLER_WEBSOCKET_PORT } from "../controller/api.js";
+import {
+  DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS,
+  DEFAULT_CONTROLLER_WEBSOCKET_PORT,
+  DEFAULT_DEPLOY_CHECK_DELAY_MS,
+} from "../controller/api.js";
 import { runNode } from "../node/main.js";
 import { startSupervisor } from "../supervisor/main.js";
 import { defaultAgentName, defaultControllerName, defaultStateDir } from "../management/env.js";
@@ -18,6 +22,7 @@ import { startControllerDaemon } from "../controller/main.js";
 import { parseControllerDaemonOptions, type ControllerDaemonOptions } from "../controller/options.js";
 import type { LogFormat, LogLevel } from "../management/log.js";
 import { addListenerTlsOptions, dialTlsFromFlags, enforceListenPolicy, listenerTlsFromFlags, type ListenerTlsFlags } from "./tls-flags.js";
+import { addWithControllerOptions, controllerChild, type WithControllerFlags } from "./agent-controller.js";
 import { applyLogFormat, listenUrl, logFormatOption, printStartupLine, waitForListener } from "./startup.js";
 
 export function parseHostPort(text: string, defaultPort: number): { host: string; port: number } {
@@ -118,7 +123,7 @@ function addControllerTlsOptions(cmd: Command): Command {
 
 // What commander hands each action, as the options below declare them (a value with a
 // default is always there; a --no-x flag makes x false).
-interface AgentFlags extends SupervisionFlags, ListenerTlsFlags {
+interface AgentFlags extends SupervisionFlags, ListenerTlsFlags, WithControllerFlags {
   name: string;
   stateDir: string;
   listen: string;
@@ -148,6 +153,8 @@ interface ControllerFlags extends ListenerTlsFlags {
   metricsStartPort: number;
   autoAssignPorts: boolean;
   autoAssignMetricsPorts: boolean;
+  deployRollback: boolean;
+  deployCheckMs: number;
   agentTls?: true;
   agentCa?: string;
   agentCert?: string;
@@ -158,40 +165,44 @@ interface ControllerFlags extends ListenerTlsFlags {
 }
 
 export function registerDaemonCommands(program: Command): void {
-  addAgentTlsOptions(
-    addSupervisionOptions(
-      program
-        .command("agent")
-        .description("run a supervisor and its agent on this host; the agent manages this instance's cluster nodes")
-        .option("--name <name>", "instance (agent) name", defaultAgentName())
-        .option("--state-dir <dir>", "state directory (node directories, logs)", defaultStateDir())
-        .option(
-          "--listen <host:port>",
-          "where the agent listens for its nodes and for controllers that dial in",
-          `127.0.0.1:${DEFAULT_AGENT_PORT}`,
-        )
-        .option(
-          "--controller <host:port>",
-          "controller to connect to (wss://host:port for TLS)",
-          `127.0.0.1:${DEFAULT_CONTROLLER_WEBSOCKET_PORT}`,
-        )
-        .option("--no-controller", "do not dial a controller; wait for it to connect (the instance has a listen port in the config)")
-        .option(
-          "--request-timeout <seconds>",
-          "timeout of agent-side requests",
-          intOption("--request-timeout"),
-          DEFAULT_AGENT_REQUEST_TIMEOUT_MS / 1000,
-        )
-        .option("--zeek <path>", "run every cluster node as this Zeek (default: zeek on PATH, else the built-in zmgmt node)")
-        .option("--no-zeek", "run the built-in zmgmt node even where Zeek is installed")
-        .option("--node-command <argv...>", "program to run for each node instead of Zeek or the built-in node")
-        .option("--log-archive-dir <dir>", "where Zeek loggers' rotated logs are archived (default: <state-dir>/logs)")
-        .option("--log-archive-interval <seconds>", "how often rotated logs are archived", intOption("--log-archive-interval"), 60)
-        .addOption(new Option("--log-level <level>", "management log level").choices(["DEBUG", "INFO", "WARNING", "ERROR"]).default("INFO"))
-        .option("--log-stderr", "also print management log lines to stderr")
-        .addOption(logFormatOption()),
+  addWithControllerOptions(
+    addAgentTlsOptions(
+      addSupervisionOptions(
+        program
+          .command("agent")
+          .description("run a supervisor and its agent on this host; the agent manages this instance's cluster nodes")
+          .option("--name <name>", "instance (agent) name", defaultAgentName())
+          .option("--state-dir <dir>", "state directory (node directories, logs)", defaultStateDir())
+          .option(
+            "--listen <host:port>",
+            "where the agent listens for its nodes and for controllers that dial in",
+            `127.0.0.1:${DEFAULT_AGENT_PORT}`,
+          )
+          .option(
+            "--controller <host:port>",
+            "controller to connect to (wss://host:port for TLS)",
+            `127.0.0.1:${DEFAULT_CONTROLLER_WEBSOCKET_PORT}`,
+          )
+          .option("--no-controller", "do not dial a controller; wait for it to connect (the instance has a listen port in the config)")
+          .option(
+            "--request-timeout <seconds>",
+            "timeout of agent-side requests",
+            intOption("--request-timeout"),
+            DEFAULT_AGENT_REQUEST_TIMEOUT_MS / 1000,
+          )
+          .option("--zeek <path>", "run every cluster node as this Zeek (default: zeek on PATH, else the built-in zmgmt node)")
+          .option("--no-zeek", "run the built-in zmgmt node even where Zeek is installed")
+          .option("--node-command <argv...>", "program to run for each node instead of Zeek or the built-in node")
+          .option("--log-archive-dir <dir>", "where Zeek loggers' rotated logs are archived (default: <state-dir>/logs)")
+          .option("--log-archive-interval <seconds>", "how often rotated logs are archived", intOption("--log-archive-interval"), 60)
+          .addOption(
+            new Option("--log-level <level>", "management log level").choices(["DEBUG", "INFO", "WARNING", "ERROR"]).default("INFO"),
+          )
+          .option("--log-stderr", "also print management log lines to stderr")
+          .addOption(logFormatOption()),
+      ),
     ),
-  ).action(async (opts: AgentFlags) => {
+  ).action(async (opts: AgentFlags, cmd: Command) => {
     const logFormat = applyLogFormat(opts.logFormat);
     const listen = parseHostPort(opts.listen, DEFAULT_AGENT_PORT);
     const tls = listenerTlsFromFlags(opts);
@@ -204,6 +215,13 @@ export function registerDaemonCommands(program: Command): void {
       throw new Error(`--controller ${opts.controller} is plaintext, but TLS options for it were given: use wss:// or HOST:PORT`);
     }
     enforceListenPolicy("agent", listen.host, tls, opts.allowInsecureListen === true);
+    const controller = await controllerChild(
+      opts,
+      { stateDir: resolve(opts.stateDir), logLevel: opts.logLevel, allowInsecureListen: opts.allowInsecureListen === true },
+      parseHostPort,
+    );
+    // With a controller of its own, the agent dials that one unless told otherwise.
+    if (controller && cmd.getOptionValueSource("controller") === "default") opts.controller = controller.url;
     // The foreground's one start-up line says what the nodes run.
     let nodesRun = opts.nodeCommand ? `cluster nodes run ${opts.nodeCommand.join(" ")}` : "cluster nodes run the built-in zmgmt node";
     const zeek = opts.nodeCommand ? undefined : chooseZeek(opts.zeek, process.env, (m) => (nodesRun = m));
@@ -231,6 +249,7 @@ export function registerDaemonCommands(program: Command): void {
     const running = await startSupervisor({
       stateDir: opts.stateDir,
       agent: { name: opts.name, options: agentOptions },
+      ...(controller ? { controller: { name: controller.name, options: controller.options, port: controller.port } } : {}),
       processOptions: processOptions(opts),
       logLevel: opts.logLevel,
       logToStderr: opts.logStderr === true,
@@ -239,7 +258,11 @@ export function registerDaemonCommands(program: Command): void {
     closeOnSignals(() => running.close());
     const url = listenUrl(listen.host, agentOptions.listenPort, tls !== undefined);
     const listening = await waitForListener(listen.host, agentOptions.listenPort, 15_000);
-    const dials = opts.controller ? `controller ${opts.controller}` : "waiting for a controller to dial in";
+    const dials = controller
+      ? `controller ${controller.name} on ${controller.url} (run by this agent)`
+      : opts.controller
+        ? `controller ${opts.controller}`
+        : "waiting for a controller to dial in";
     printStartupLine(
       `zmgmt agent ${opts.name} ${listening ? "listening on" : "not yet listening on"} ${url}, ${dials}, ${nodesRun} (state in ${opts.stateDir})`,
     );
@@ -277,6 +300,13 @@ export function registerDaemonCommands(program: Command): void {
       .option(
         "--access-tokens <file>",
         "tokens for the dashboard and zmgmt's own requests on a non-loopback listener: lines of 'read-write TOKEN' or 'read-only TOKEN'",
+      )
+      .option("--no-deploy-rollback", "keep a deployment whose nodes do not come up instead of rolling back (clients may still ask)")
+      .option(
+        "--deploy-check-ms <ms>",
+        "how long a deployment's nodes must stay RUNNING after the agents answered",
+        intOption("--deploy-check-ms"),
+        DEFAULT_DEPLOY_CHECK_DELAY_MS,
       ),
   )
     .addOption(new Option("--from-env").hideHelp())
@@ -306,6 +336,8 @@ export function registerDaemonCommands(program: Command): void {
           metricsStartPort: opts.metricsStartPort,
           autoAssignBrokerPorts: opts.autoAssignPorts,
           autoAssignMetricsPorts: opts.autoAssignMetricsPorts,
+          deployRollback: opts.deployRollback,
+          deployCheckDelayMs: opts.deployCheckMs,
           ...(tls ? { tls } : {}),
           ...(agentTls ? { agentTls } : {}),
           ...(opts.allowInsecureListen ? { allowInsecureListen: true } : {}),

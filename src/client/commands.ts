@@ -117,16 +117,19 @@ async function hintUnknownNodes(ctx: Context, conn: ControllerConnection, json: 
   }
 }
 
-async function deploy(ctx: Context, conn: ControllerConnection): Promise<number> {
+async function deploy(ctx: Context, conn: ControllerConnection, options: Record<string, unknown>): Promise<number> {
   ctx.spinner.start("deploying configuration");
   let results;
   try {
-    results = await conn.client.deploy();
+    results = await conn.client.deploy(undefined, options["rollback"] === false ? false : undefined);
   } finally {
     ctx.spinner.stop();
   }
   return emit(ctx, renderDeploy(results), deployTable);
 }
+
+const NO_ROLLBACK = "--no-rollback";
+const NO_ROLLBACK_HELP = "keep the new configuration even if its nodes do not come up (the controller rolls back by default)";
 
 type Handler = (ctx: Context, args: string[], options: Record<string, unknown>) => Promise<number>;
 
@@ -141,19 +144,20 @@ const COMMANDS: CommandSpec[] = [
   {
     name: "deploy",
     description: "deploy the staged cluster configuration",
-    run: async (ctx) => deploy(ctx, await ctx.connect()),
+    configure: (cmd) => cmd.option(NO_ROLLBACK, NO_ROLLBACK_HELP),
+    run: async (ctx, _args, options) => deploy(ctx, await ctx.connect(), options),
   },
   {
     name: "deploy-config",
     description: "stage a cluster configuration and deploy it",
-    configure: (cmd) => cmd.argument("<FILE>", 'cluster configuration file, "-" for stdin'),
-    run: async (ctx, [file]) => {
+    configure: (cmd) => cmd.argument("<FILE>", 'cluster configuration file, "-" for stdin').option(NO_ROLLBACK, NO_ROLLBACK_HELP),
+    run: async (ctx, [file], options) => {
       const staged = await stageConfig(ctx, file!);
       if (staged.code !== 0 || staged.conn === undefined) {
         await printStaged(ctx, staged);
         return staged.code;
       }
-      return deploy(ctx, staged.conn);
+      return deploy(ctx, staged.conn, options);
     },
   },
   {

@@ -7,7 +7,7 @@ import { type Link, type Response, type ResponseWait, newReqId, request } from "
 import type { Codec, EventSpec } from "../broker/schema.js";
 import type { ZeekEvent } from "../broker/messages.js";
 import { webSocketUrl } from "../broker/url.js";
-import { CONTROLLER_TOPIC, ControllerApi, ZmgmtControllerApi } from "../controller/api.js";
+import { CONTROLLER_TOPIC, ControllerApi, ZmgmtControllerApi, deployRequestWithRollback } from "../controller/api.js";
 import { ConfigurationCodec, InstanceVecCodec, NodeOutputsCodec, NodeStatusVecCodec } from "../management/records.js";
 import type { Configuration, Instance, NodeOutputs, NodeStatus, Result } from "../management/types.js";
 import {
@@ -110,8 +110,11 @@ export class ControllerClient {
     return result;
   }
 
-  async deploy(timeoutMs?: number): Promise<Result[]> {
-    const [, results] = await this.transact(ControllerApi.deploy_request.make(newReqId()), ControllerApi.deploy_response, timeoutMs);
+  /** `rollback` false asks the controller to keep a failed deployment; undefined takes its default. */
+  async deploy(timeoutMs?: number, rollback?: boolean): Promise<Result[]> {
+    const request =
+      rollback === undefined ? ControllerApi.deploy_request.make(newReqId()) : deployRequestWithRollback.make(newReqId(), rollback);
+    const [, results] = await this.transact(request, ControllerApi.deploy_response, timeoutMs);
     return results;
   }
 

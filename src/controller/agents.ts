@@ -17,6 +17,8 @@ const UNKNOWN_HOST = "0.0.0.0";
 export interface AgentHooks {
   /** Every wanted instance is ready (upstream's internal notify_agents_ready). */
   allReady(names: string[]): void;
+  /** One instance became ready. */
+  ready(name: string): void;
   /** An agent's state was dropped; requests waiting on it must not wait any longer. */
   lost(name: string): void;
   /** An event that arrived over a dialed link. */
@@ -88,6 +90,7 @@ export class Agents {
     }
     if (!instances.markReady(instance)) return;
     log.info(`instance ${instance} ready`);
+    this.hooks.ready(instance);
     this.checkAllReady();
   }
 
@@ -108,6 +111,22 @@ export class Agents {
   /** Upstream `check_instances_ready`, raising the internal `notify_agents_ready`. */
   checkAllReady(): void {
     if (this.ctx.instances.allReady()) this.hooks.allReady(this.ctx.instances.wantedNames());
+  }
+
+  /**
+   * Wants every instance of `target` as well (welcoming those that checked in) and drops
+   * none, so no agent changes what it runs yet. Only an instance whose address changed is
+   * dropped at its old address, as it cannot be reached at the new one otherwise.
+   */
+  addInstances(target: readonly Instance[]): void {
+    const current = new Map(this.ctx.instances.wanted().map((i) => [i.name, i]));
+    for (const inst of [...target].sort(byName)) {
+      const wanted = current.get(inst.name);
+      if (wanted && !connectivityChanged(wanted, inst)) continue;
+      if (wanted) this.drop(inst.name);
+      this.ctx.log.debug(`adding instance ${inst.name}`);
+      this.add(inst);
+    }
   }
 
   /** Moves the wanted instances to the given set, with standby for dropped and welcome for added. */

@@ -13,6 +13,8 @@ export const DEFAULT_CONTROLLER_WEBSOCKET_PORT = 2149;
 /** Upstream's Broker port for agents; we serve agents on the WebSocket port as well. */
 export const DEFAULT_CONTROLLER_PORT = 2150;
 export const DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS = 10_000;
+/** How long a deployment's nodes must stay RUNNING after the agents answered. */
+export const DEFAULT_DEPLOY_CHECK_DELAY_MS = 1000;
 
 const P = "Management::Controller::API::";
 
@@ -34,6 +36,14 @@ export const ControllerApi = {
   test_timeout_request: S.defineEvent(`${P}test_timeout_request`, S.string, S.bool),
   test_timeout_response: S.defineEvent(`${P}test_timeout_response`, S.string, ResultCodec),
 } as const;
+
+/**
+ * deploy_request as the controller reads it: a zmgmt client may add whether to roll back a
+ * deployment whose nodes do not come up. zeek-client sends only the reqid and gets the
+ * controller's default; without the flag zmgmt sends only the reqid too, as upstream's
+ * controller takes no second argument.
+ */
+export const deployRequestWithRollback = S.defineEvent(`${P}deploy_request`, S.string, S.optional(S.bool));
 
 export type ControllerEventName = (typeof ControllerApi)[keyof typeof ControllerApi]["name"];
 

@@ -5,8 +5,12 @@ import { PRIVATE_FILE_MODE, ensurePrivateDirAsync, tightenFile } from "../manage
 
 import type { Configuration } from "../management/types.js";
 
-/** The controller keeps at most one configuration per state. */
-export const CONFIG_STATES = ["STAGED", "READY", "DEPLOYED"] as const;
+/**
+ * The controller keeps at most one configuration per state. DEPLOYING is the configuration
+ * last sent to the agents; while it differs from DEPLOYED, a deployment is under way, which
+ * a restarted controller finishes instead of starting over.
+ */
+export const CONFIG_STATES = ["STAGED", "READY", "DEPLOYED", "DEPLOYING"] as const;
 export type ConfigState = (typeof CONFIG_STATES)[number];
 
 /** Bumped whenever the file layout changes incompatibly. */

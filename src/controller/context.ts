@@ -12,14 +12,40 @@ import type { StoredConfigs } from "./persistence.js";
 
 export const TIMED_OUT = "request timed out";
 
+/**
+ * Where a deployment stands: waiting for every instance of its configuration to be ready
+ * (nothing sent, nothing dropped yet), recording the configuration before it goes out,
+ * waiting for the agents' answers, then checking that the nodes run.
+ */
+export type DeployPhase = "waiting" | "recording" | "sent" | "checking";
+
+/** A rollback answers for the deployment that failed. */
+export interface RollbackOf {
+  /** The client request to answer; undefined for a deployment no client asked for. */
+  readonly reqid: string | undefined;
+  readonly failedId: string;
+  /** What the failed deployment's agents said, and why it failed. */
+  readonly results: Result[];
+}
+
 export interface DeployState {
   readonly kind: "deploy";
   readonly config: Configuration;
-  /** Internal redeploys (start-up, agents coming back) never answer a client. */
+  /** Internal deployments (start-up, agents coming back, rollbacks) answer no client directly. */
   readonly internal: boolean;
+  /** Re-sends the DEPLOYED configuration: nothing to record and nothing to roll back to. */
+  readonly redeploy: boolean;
+  /** Roll back to DEPLOYED when the nodes do not come up. */
+  readonly rollback: boolean;
+  readonly rollbackOf?: RollbackOf;
+  phase: DeployPhase;
   /** Instances the config was sent to (in this deployment) and that are still expected to answer or did. */
   readonly sentTo: Set<string>;
   readonly answered: Set<string>;
+  /** Node states and pids from the current check round, by node name. */
+  readonly observed: Map<string, { readonly state: string; readonly pid: number | undefined }>;
+  /** Pids from the first check round that found every node RUNNING. */
+  baseline: Map<string, number | undefined> | undefined;
 }
 
 /** The sub-requests one client request fans out to agents. */

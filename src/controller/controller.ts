@@ -27,6 +27,8 @@ import {
   DEFAULT_CONTROLLER_PORT,
   DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS,
   ZmgmtControllerApi,
+  DEFAULT_DEPLOY_CHECK_DELAY_MS,
+  deployRequestWithRollback,
 } from "./api.js";
 import {
   TIMED_OUT,
@@ -142,6 +144,7 @@ export class Controller {
     };
     this.agents = new Agents(ctx, hub, deps.dialAgent ?? webSocketAgentDialer, {
       allReady: (names) => this.deployment.onAgentsReady(names),
+      ready: () => this.deployment.onInstanceReady(),
       lost: (name) => {
         this.deployment.agentLost(name);
         this.fanOut.agentLost(name);
@@ -149,7 +152,15 @@ export class Controller {
       },
       event: (event, link) => this.dispatch(event, link),
     });
-    this.deployment = new Deployment(ctx, this.agents, this.history);
+    this.deployment = new Deployment(
+      ctx,
+      this.agents,
+      {
+        rollback: options.deployRollback ?? true,
+        checkDelayMs: options.deployCheckDelayMs ?? DEFAULT_DEPLOY_CHECK_DELAY_MS,
+      },
+      this.history,
+    );
     this.fanOut = new FanOut(ctx, this.agents);
     this.zmgmt = new ZmgmtRequests(ctx, this.agents);
     this.stats = new NodeStatsGatherer(this.instances, this.agents);
@@ -246,7 +257,7 @@ export class Controller {
     on(ControllerApi.get_instances_request, ([reqid]) => this.onGetInstances(reqid));
     on(ControllerApi.stage_configuration_request, ([reqid, config]) => this.onStageConfiguration(reqid, config));
     on(ControllerApi.get_configuration_request, ([reqid, deployed]) => this.onGetConfiguration(reqid, deployed));
-    on(ControllerApi.deploy_request, ([reqid]) => this.deployment.onRequest(reqid));
+    on(deployRequestWithRollback, ([reqid, rollback]) => this.deployment.onRequest(reqid, rollback));
     on(ControllerApi.get_nodes_request, ([reqid]) => this.fanOut.onGetNodes(reqid));
     on(ControllerApi.get_id_value_request, ([reqid, id, nodes]) => this.fanOut.onGetIdValue(reqid, id, nodes));
     on(ControllerApi.restart_request, ([reqid, nodes]) => this.fanOut.onRestart(reqid, nodes));
@@ -265,6 +276,7 @@ export class Controller {
     on(AgentApi.agent_welcome_response, ([reqid, result]) => this.agents.onWelcomeResponse(reqid, result));
     on(AgentApi.deploy_response, ([reqid, results]) => this.deployment.onAgentResponse(reqid, results));
     on(AgentApi.get_nodes_response, ([reqid, result]) => {
+      if (this.deployment.onNodesResponse(reqid, result)) return;
       this.log.debug(`rx ${AgentApi.get_nodes_response.name} ${reqid}`);
       this.fanOut.onResponse(reqid, "get_nodes", [normalizeNodeStatusResult(result, this.log)]);
     });

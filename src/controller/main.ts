@@ -73,6 +73,8 @@ export async function startController(options: StartControllerOptions): Promise<
       ...(options.brokerStartPort !== undefined ? { brokerStartPort: options.brokerStartPort } : {}),
       ...(options.metricsStartPort !== undefined ? { metricsStartPort: options.metricsStartPort } : {}),
       ...(options.controllerPort !== undefined ? { controllerPort: options.controllerPort } : {}),
+      ...(options.deployRollback !== undefined ? { deployRollback: options.deployRollback } : {}),
+      ...(options.deployCheckDelayMs !== undefined ? { deployCheckDelayMs: options.deployCheckDelayMs } : {}),
     },
     {
       logger,

@@ -26,6 +26,10 @@ export const ControllerSettingsSchema = Type.Object({
   brokerStartPort: Type.Optional(Port),
   /** Default 9000. */
   metricsStartPort: Type.Optional(Port),
+  /** Roll back a deployment whose nodes do not come up, unless the client opts out. Default true. */
+  deployRollback: Type.Optional(Type.Boolean()),
+  /** How long a deployment's nodes must stay up after the agents answered. Default 1 s. */
+  deployCheckDelayMs: Type.Optional(Type.Number({ minimum: 0 })),
   /** Upstream's Broker port, kept off-limits to nodes for compatibility. Default 2150. */
   controllerPort: Type.Optional(Port),
 });
