@@ -2,7 +2,7 @@
 // it all down again.
 
 import { afterEach, describe, expect, it } from "vitest";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { TestEnv, pidAlive, processesUnder, upArgs } from "./helpers/cluster.js";
@@ -91,5 +91,41 @@ describe("zmgmt up", () => {
     const cluster = statuses.filter((s) => s.mgmtRole === "NONE");
     expect(cluster).toHaveLength(5);
     expect(cluster.map((s) => s.metricsPort)).toEqual(Array(5).fill(undefined));
+  });
+
+  it("its live view follows the controller's events: a node killed -9 shows its crash and revival with timestamps, without polling get-nodes", async () => {
+    env = new TestEnv();
+    const { args, controllerPort } = await upArgs(["--log-level", "DEBUG"]);
+    const up = env.spawnCli(args);
+    await eventually(() => up.output().includes("cluster is up"), 30_000, "the cluster to come up").catch((err: unknown) => {
+      throw new Error(`${errorMessage(err)}; output:\n${up.output()}`);
+    });
+    const controllerLog = join(env.dir, "state", "nodes", `controller-${hostname()}`, `management-controller-${hostname()}.log`);
+    const getNodesSeen = (): number => (readFileSync(controllerLog, "utf8").match(/rx Management::Controller::API::get_nodes_request /g) ?? []).length;
+    // A quiet cluster: the view does not ask the controller anything.
+    const quietFrom = getNodesSeen();
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(getNodesSeen() - quietFrom).toBe(0);
+
+    const client = await ControllerClient.connect({ url: `127.0.0.1:${controllerPort}` });
+    const worker = (await client.getNodes()).flatMap((r) => resultNodeStatuses(r) ?? []).find((s) => s.node === "worker-01")!;
+    await client.close();
+    const seenBefore = up.output().length;
+    process.kill(worker.pid!, "SIGKILL");
+    const stamp = String.raw`\d{4}-\d\d-\d\d \d\d:\d\d:\d\d`;
+    const crash = new RegExp(`^${stamp}  worker-01 on \\S+: RUNNING -> CRASHED \\(crashed\\)$`, "m");
+    const killed = new RegExp(`^${stamp}  worker-01 on \\S+: node worker-01 \\(pid ${worker.pid}\\) killed by SIGKILL`, "m");
+    const revived = new RegExp(`^${stamp}  worker-01 on \\S+: \\w+ -> RUNNING \\(revived\\)$`, "m");
+    const newPid = new RegExp(`^${stamp}  worker-01 on \\S+: running as pid (\\d+)$`, "m");
+    const after = (): string => up.output().slice(seenBefore);
+    await eventually(() => revived.test(after()) && newPid.test(after()), 30_000, "the revival in up's output").catch((err: unknown) => {
+      throw new Error(`${errorMessage(err)}; output:\n${up.output()}`);
+    });
+    const lines = after();
+    expect(lines).toMatch(crash);
+    expect(lines).toMatch(killed);
+    // In order: the crash, then the revival, then the new process.
+    expect(lines.search(crash)).toBeLessThan(lines.search(revived));
+    expect(Number(newPid.exec(lines)![1])).not.toBe(worker.pid);
   });
 });

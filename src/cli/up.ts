@@ -11,9 +11,9 @@ import pc from "picocolors";
 import { DEFAULT_AGENT_PORT, DEFAULT_AGENT_REQUEST_TIMEOUT_MS } from "../agent/api.js";
 import { defaultAgentOptions } from "../agent/main.js";
 import { DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS, DEFAULT_CONTROLLER_WEBSOCKET_PORT } from "../controller/api.js";
-import { ControllerClient, resultNodeOutputs, resultNodeStatuses } from "../client/controller-client.js";
+import { ControllerClient, resultNodeOutputs } from "../client/controller-client.js";
 import { locatedErrors, parseClusterConfig } from "../client/cluster-config.js";
-import type { Configuration, NodeStatus } from "../management/types.js";
+import type { Configuration } from "../management/types.js";
 import type { LogLevel } from "../management/log.js";
 import { startSupervisor } from "../supervisor/main.js";
 import { addSupervisionOptions, chooseZeek, closeOnSignals, parseHostPort, processOptions, type SupervisionFlags } from "./daemons.js";
@@ -22,6 +22,7 @@ import { pickFreePort } from "../management/free-port.js";
 import { defaultStateDir } from "../management/env.js";
 import { ALLOW_INSECURE_LISTEN_FLAG } from "../management/security.js";
 import { enforceListenPolicy } from "./tls-flags.js";
+import { LiveView } from "./up-view.js";
 
 export function defaultClusterIni(instance: string): string {
   return [
@@ -51,24 +52,6 @@ export function defaultClusterIni(instance: string): string {
     "interface = lo",
     "",
   ].join("\n");
-}
-
-const STATE_COLOR: Record<string, (s: string) => string> = {
-  RUNNING: pc.green,
-  PENDING: pc.yellow,
-  CRASHED: pc.red,
-  FAILED: pc.red,
-};
-
-function renderNodes(nodes: NodeStatus[], tty: boolean): string {
-  const rows = nodes
-    .filter((n) => n.mgmtRole === "NONE")
-    .sort((a, b) => (a.node < b.node ? -1 : 1))
-    .map((n) => {
-      const state = tty ? (STATE_COLOR[n.state] ?? pc.dim)(n.state.padEnd(8)) : n.state.padEnd(8);
-      return `  ${n.node.padEnd(12)} ${n.clusterRole.padEnd(8)} ${state} pid ${String(n.pid ?? "-").padEnd(8)} port ${n.port ?? "-"}`;
-    });
-  return rows.join("\n");
 }
 
 async function connectWithRetry(url: string, deadline: number): Promise<ControllerClient> {
@@ -214,8 +197,10 @@ export function registerUpCommand(program: Command): void {
     });
     // eslint-disable-next-line prefer-const -- the signal handler below reads it before it is assigned
     let client: ControllerClient | undefined;
+    let stopView: (() => void) | undefined;
     closeOnSignals(async () => {
       process.stdout.write("\nstopping the cluster...\n");
+      stopView?.();
       await client?.close();
       await running.close();
     });
@@ -254,37 +239,18 @@ export function registerUpCommand(program: Command): void {
       if (outputs?.stderr) process.stderr.write(`${outputs.stderr}\n`);
     }
 
-    // Live view: redraw on a terminal, print changes otherwise. Runs until Ctrl-C.
-    let last = "";
-    let drawnLines = 0;
-    let announced = false;
-    for (;;) {
-      let statuses: NodeStatus[] = [];
-      try {
-        const results = await client.getNodes();
-        statuses = results.flatMap((r) => resultNodeStatuses(r) ?? []);
-      } catch {
-        // The controller may be restarting; keep watching.
-      }
-      const view = renderNodes(statuses, tty);
-      if (view !== last) {
-        // On a terminal the table is redrawn in place; elsewhere each change is a new block.
-        if (tty && drawnLines > 0) process.stdout.write(`\x1b[${drawnLines}A\x1b[J`);
-        process.stdout.write(`${view}\n`);
-        drawnLines = view.split("\n").length;
-        last = view;
-      }
-      const cluster = statuses.filter((s) => s.mgmtRole === "NONE");
-      if (!announced && cluster.length === config.nodes.length && cluster.every((s) => s.state === "RUNNING")) {
-        announced = true;
+    // Live view: follows the controller's notifications until Ctrl-C.
+    const view = new LiveView(client, {
+      tty,
+      expected: config.nodes.length,
+      write: (text) => process.stdout.write(text),
+      onUp: (nodes) =>
         process.stdout.write(
-          `${tty ? pc.green("cluster is up") : "cluster is up"}: ${cluster.length} nodes running. ` +
+          `${tty ? pc.green("cluster is up") : "cluster is up"}: ${nodes} nodes running. ` +
             `Try \`zmgmt get-nodes --controller ${controllerAddr}\`; Ctrl-C stops everything.\n`,
-        );
-        // Keep the announcement: the next redraw starts below it.
-        drawnLines = 0;
-      }
-      await new Promise((r) => setTimeout(r, 500));
-    }
+        ),
+    });
+    stopView = () => view.stop();
+    await view.start();
   });
 }
