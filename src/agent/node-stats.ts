@@ -17,6 +17,7 @@ export const ZEEK_CAPTURE_METRICS = {
 } as const;
 
 const SCRAPE_TIMEOUT_MS = 2000;
+const NOT_ZEEK = "not a Zeek node: the built-in node does not capture";
 
 /** Crashes per node name, since the agent process started. */
 export class CrashCounts {
@@ -46,12 +47,16 @@ export async function collectNodeStats(
   const bySupervisor = new Map(supervised.map((s) => [s.config.name, s]));
   const hosts = new Map((config?.instances ?? []).map((i) => [i.name, i.host]));
   const stats: NodeStats[] = [];
+  // Only Zeek nodes have a management port; the others are not asked over HTTP at all, so
+  // a slow scrape can never make a built-in node look unreachable.
+  const zeekNodes = new Set<string>();
   for (const name of ctx.nodes.names().sort()) {
     const rec = ctx.nodes.get(name);
     if (!rec) continue;
     const sup = bySupervisor.get(name);
     const host = metricsHost(hosts.get(rec.node.instance));
     const pid = rec.pid ?? sup?.pid;
+    if (rec.managementPort !== undefined) zeekNodes.add(name);
     stats.push({
       node: name,
       instance: rec.node.instance,
@@ -68,7 +73,7 @@ export async function collectNodeStats(
       stats
         .filter((s) => s.role === "WORKER")
         .map(async (s) => {
-          s.capture = await captureStats(s);
+          s.capture = zeekNodes.has(s.node) ? await captureStats(s) : { unavailable: NOT_ZEEK };
         }),
     );
   }
@@ -95,7 +100,7 @@ async function captureStats(s: NodeStats): Promise<CaptureStats> {
     return { unavailable: `metrics endpoint unreachable: ${err instanceof Error ? err.message : String(err)}` };
   }
   const samples = parsePrometheusText(text);
-  if (!samples.some((x) => x.name.startsWith("zeek_"))) return { unavailable: "not a Zeek node: the built-in node does not capture" };
+  if (!samples.some((x) => x.name.startsWith("zeek_"))) return { unavailable: NOT_ZEEK };
   const received = sumSamples(samples, ZEEK_CAPTURE_METRICS.received);
   if (received === undefined) return { unavailable: "Zeek reports no packet statistics (load misc/stats)" };
   const dropped = sumSamples(samples, ZEEK_CAPTURE_METRICS.dropped);
