@@ -242,8 +242,10 @@ describe("control-plane metrics, service discovery and netstats", () => {
     clients.push(client);
     const statuses = (await client.getNodes()).flatMap((r) => resultNodeStatuses(r) ?? []).filter((s) => s.mgmtRole === "NONE");
     const sd = await services(controllerPort);
-    const nodeTargets = Object.fromEntries(
-      sd.filter((e) => e.labels["role"] !== "controller" && e.labels["role"] !== "agent").map((e) => [e.labels["node"], e.targets]),
+    const nodeTargets: Record<string, string[]> = Object.fromEntries(
+      sd
+        .filter((e) => e.labels["role"] !== "controller" && e.labels["role"] !== "agent")
+        .map((e): [string, string[]] => [e.labels["node"]!, e.targets]),
     );
     expect(nodeTargets).toEqual(Object.fromEntries(statuses.map((s) => [s.node, [`127.0.0.1:${s.metricsPort}`]])));
     expect(Object.keys(nodeTargets).length).toBe(5);
