@@ -276,6 +276,24 @@ describe("day-2 commands against a real cluster", () => {
     await until(async () => ((await status()).run.code === 0 ? true : undefined), 20_000, "every node to run again");
   });
 
+  it("a redeploy of the same configuration starts a stopped node and restarts nothing else", async () => {
+    const managerPid = (await node("manager")).pid;
+    expect((await zm(["stop", "worker-01"])).code).toBe(0);
+    expect((await node("worker-01")).state).toBe("STOPPED");
+    const deployed = await zm(["deploy-config", join(env.dir, "cluster.ini")]);
+    expect(deployed.code).toBe(0);
+    const worker = await until(
+      async () => {
+        const n = await node("worker-01");
+        return n.state === "RUNNING" ? n : undefined;
+      },
+      20_000,
+      "the worker to run again",
+    );
+    expect(worker.pid).toBeGreaterThan(0);
+    expect((await node("manager")).pid).toBe(managerPid);
+  });
+
   it("names unknown nodes with a suggestion", async () => {
     const logs = await zm(["logs", "worker-1"]);
     expect(logs.code).toBe(1);
