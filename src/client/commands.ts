@@ -27,6 +27,7 @@ import { resultNodeStatuses } from "./controller-client.js";
 import { humanLine, jsonLine } from "./monitor.js";
 import { renderSettings } from "./settings.js";
 import { deployTable, idValueTable, instancesTable, nodesTable, restartTable } from "./tables.js";
+import { ZMGMT_COMMANDS } from "./zmgmt-commands.js";
 
 // ---------------------------------------------------------------------------------------------
 // Commands
@@ -279,6 +280,7 @@ const COMMANDS: CommandSpec[] = [
       return emit(ctx, renderTestTimeout(await conn.client.testTimeout(options["withState"] === true)));
     },
   },
+  ...ZMGMT_COMMANDS,
 ];
 
 /** Usage errors exit with 2 (argparse's code); help and version output exit with 0. */

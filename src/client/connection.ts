@@ -8,7 +8,7 @@ import { Connection, isConnectError, type ConnectError, type PeerTlsOptions } fr
 import type { BrokerData } from "../broker/data.js";
 import { ProtocolError } from "../broker/errors.js";
 import { type ZeekEvent, dataToEvent, encodeDataMessage, encodeEventMessage, WEBSOCKET_PATH } from "../broker/messages.js";
-import { CONTROLLER_TOPIC, DEFAULT_CONTROLLER_WEBSOCKET_PORT } from "../controller/api.js";
+import { CONTROLLER_TOPIC, DEFAULT_CONTROLLER_WEBSOCKET_PORT, ZmgmtControllerApi } from "../controller/api.js";
 import { AGENT_TOPIC_PREFIX, AgentApi } from "../agent/api.js";
 import { ControllerClient } from "./controller-client.js";
 import { parsePyInt } from "./ini.js";
@@ -17,6 +17,12 @@ import { notificationOf, type Notification } from "./monitor.js";
 import { checkEvent, describeEvent } from "./known-events.js";
 import { brokerRepr } from "./render.js";
 import type { Settings } from "./settings.js";
+
+const ZMGMT_RESPONSES: ReadonlySet<string> = new Set(
+  Object.values(ZmgmtControllerApi)
+    .map((spec) => spec.name)
+    .filter((name) => name.endsWith("_response")),
+);
 
 /** A failure zeek-client reports as one `error:` line before exiting with 1. */
 export class ClientFailure extends Error {
@@ -234,7 +240,7 @@ export class ControllerConnection {
         perMessage: true,
         failOnDown: true,
         inspect: (topic, data) => {
-          const seen = this.inspect(topic, data);
+          const seen = this.inspect(topic, data, true);
           if ("error" in seen) throw new ClientFailure(`no response received: ${seen.error}`);
           return "event" in seen ? seen.event : undefined;
         },
@@ -265,7 +271,8 @@ export class ControllerConnection {
     return new ClientFailure(`no response received: unexpected error with controller ${remote}: ${err.message}`);
   }
 
-  private inspect(topic: string, data: BrokerData): Inspected {
+  /** `zmgmtAnswers`: zmgmt's own responses count as known (while awaiting a request's answer). */
+  private inspect(topic: string, data: BrokerData, zmgmtAnswers = false): Inspected {
     if (this.log.tracing) this.log.debug(`recv: ${encodeDataMessage(topic, data)}`);
     const invalid = (): Inspected => ({
       error: `protocol data error with controller ${this.target.remote}: invalid event data, ${brokerRepr(data)}`,
@@ -280,6 +287,7 @@ export class ControllerConnection {
       const name = event.args[0]?.type === "string" ? event.args[0].value : "?";
       return { error: notAControllerMessage(this.target.remote, name) };
     }
+    if (zmgmtAnswers && ZMGMT_RESPONSES.has(event.name)) return { event };
     const check = checkEvent(event);
     if (check === "unknown") {
       this.log.warning(`received unexpected event "${event.name}", skipping`);

@@ -7,9 +7,16 @@ import { type Link, type Response, type ResponseWait, newReqId, request } from "
 import type { Codec, EventSpec } from "../broker/schema.js";
 import type { ZeekEvent } from "../broker/messages.js";
 import { webSocketUrl } from "../broker/url.js";
-import { CONTROLLER_TOPIC, ControllerApi } from "../controller/api.js";
+import { CONTROLLER_TOPIC, ControllerApi, ZmgmtControllerApi } from "../controller/api.js";
 import { ConfigurationCodec, InstanceVecCodec, NodeOutputsCodec, NodeStatusVecCodec } from "../management/records.js";
 import type { Configuration, Instance, NodeOutputs, NodeStatus, Result } from "../management/types.js";
+import {
+  NodeLogsCodec,
+  NodeProcessStatusVecCodec,
+  type NodeLogs,
+  type NodeLogsQuery,
+  type NodeProcessStatus,
+} from "../management/zmgmt-records.js";
 
 export interface ControllerClientOptions {
   /** ws://host:port[/path] or host:port. */
@@ -130,6 +137,44 @@ export class ControllerClient {
     return results;
   }
 
+  /** zmgmt only: a node's output (data: NodeLogs). */
+  async nodeLogs(query: NodeLogsQuery): Promise<Result> {
+    const [, result] = await this.transact(
+      ZmgmtControllerApi.node_logs_request.make(newReqId(), query),
+      ZmgmtControllerApi.node_logs_response,
+    );
+    return result;
+  }
+
+  /** zmgmt only: process facts per instance (data: vector of NodeProcessStatus). */
+  async nodeStatus(nodes: string[] = []): Promise<Result[]> {
+    const [, results] = await this.transact(
+      ZmgmtControllerApi.get_node_status_request.make(newReqId(), nodes),
+      ZmgmtControllerApi.get_node_status_response,
+    );
+    return results;
+  }
+
+  /** zmgmt only: stops nodes until started or redeployed; one Result per node. */
+  async stopNodes(nodes: string[] = [], timeoutMs?: number): Promise<Result[]> {
+    const [, results] = await this.transact(
+      ZmgmtControllerApi.stop_nodes_request.make(newReqId(), nodes),
+      ZmgmtControllerApi.stop_nodes_response,
+      timeoutMs,
+    );
+    return results;
+  }
+
+  /** zmgmt only: starts stopped nodes; one Result per node. */
+  async startNodes(nodes: string[] = [], timeoutMs?: number): Promise<Result[]> {
+    const [, results] = await this.transact(
+      ZmgmtControllerApi.start_nodes_request.make(newReqId(), nodes),
+      ZmgmtControllerApi.start_nodes_response,
+      timeoutMs,
+    );
+    return results;
+  }
+
   async testTimeout(withState: boolean, timeoutMs?: number): Promise<Result> {
     const [, result] = await this.transact(
       ControllerApi.test_timeout_request.make(newReqId(), withState),
@@ -157,6 +202,9 @@ export const resultNodeStatuses = (r: Result): NodeStatus[] | undefined => resul
 export const resultInstances = (r: Result): Instance[] | undefined => resultData(r, InstanceVecCodec);
 export const resultConfiguration = (r: Result): Configuration | undefined => resultData(r, ConfigurationCodec);
 export const resultNodeOutputs = (r: Result): NodeOutputs | undefined => resultData(r, NodeOutputsCodec);
+
+export const resultNodeLogs = (r: Result): NodeLogs | undefined => resultData(r, NodeLogsCodec);
+export const resultProcessStatuses = (r: Result): NodeProcessStatus[] | undefined => resultData(r, NodeProcessStatusVecCodec);
 
 export function resultString(result: Result): string | undefined {
   return result.data?.type === "string" ? result.data.value : undefined;

@@ -12,11 +12,11 @@ export interface TableOptions {
   color?: boolean;
 }
 
-function colorsFor(options: TableOptions): Colors {
+export function colorsFor(options: TableOptions): Colors {
   return pc.createColors(options.color ?? false);
 }
 
-function newTable(head: string[], options: TableOptions): Table.Table {
+export function newTable(head: string[], options: TableOptions): Table.Table {
   const color = options.color ?? false;
   return new Table({ head, style: { head: color ? ["cyan"] : [], border: color ? ["grey"] : [] } });
 }
@@ -31,7 +31,7 @@ function cell(v: PyJson | undefined): string {
   return pyDumps(v, null);
 }
 
-function stateColor(c: Colors, state: string): string {
+export function stateColor(c: Colors, state: string): string {
   switch (state) {
     case "RUNNING":
       return c.green(state);

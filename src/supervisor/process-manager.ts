@@ -162,11 +162,14 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
       rec.state = "stopping";
       await this.stopRun(run, "stop");
     }
-    if (rec.removed || rec.run !== run) return true;
-    if (rec.held) rec.state = "stopped";
-    // Started again while the stop was under way.
-    else if (!rec.pendingSpawn) this.scheduleSpawn(rec, "restart");
+    if (!rec.removed && rec.run === run) this.settleStop(rec);
     return true;
+  }
+
+  /** After a stop: stopped, unless start() or restart() came in while it was under way. */
+  private settleStop(rec: NodeRecord): void {
+    if (rec.held) rec.state = "stopped";
+    else if (!rec.pendingSpawn) this.scheduleSpawn(rec, "restart");
   }
 
   /** Starts a stopped node; any other node is left as it is. false for an unknown name. */
