@@ -374,7 +374,6 @@ export class Controller {
     if (QUERY_RESPONSES.has(name)) this.log.debug(line());
     else this.log.info(line());
   }
-
 }
 
 /** Answers to read-only queries, logged at DEBUG (their requests are too). */
