@@ -33,6 +33,7 @@ const isRoot = process.getuid?.() === 0;
 let env: TestEnv | undefined;
 const clients: ControllerClient[] = [];
 const mounts: string[] = [];
+const tmpfsDirs: string[] = [];
 afterEach(async () => {
   for (const c of clients.splice(0)) await c.close();
   await env?.cleanup();
@@ -40,6 +41,7 @@ afterEach(async () => {
   for (const m of mounts.splice(0).reverse()) {
     execFileSync("umount", ["-l", m]);
   }
+  for (const d of tmpfsDirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
 /** A fresh tmpfs of `size` bytes, unmounted after the test. */
@@ -47,6 +49,7 @@ function tmpfs(size: number): string {
   const dir = mkdtempSync(join(tmpdir(), "zmgmt-tmpfs-"));
   execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size},mode=0755`, "tmpfs", dir]);
   mounts.push(dir);
+  tmpfsDirs.push(dir);
   return dir;
 }
 
