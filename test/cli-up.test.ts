@@ -101,7 +101,8 @@ describe("zmgmt up", () => {
       throw new Error(`${errorMessage(err)}; output:\n${up.output()}`);
     });
     const controllerLog = join(env.dir, "state", "nodes", `controller-${hostname()}`, `management-controller-${hostname()}.log`);
-    const getNodesSeen = (): number => (readFileSync(controllerLog, "utf8").match(/rx Management::Controller::API::get_nodes_request /g) ?? []).length;
+    const getNodesSeen = (): number =>
+      (readFileSync(controllerLog, "utf8").match(/rx Management::Controller::API::get_nodes_request /g) ?? []).length;
     // A quiet cluster: the view does not ask the controller anything.
     const quietFrom = getNodesSeen();
     await new Promise((r) => setTimeout(r, 3000));

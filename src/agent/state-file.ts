@@ -23,7 +23,13 @@ function configProblem(v: unknown): string | undefined {
   if (typeof config !== "object" || config === null) return "config is missing";
   const c = config as Partial<Configuration>;
   if (typeof c.id !== "string" || !Array.isArray(c.instances) || !Array.isArray(c.nodes)) return "config lacks an id, instances or nodes";
-  if (!c.nodes.every((n) => typeof n === "object" && n !== null && typeof n.name === "string" && typeof n.instance === "string")) {
+  const nodes = c.nodes as unknown[];
+  const named = (n: unknown): boolean =>
+    typeof n === "object" &&
+    n !== null &&
+    typeof (n as { name?: unknown }).name === "string" &&
+    typeof (n as { instance?: unknown }).instance === "string";
+  if (!nodes.every(named)) {
     return "a node lacks a name or instance";
   }
   return undefined;

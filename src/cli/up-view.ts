@@ -90,7 +90,15 @@ export class LiveView {
       this.learn(statuses, false);
     }
     this.checkUp();
-    this.reconcileTimer = setInterval(() => void this.reconcile("periodic check"), this.options.reconcileIntervalMs ?? RECONCILE_INTERVAL_MS);
+    this.reconcileTimer = setInterval(
+      () => void this.reconcile("periodic check"),
+      this.options.reconcileIntervalMs ?? RECONCILE_INTERVAL_MS,
+    );
+  }
+
+  /** A method, so a check after an await is not narrowed away by the one before it. */
+  private active(): boolean {
+    return !this.stopped;
   }
 
   stop(): void {
@@ -154,7 +162,7 @@ export class LiveView {
   private async reconcile(why?: string): Promise<void> {
     if (this.stopped) return;
     const statuses = await this.getNodes();
-    if (!statuses || this.stopped) return;
+    if (!statuses || !this.active()) return;
     this.learn(statuses, true, why);
     this.checkUp();
   }

@@ -197,6 +197,7 @@ export function registerUpCommand(program: Command): void {
     });
     // eslint-disable-next-line prefer-const -- the signal handler below reads it before it is assigned
     let client: ControllerClient | undefined;
+    // eslint-disable-next-line prefer-const -- as with client: the handler may run before the view exists
     let stopView: (() => void) | undefined;
     closeOnSignals(async () => {
       process.stdout.write("\nstopping the cluster...\n");

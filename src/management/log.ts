@@ -151,6 +151,7 @@ export function formatPretty(jsonLine: string): string {
   const level = (entry.level ?? "INFO").padEnd(7);
   const who = `${(entry.role ?? "").toLowerCase()} ${entry.node ?? ""}`.trim();
   // A message with a line break would read as two entries: show control characters escaped.
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
   const message = (entry.message ?? "").replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
   return `${time} ${level} ${who}: ${message}\n`;
 }

@@ -33,6 +33,7 @@ const isRoot = process.getuid?.() === 0;
 let env: TestEnv | undefined;
 const clients: ControllerClient[] = [];
 const mounts: string[] = [];
+const tmpfsDirs: string[] = [];
 afterEach(async () => {
   for (const c of clients.splice(0)) await c.close();
   await env?.cleanup();
@@ -40,6 +41,7 @@ afterEach(async () => {
   for (const m of mounts.splice(0).reverse()) {
     execFileSync("umount", ["-l", m]);
   }
+  for (const d of tmpfsDirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
 /** A fresh tmpfs of `size` bytes, unmounted after the test. */
@@ -47,6 +49,7 @@ function tmpfs(size: number): string {
   const dir = mkdtempSync(join(tmpdir(), "zmgmt-tmpfs-"));
   execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size},mode=0755`, "tmpfs", dir]);
   mounts.push(dir);
+  tmpfsDirs.push(dir);
   return dir;
 }
 
@@ -93,34 +96,37 @@ async function stagedId(client: ControllerClient): Promise<string | undefined> {
 }
 
 describe("state on disk: full, read-only, private, corrupt", () => {
-  it.skipIf(!isRoot)("a full disk fails stage-config with the reason; nothing is claimed, nothing lingers, a restart keeps the last stored config", async () => {
-    env = new TestEnv("zmgmt-chaos-disk-");
-    const stateDir = tmpfs(1024 * 1024);
-    const first = await startController(stateDir);
-    expect((await first.client.stageConfiguration(stagedConfig("cfg-a"))).map((r) => r.success)).toEqual([true]);
+  it.skipIf(!isRoot)(
+    "a full disk fails stage-config with the reason; nothing is claimed, nothing lingers, a restart keeps the last stored config",
+    async () => {
+      env = new TestEnv("zmgmt-chaos-disk-");
+      const stateDir = tmpfs(1024 * 1024);
+      const first = await startController(stateDir);
+      expect((await first.client.stageConfiguration(stagedConfig("cfg-a"))).map((r) => r.success)).toEqual([true]);
 
-    const filler = fill(stateDir);
-    const failed = await first.client.stageConfiguration(stagedConfig("cfg-b"));
-    expect(failed).toHaveLength(1);
-    expect(failed[0]).toMatchObject({ success: false });
-    expect(failed[0]!.error).toMatch(/could not store the configuration: .*(ENOSPC|no space left)/i);
-    // The answer and the controller's view agree with the disk.
-    expect(await stagedId(first.client)).toBe("cfg-a");
-    const controllerDir = join(stateDir, "nodes", "controller");
-    expect(readdirSync(controllerDir).filter((f) => f.includes(".tmp-"))).toEqual([]);
+      const filler = fill(stateDir);
+      const failed = await first.client.stageConfiguration(stagedConfig("cfg-b"));
+      expect(failed).toHaveLength(1);
+      expect(failed[0]).toMatchObject({ success: false });
+      expect(failed[0]!.error).toMatch(/could not store the configuration: .*(ENOSPC|no space left)/i);
+      // The answer and the controller's view agree with the disk.
+      expect(await stagedId(first.client)).toBe("cfg-a");
+      const controllerDir = join(stateDir, "nodes", "controller");
+      expect(readdirSync(controllerDir).filter((f) => f.includes(".tmp-"))).toEqual([]);
 
-    await first.client.close();
-    await stopController(first.pid);
-    rmSync(filler);
-    const second = await startController(stateDir);
-    expect(await stagedId(second.client)).toBe("cfg-a");
-    // With space again, staging works and survives a restart.
-    expect((await second.client.stageConfiguration(stagedConfig("cfg-b"))).map((r) => r.success)).toEqual([true]);
-    await second.client.close();
-    await stopController(second.pid);
-    const third = await startController(stateDir);
-    expect(await stagedId(third.client)).toBe("cfg-b");
-  });
+      await first.client.close();
+      await stopController(first.pid);
+      rmSync(filler);
+      const second = await startController(stateDir);
+      expect(await stagedId(second.client)).toBe("cfg-a");
+      // With space again, staging works and survives a restart.
+      expect((await second.client.stageConfiguration(stagedConfig("cfg-b"))).map((r) => r.success)).toEqual([true]);
+      await second.client.close();
+      await stopController(second.pid);
+      const third = await startController(stateDir);
+      expect(await stagedId(third.client)).toBe("cfg-b");
+    },
+  );
 
   it.skipIf(!isRoot)("a read-only state directory fails stage-config with the reason, even for root", async () => {
     env = new TestEnv("zmgmt-chaos-disk-");
