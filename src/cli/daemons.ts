@@ -15,7 +15,8 @@ import { defaultAgentName, defaultControllerName, defaultStateDir } from "../man
 import { findZeekOnPath, probeZeek, type ZeekInstall } from "../agent/zeek.js";
 import type { ProcessManagerOptions } from "../supervisor/process-manager.js";
 import { startControllerDaemon } from "../controller/main.js";
-import { parseControllerDaemonOptions, type ControllerDaemonOptions } from "../controller/options.js";
+import { controllerDirectory, parseControllerDaemonOptions, type ControllerDaemonOptions } from "../controller/options.js";
+import { instanceSecret, loadOrCreateMasterSecret, readSecretFile, writeSecretFile } from "../management/agent-auth.js";
 import type { LogFormat, LogLevel } from "../management/log.js";
 import { addListenerTlsOptions, dialTlsFromFlags, enforceListenPolicy, listenerTlsFromFlags, type ListenerTlsFlags } from "./tls-flags.js";
 import { applyLogFormat, listenUrl, logFormatOption, printStartupLine, waitForListener } from "./startup.js";
@@ -120,6 +121,7 @@ function addControllerTlsOptions(cmd: Command): Command {
 // default is always there; a --no-x flag makes x false).
 interface AgentFlags extends SupervisionFlags, ListenerTlsFlags {
   name: string;
+  agentSecretFile?: string;
   stateDir: string;
   listen: string;
   controller: string | false;
@@ -138,6 +140,8 @@ interface AgentFlags extends SupervisionFlags, ListenerTlsFlags {
 
 interface ControllerFlags extends ListenerTlsFlags {
   name: string;
+  agentMasterSecretFile?: string;
+  maxConnections?: number;
   stateDir: string;
   listen: string;
   requestTimeout: number;
@@ -174,6 +178,10 @@ export function registerDaemonCommands(program: Command): void {
           `127.0.0.1:${DEFAULT_CONTROLLER_WEBSOCKET_PORT}`,
         )
         .option("--no-controller", "do not dial a controller; wait for it to connect (the instance has a listen port in the config)")
+        .option(
+          "--agent-secret-file <file>",
+          "this instance's secret, proving its name to the controller (from `zmgmt agent-secret NAME` on the controller's host)",
+        )
         .option(
           "--request-timeout <seconds>",
           "timeout of agent-side requests",
@@ -217,6 +225,7 @@ export function registerDaemonCommands(program: Command): void {
       logToStderr: opts.logStderr === true,
       logFormat,
       ...(opts.controller ? { controllerUrl: opts.controller } : {}),
+      ...(opts.agentSecretFile ? { agentSecretFile: readableSecret(opts.agentSecretFile, "agent secret") } : {}),
       ...(opts.nodeCommand ? { nodeCommand: opts.nodeCommand } : {}),
       ...(zeek ? { zeek } : {}),
       ...(opts.logArchiveDir ? { logArchiveDir: resolve(opts.logArchiveDir) } : {}),
@@ -270,7 +279,12 @@ export function registerDaemonCommands(program: Command): void {
       .option("--broker-start-port <port>", "first port for cluster-port auto-assignment", intOption("--broker-start-port"), 2200)
       .option("--metrics-start-port <port>", "first port for metrics-port auto-assignment", intOption("--metrics-start-port"), 9000)
       .option("--no-auto-assign-ports", "do not assign cluster ports to manager, logger and proxy nodes that lack one")
-      .option("--no-auto-assign-metrics-ports", "do not assign metrics ports to nodes that lack one"),
+      .option("--no-auto-assign-metrics-ports", "do not assign metrics ports to nodes that lack one")
+      .option(
+        "--agent-master-secret-file <file>",
+        "secret every agent's secret derives from (default: agent-master-secret in the controller's directory, created on first start)",
+      )
+      .option("--max-connections <n>", "clients connected at once; authenticated agents are not counted", intOption("--max-connections")),
   )
     .addOption(new Option("--from-env").hideHelp())
     .action(async (opts: ControllerFlags) => {
@@ -302,6 +316,10 @@ export function registerDaemonCommands(program: Command): void {
           ...(tls ? { tls } : {}),
           ...(agentTls ? { agentTls } : {}),
           ...(opts.allowInsecureListen ? { allowInsecureListen: true } : {}),
+          ...(opts.agentMasterSecretFile
+            ? { agentMasterSecretFile: readableSecret(opts.agentMasterSecretFile, "agent master secret") }
+            : {}),
+          ...(opts.maxConnections ? { maxConnections: Math.floor(opts.maxConnections) } : {}),
         };
       }
       applyLogFormat(options.logFormat);
@@ -317,11 +335,35 @@ export function registerDaemonCommands(program: Command): void {
     });
 
   program
+    .command("agent-secret")
+    .description("print the secret an agent needs to join this host's controller (run it on the controller's host)")
+    .argument("<instance>", "the agent's instance name (its --name)")
+    .option("--state-dir <dir>", "the controller's state directory", defaultStateDir())
+    .option("--controller-name <name>", "the controller's name", defaultControllerName())
+    .option("--agent-master-secret-file <file>", "the controller's --agent-master-secret-file, if it has one")
+    .option("--out <file>", "write the secret to this file (mode 0600) instead of printing it")
+    .action((instance: string, opts: { stateDir: string; controllerName: string; agentMasterSecretFile?: string; out?: string }) => {
+      const master = opts.agentMasterSecretFile
+        ? readSecretFile(opts.agentMasterSecretFile, "agent master secret")
+        : loadOrCreateMasterSecret(controllerDirectory({ stateDir: resolve(opts.stateDir), name: opts.controllerName })).secret;
+      const secret = instanceSecret(master, instance);
+      if (opts.out) writeSecretFile(resolve(opts.out), secret);
+      else process.stdout.write(`${secret}\n`);
+    });
+
+  program
     .command("node")
     .description("the default cluster node program (started by an agent; reads its settings from the environment)")
     .action(async () => {
       await runNode();
     });
+}
+
+/** Checked in the foreground, and absolute, since supervised children run elsewhere. */
+function readableSecret(file: string, what: string): string {
+  const path = resolve(file);
+  readSecretFile(path, what);
+  return path;
 }
 
 /**

@@ -260,6 +260,7 @@ export class Controller {
       this.log.debug(`ignoring event ${event.name}`);
       return;
     }
+    if (!this.agents.admits(event, link)) return;
     try {
       handler(event, link);
     } catch (err) {

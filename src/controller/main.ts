@@ -4,6 +4,7 @@
 import { Hub } from "../broker/hub.js";
 import { HubServer } from "../broker/server.js";
 import { createLogger } from "../management/log.js";
+import { AGENT_UNAUTHORIZED, agentPrincipal, loadOrCreateMasterSecret, readSecretFile, verifyAgent } from "../management/agent-auth.js";
 import { checkListenSecurity } from "../management/security.js";
 import { DEFAULT_CONTROLLER_WEBSOCKET_PORT } from "./api.js";
 import { Controller, defaultControllerName } from "./controller.js";
@@ -44,6 +45,10 @@ export async function startController(options: StartControllerOptions): Promise<
   // Checked before anything is opened or written, so a refused start leaves no traces.
   const verdict = checkListenSecurity("controller", host, options.tls, options.allowInsecureListen === true);
   if (verdict.error) throw new Error(verdict.error);
+  // Before the logger too: an unreadable secret must not start a controller that no agent can join.
+  const master = options.agentMasterSecretFile
+    ? readSecretFile(options.agentMasterSecretFile, "agent master secret")
+    : loadOrCreateMasterSecret(options.directory).secret;
   const logger = createLogger({
     node: name,
     role: "CONTROLLER",
@@ -81,6 +86,14 @@ export async function startController(options: StartControllerOptions): Promise<
       host,
       port: options.listenPort ?? DEFAULT_CONTROLLER_WEBSOCKET_PORT,
       ...(options.tls ? { tls: options.tls } : {}),
+      ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
+      authorize: (req) => {
+        const verdict = verifyAgent(req, master);
+        if (verdict.kind === "client") return true;
+        if (verdict.kind === "agent") return agentPrincipal(verdict.instance);
+        logger.warning(`refused an agent connection from ${req.socket.remoteAddress ?? "?"}: ${verdict.message}`);
+        return { refuse: { code: AGENT_UNAUTHORIZED, message: verdict.message } };
+      },
     });
   } catch (err) {
     logger.error(`cannot listen on ${host}:${options.listenPort ?? DEFAULT_CONTROLLER_WEBSOCKET_PORT}: ${String(err)}`);
