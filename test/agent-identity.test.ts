@@ -13,6 +13,23 @@ import { AGENT_REFUSED_EXIT_CODE, agentHeaders, instanceSecret } from "../src/ma
 import type { Configuration, NodeStatus } from "../src/management/types.js";
 import { TEST_AGENT_MASTER_SECRET, TestEnv, type Proc } from "./helpers/cluster.js";
 import { RawClient, eventually } from "./helpers/ws.js";
+import { locateZeekClient, runZeekClient } from "./helpers/zeek-client.js";
+
+const zeekClient = locateZeekClient();
+
+/** Stock zeek-client's get-instances, or undefined where it is not available. */
+async function stockGetInstances(port: number): Promise<{ code: number | null; stdout: string; stderr: string } | undefined> {
+  if (!zeekClient.found) return undefined;
+  return runZeekClient(zeekClient.path, [
+    "--controller",
+    `127.0.0.1:${port}`,
+    "--set",
+    "client.peering_attempts=3",
+    "--set",
+    "client.request_timeout_secs=10",
+    "get-instances",
+  ]);
+}
 
 let env: TestEnv | undefined;
 const closers: Array<() => Promise<void> | void> = [];
@@ -185,6 +202,12 @@ describe("connection limits", () => {
     const [frame] = await extra.waitFrames(1);
     expect(JSON.parse(frame!)).toMatchObject({ type: "error", code: "connection_limit" });
     expect(frame).toContain("connection limit of 4 clients reached");
+    // Stock zeek-client shows the reason and fails, rather than hanging or being reset.
+    const refused = await stockGetInstances(port);
+    if (refused) {
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toContain("connection limit of 4 clients reached");
+    }
     // Agents are not counted: one joins while clients fill every slot.
     await env!.startAgent({ name: "agent-b", controllerPort: port, extraArgs: AGENT_ARGS });
     await eventually(async () => (await instanceNames(client)).join() === "agent-a,agent-b", 15_000, "agent-b to check in");
@@ -199,6 +222,16 @@ describe("connection limits", () => {
     );
     closers.push(() => later.close());
     expect((resultInstances(await later.getInstances()) ?? []).map((i) => i.name)).toEqual(["agent-a", "agent-b"]);
+    await later.close();
+    const served = await eventually(
+      async () => {
+        const run = await stockGetInstances(port);
+        return run === undefined || run.code === 0 ? (run ?? "skipped") : undefined;
+      },
+      15_000,
+      "stock zeek-client to be served",
+    );
+    if (served !== "skipped") expect(JSON.parse(served.stdout)).toHaveProperty("agent-a");
   });
 
   it("drops a connection that never completes the handshake", async () => {
