@@ -5,6 +5,7 @@
 
 import { afterEach, describe, expect, it } from "vitest";
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { encodeEventMessage } from "../src/broker/messages.js";
 import { AgentApi, agentTopic } from "../src/agent/api.js";
 import { ControllerClient, resultInstances, resultNodeStatuses } from "../src/client/controller-client.js";
@@ -89,13 +90,13 @@ async function runningNodes(client: ControllerClient): Promise<NodeStatus[]> {
 }
 
 /** A controller and agent-a, checked in. */
-async function cluster(controllerArgs: string[] = []): Promise<{ port: number; client: ControllerClient; agent: Proc }> {
+async function cluster(controllerArgs: string[] = []): Promise<{ port: number; client: ControllerClient; agent: Proc; controller: Proc }> {
   env = new TestEnv("zmgmt-identity-");
-  const { port } = await env.startController({ requestTimeoutSec: 5, extraArgs: controllerArgs });
+  const { port, proc: controller } = await env.startController({ requestTimeoutSec: 5, extraArgs: controllerArgs });
   const agent = await env.startAgent({ name: "agent-a", controllerPort: port, extraArgs: AGENT_ARGS });
   const client = await connect(port);
   await eventually(async () => (await instanceNames(client)).includes("agent-a"), 15_000, "agent-a to check in");
-  return { port, client, agent: agent.proc };
+  return { port, client, agent: agent.proc, controller };
 }
 
 function hello(instance: string, version = 1): string {
@@ -241,4 +242,49 @@ describe("connection limits", () => {
     expect(closed.code).toBe(1008);
     expect(silent.frames.join("")).toContain("handshake_timeout");
   }, 30_000);
+});
+
+function rssKb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]);
+}
+
+/** Opens `n` connections that complete the handshake and then sit idle. */
+async function openIdle(port: number, n: number): Promise<RawClient[]> {
+  const out: RawClient[] = [];
+  for (let i = 0; i < n; i += 200) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(200, n - i) }, async () => {
+        const r = await RawClient.open(`ws://127.0.0.1:${port}/v1/messages/json`);
+        r.send(JSON.stringify([CONTROLLER_TOPIC]));
+        await r.waitFrames(1, 15_000);
+        return r;
+      }),
+    );
+    out.push(...batch);
+  }
+  return out;
+}
+
+describe.skipIf(process.platform !== "linux")("connection storm", () => {
+  it("memory does not ratchet up over storms of 2,000 idle connections, and the cluster stays attached", async () => {
+    const { port, client, agent, controller } = await cluster(["--max-connections", "2100"]);
+    // Warm up once, so lazily allocated buffers count as baseline.
+    for (const r of await openIdle(port, 300)) r.close();
+    await new Promise((r) => setTimeout(r, 1000));
+    const baseline = rssKb(controller.pid);
+    const after: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      const storm = await openIdle(port, 2000);
+      for (const r of storm) r.close();
+      await new Promise((r) => setTimeout(r, 2000));
+      after.push(rssKb(controller.pid));
+    }
+    console.log(`controller RSS: baseline ${baseline} kB, after each storm ${after.join(", ")} kB`);
+    // Connections' memory is released and reused: later storms add next to nothing.
+    expect(after[2]! - after[0]!).toBeLessThan(15 * 1024);
+    expect(after[2]!).toBeLessThan(baseline * 2);
+    expect(await instanceNames(client)).toEqual(["agent-a"]);
+    expect(agent.child.exitCode).toBeNull();
+  }, 150_000);
 });
