@@ -39,7 +39,7 @@ describe("HubServer limits", () => {
     await c.waitFrames(1);
     for (let i = 0; i < 8; i++) c.send(message);
     const frames = await c.waitFrames(4);
-    expect(frames.slice(1).every((f) => JSON.parse(f).code === "rate_limited")).toBe(true);
+    expect(frames.slice(1).every((f) => (JSON.parse(f) as { code?: string }).code === "rate_limited")).toBe(true);
     for (let i = 0; i < 20; i++) c.send(message);
     expect((await c.waitClosed()).code).toBe(1008);
   });
