@@ -9,7 +9,9 @@ import { CONTROLLER_TOPIC, ControllerApi } from "../src/controller/api.js";
 import { makeResult } from "../src/management/records.js";
 import type { Configuration } from "../src/management/types.js";
 import { RawClient } from "./helpers/ws.js";
+import { agentHeaders, instanceSecret } from "../src/management/agent-auth.js";
 import {
+  HARNESS_MASTER_SECRET,
   Cleanups,
   DialingAgent,
   TIMEOUT_MS,
@@ -373,7 +375,8 @@ describe("robustness", () => {
 
   it("survives malformed frames, non-events, unknown events and bad arguments", async () => {
     const { ctl, client } = await setup();
-    const raw = await RawClient.open(ctl.url);
+    // Agent x's own credentials, so its malformed hello gets as far as being decoded.
+    const raw = await RawClient.open(ctl.url, agentHeaders("x", instanceSecret(HARNESS_MASTER_SECRET, "x")));
     cleanups.add(() => raw.close());
     raw.send(JSON.stringify([CONTROLLER_TOPIC]));
     await raw.waitFrames(1);

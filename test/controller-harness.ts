@@ -19,6 +19,10 @@ import { startController, type RunningController, type StartControllerOptions } 
 import { ConfigurationCodec, InstanceVecCodec, NodeOutputsCodec, NodeStatusVecCodec, makeResult } from "../src/management/records.js";
 import type { Configuration, Instance, Node, NodeOutputs, NodeStatus, Result } from "../src/management/types.js";
 import { errorMessage } from "../src/broker/errors.js";
+import { AGENT_MASTER_SECRET_FILE, agentHeaders, instanceSecret, writeSecretFile } from "../src/management/agent-auth.js";
+
+/** The agent master secret of test controllers; scripted agents derive their secrets from it. */
+export const HARNESS_MASTER_SECRET = "harness-agent-master-secret-0123456789";
 
 export const TIMEOUT_MS = 1000;
 
@@ -52,6 +56,7 @@ export interface TestController extends RunningController {
 export async function startTestController(cleanups: Cleanups, options: Partial<StartControllerOptions> = {}): Promise<TestController> {
   const directory = options.directory ?? (await tempDir(cleanups));
   const name = options.name ?? "controller";
+  writeSecretFile(join(directory, AGENT_MASTER_SECRET_FILE), HARNESS_MASTER_SECRET);
   const running = await startController({
     listenHost: "127.0.0.1",
     listenPort: 0,
@@ -186,6 +191,8 @@ export function makeConfig(id: string, instances: Instance[], nodes: Node[]): Co
 
 export interface ScriptedAgentOptions {
   apiVersion?: number;
+  /** The secret presented when dialing in; the instance's own by default, null for none. */
+  secret?: string | null;
   /** Nodes whose launch fails, with the output the agent reports for them. */
   failNodes?: Record<string, NodeOutputs>;
   /** get_id_value answers: node -> identifier -> JSON text. */
@@ -323,7 +330,9 @@ export class DialingAgent {
   async attach(url: string, cleanups: Cleanups): Promise<void> {
     await this.detach();
     const topic = agentTopic(this.name);
-    const peer = new Peer({ url, topics: [topic], initialDelayMs: 50, maxDelayMs: 200 });
+    const secret = this.logic.options.secret === undefined ? instanceSecret(HARNESS_MASTER_SECRET, this.name) : this.logic.options.secret;
+    const headers = agentHeaders(this.name, secret ?? undefined);
+    const peer = new Peer({ url, topics: [topic], initialDelayMs: 50, maxDelayMs: 200, headers });
     this.peer = peer;
     peer.on("ready", () => peer.publishEvent(topic, this.logic.hello(true)));
     peer.on("event", (_topic, event) => {

@@ -247,6 +247,7 @@ async function startAgent(name: string, args: string[]): Promise<{ proc: Proc; p
     "--listen",
     `127.0.0.1:${port}`,
     ...AGENT_ARGS,
+    ...(args.includes("--controller") ? ["--agent-secret-file", env.agentSecretFile(name)] : []),
     ...args,
   ]);
   await eventually(() => env.canConnect(port), 15_000, `agent ${name} on port ${port}`);

@@ -8,7 +8,8 @@ import { Peer } from "../broker/peer.js";
 import { HubServer, chainHttpHandlers, type HttpHandler, type HubServerOptions } from "../broker/server.js";
 import { WEBSOCKET_PATH } from "../broker/messages.js";
 import { defaultAgentName, defaultStateDir } from "../management/env.js";
-import { createLogger } from "../management/log.js";
+import { AGENT_REFUSED, AGENT_REFUSED_EXIT_CODE, AGENT_UNAUTHORIZED, agentHeaders, readSecretFile } from "../management/agent-auth.js";
+import { createLogger, type Logger } from "../management/log.js";
 import { checkListenSecurity } from "../management/security.js";
 import { SUPERVISOR_TOKEN_HEADER, SupervisorEnv } from "../supervisor/api.js";
 import { zmgmtCommand } from "../management/paths.js";
@@ -77,10 +78,12 @@ export async function runAgentProcess(options: AgentDaemonOptions, env: NodeJS.P
   const hub = new Hub({ version: VERSION, relayBetweenPeers: false });
   const nodeHost = options.listenHost === "0.0.0.0" || options.listenHost === "::" ? "127.0.0.1" : options.listenHost;
   const hostPart = nodeHost.includes(":") ? `[${nodeHost}]` : nodeHost;
+  const secret = options.agentSecretFile ? readSecretFile(options.agentSecretFile, "agent secret") : undefined;
   const controllerPeer = options.controllerUrl
     ? new Peer({
         url: webSocketUrl(options.controllerUrl, options.controllerTls !== undefined),
         topics: [agentTopic(options.name)],
+        headers: agentHeaders(options.name, secret),
         initialDelayMs: 250,
         maxDelayMs: 2000,
         ...(options.controllerTls ? { tls: options.controllerTls } : {}),
@@ -151,6 +154,7 @@ export async function runAgentProcess(options: AgentDaemonOptions, env: NodeJS.P
   httpRoutes.push(metricsRoute(agent.metrics.registry, () => agent.refreshMetrics()));
   await agent.recover();
   agent.startLogArchival();
+  if (controllerPeer) exitWhenRefused(controllerPeer, log);
   controllerPeer?.start();
   log.info(
     `agent is live, Broker ID ${hub.endpointId}, listening on ${options.listenHost}:${server.port}` +
@@ -189,4 +193,33 @@ export async function runAgentProcess(options: AgentDaemonOptions, env: NodeJS.P
       log.flush();
     },
   };
+}
+
+/**
+ * The controller refused this agent (no valid identity, or its instance already has a live
+ * agent): retrying cannot help, so the agent says why and exits with a code its supervisor
+ * takes as final, rather than being revived into the same refusal forever.
+ */
+function exitWhenRefused(peer: Peer, log: Logger): void {
+  const give = (context: string): void => {
+    const message = `the controller refused this agent: ${context}`;
+    log.error(message);
+    log.flush();
+    process.stderr.write(`zmgmt agent: ${message}\n`);
+    process.exit(AGENT_REFUSED_EXIT_CODE);
+  };
+  const codes = [AGENT_REFUSED, AGENT_UNAUTHORIZED];
+  peer.on("server-error", (code, context) => {
+    if (codes.includes(code)) give(context);
+  });
+  peer.on("connect-error", (err) => {
+    const frame = (err as { frame?: unknown }).frame;
+    if (typeof frame !== "string") return;
+    try {
+      const parsed = JSON.parse(frame) as { type?: unknown; code?: unknown; context?: unknown };
+      if (parsed.type === "error" && typeof parsed.code === "string" && codes.includes(parsed.code)) give(String(parsed.context));
+    } catch {
+      // Not a Broker message: an ordinary failure, retried.
+    }
+  });
 }

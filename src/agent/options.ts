@@ -50,6 +50,8 @@ export const AgentDaemonOptionsSchema = Type.Object(
     /** Accept a plaintext listener on a non-loopback address (see checkListenSecurity). */
     allowInsecureListen: Type.Optional(Type.Boolean()),
     controllerTls: Type.Optional(PeerTlsSchema),
+    /** This instance's secret, proving its name to the controller it dials (see agent-auth.ts). */
+    agentSecretFile: Type.Optional(Type.String({ minLength: 1 })),
     /** Nodes run this Zeek; without it they run `nodeCommand` (the built-in node by default). */
     zeek: Type.Optional(ZeekInstallSchema),
     /** Archive for Zeek loggers' rotated logs (default `<stateDir>/logs`). */

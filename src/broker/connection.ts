@@ -168,6 +168,8 @@ export interface LinkEvents {
   event: [string, ZeekEvent];
   "server-error": [string, string];
   "bad-frame": [ProtocolError];
+  /** Peer only: an attempt failed before the ack (a retry follows unless stopped). */
+  "connect-error": [Error];
 }
 
 /** One socket; connect() may be called once. */

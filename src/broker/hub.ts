@@ -150,12 +150,7 @@ export class HubConnection {
     if (this.closed) return;
     const limit = this.hub.maxFrameBytes;
     if (text.length > limit) {
-      const error = `frame of ${text.length} bytes exceeds the limit of ${limit} bytes`;
-      this.sendError("deserialization_failed", error);
-      if (this.topics !== undefined) {
-        const answer = this.hub.refusalFor(text, error);
-        if (answer) this.sendText(encodeDataMessage(answer.topic, answer.data));
-      }
+      this.refuse(text, `frame of ${text.length} bytes exceeds the limit of ${limit} bytes`);
       return;
     }
     if (this.topics === undefined) {
@@ -180,6 +175,17 @@ export class HubConnection {
       return;
     }
     this.hub.route(this.origin, message.topic, message.data);
+  }
+
+  /**
+   * Turns a frame down unread: an error message, plus the failed answer ReplyRouting builds
+   * for the request the frame names, which clients that skip error messages show.
+   */
+  refuse(text: string, error: string, code = "deserialization_failed"): void {
+    this.sendError(code, error);
+    if (this.topics === undefined) return;
+    const answer = this.hub.refusalFor(text, error);
+    if (answer) this.sendText(encodeDataMessage(answer.topic, answer.data));
   }
 
   /** Binary frames carry nothing in this protocol. */

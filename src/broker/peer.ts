@@ -133,8 +133,9 @@ export class Peer extends EventEmitter<PeerEvents> {
       this.emit("down", reason);
       this.scheduleRetry();
     });
-    conn.connect().catch(() => {
+    conn.connect().catch((err: unknown) => {
       if (this.conn === conn) this.conn = undefined;
+      this.emit("connect-error", err instanceof Error ? err : new Error(String(err)));
       this.scheduleRetry();
     });
   }

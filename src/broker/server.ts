@@ -55,9 +55,29 @@ export interface HubServerOptions {
   tls?: TlsServerOptions;
   /**
    * Checked before the upgrade. false answers HTTP 401 and no WebSocket is opened; a
-   * string admits the peer under that principal name (see Origin.principal).
+   * string admits the peer under that principal name (see Origin.principal); a Refusal
+   * opens the WebSocket only to send the peer why, as a Broker error message, and close.
    */
-  authorize?: (req: IncomingMessage) => boolean | string;
+  authorize?: (req: IncomingMessage) => boolean | string | Refusal;
+  /**
+   * Peers without a principal (clients) connected at once; more are refused with an error
+   * message. Peers with a principal are authenticated and not counted, so a flood of
+   * clients never locks agents or nodes out. Default 512.
+   */
+  maxConnections?: number;
+  /**
+   * Whether a peer admitted under this principal is authenticated (not counted against
+   * maxConnections, not rate limited). Default: every principal is. A listener that gives
+   * clients principals too (access levels) says which principals are peers of its own.
+   */
+  exemptPrincipal?: (principal: string) => boolean;
+  /** A peer that has not completed the handshake by then is dropped. Default 10 s. */
+  handshakeTimeoutMs?: number;
+  /**
+   * Messages per second (sustained, and the burst allowed above it) from a peer without a
+   * principal; what exceeds it is refused, and a peer that keeps going is dropped.
+   */
+  rateLimit?: { perSecond: number; burst: number };
   /**
    * Ping interval; peers that miss two pongs in a row are dropped. 0 disables. Peers
    * awaiting an answer are not pinged (HubConnection.awaitingReply); TCP keep-alive, which
@@ -73,6 +93,17 @@ export interface HubServerOptions {
    */
   httpHandler?: HttpHandler;
 }
+
+/** Why an upgrade is refused: sent as a Broker error message before the close. */
+export interface Refusal {
+  refuse: { code: string; message: string };
+}
+
+export const DEFAULT_MAX_CONNECTIONS = 512;
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+export const DEFAULT_RATE_LIMIT = { perSecond: 200, burst: 400 };
+/** Raw sockets beyond the peers' limit, for upgrades in progress and refusals being sent. */
+const RAW_SOCKET_SLACK = 256;
 
 export class HubServer {
   private constructor(
@@ -91,8 +122,16 @@ export class HubServer {
 
   static async listen(hub: Hub, options: HubServerOptions): Promise<HubServer> {
     const tls = options.tls;
+    const handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    // Sockets that never finish an HTTP request are dropped after the same bound.
+    const httpLimits = {
+      headersTimeout: handshakeTimeoutMs,
+      requestTimeout: handshakeTimeoutMs,
+      connectionsCheckingInterval: Math.max(100, Math.min(30_000, handshakeTimeoutMs / 2)),
+    };
     const http = tls
       ? createHttpsServer({
+          ...httpLimits,
           cert: readFileSync(tls.certFile),
           key: readFileSync(tls.keyFile),
           ...(tls.caFile ? { ca: readFileSync(tls.caFile) } : {}),
@@ -100,7 +139,7 @@ export class HubServer {
           requestCert: tls.verifyClients === true,
           rejectUnauthorized: tls.verifyClients === true,
         })
-      : createHttpServer();
+      : createHttpServer(httpLimits);
     const handler = options.httpHandler;
     http.on("request", (req, res) => {
       void answerHttp(handler, req, res);
@@ -112,6 +151,18 @@ export class HubServer {
     const sessions = new WeakMap<WebSocket, HubConnection>();
     const interval = options.pingIntervalMs ?? 5000;
     const maxBuffered = options.maxBufferedBytes ?? 64 * 1024 * 1024;
+    const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    const limits: PeerLimits = { handshakeTimeoutMs, rate: options.rateLimit ?? DEFAULT_RATE_LIMIT };
+    let clients = 0;
+    let rawSockets = 0;
+    // Bounds file descriptors before any byte is read: beyond the peers' limit and the slack,
+    // a socket is closed at once. Authenticated peers are exempt from the peers' limit, so
+    // the slack is what keeps room for them while clients flood the port.
+    http.on("connection", (socket: Socket) => {
+      rawSockets++;
+      socket.once("close", () => rawSockets--);
+      if (rawSockets > maxConnections + RAW_SOCKET_SLACK * 2) socket.destroy();
+    });
 
     http.on("upgrade", (req, socket: Socket, head) => {
       socket.on("error", () => socket.destroy());
@@ -120,7 +171,21 @@ export class HubServer {
         socket.end("HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
         return;
       }
+      if (typeof verdict === "object") {
+        refuse(wss, req, socket, head, verdict.refuse.code, verdict.refuse.message);
+        return;
+      }
       const principal = typeof verdict === "string" ? verdict : undefined;
+      const exempt = principal !== undefined && (options.exemptPrincipal?.(principal) ?? true);
+      if (!exempt) {
+        if (clients >= maxConnections || rawSockets > maxConnections + RAW_SOCKET_SLACK) {
+          const message = `connection limit of ${maxConnections} clients reached; try again later`;
+          refuse(wss, req, socket, head, "connection_limit", message, 1013);
+          return;
+        }
+        clients++;
+        socket.once("close", () => clients--);
+      }
       wss.handleUpgrade(req, socket, head, (ws) => {
         const path = (req.url ?? "").split("?")[0];
         if (path !== WEBSOCKET_PATH) {
@@ -129,7 +194,7 @@ export class HubServer {
           return;
         }
         if (interval > 0) req.socket.setKeepAlive(true, interval);
-        sessions.set(ws, attach(hub, ws, req, alive, maxBuffered, principal));
+        sessions.set(ws, attach(hub, ws, req, alive, maxBuffered, principal, exempt, limits));
       });
     });
 
@@ -195,6 +260,52 @@ async function answerHttp(handler: HttpHandler | undefined, req: IncomingMessage
   res.end(`WebSocket endpoint: ${WEBSOCKET_PATH}\n`);
 }
 
+interface PeerLimits {
+  handshakeTimeoutMs: number;
+  rate: { perSecond: number; burst: number };
+}
+
+/** Opens the WebSocket only to say why the peer is not taken, then closes it. */
+function refuse(
+  wss: WebSocketServer,
+  req: IncomingMessage,
+  socket: Socket,
+  head: Buffer,
+  code: string,
+  message: string,
+  closeCode = 1008,
+): void {
+  wss.handleUpgrade(req, socket, head, (ws) => {
+    ws.send(encodeError(code, message));
+    // Close reasons are limited to 123 bytes; the full text went in the error message.
+    ws.close(closeCode, Buffer.from(message).subarray(0, 120).toString());
+    const force = setTimeout(() => ws.terminate(), 2000);
+    force.unref();
+    ws.once("close", () => clearTimeout(force));
+  });
+}
+
+/**
+ * A token bucket per peer: true when a message may pass. Counting refusals lets a peer that
+ * ignores them be dropped instead of costing a refusal per message forever.
+ */
+function rateLimiter(rate: { perSecond: number; burst: number }): () => "pass" | "refuse" | "drop" {
+  let tokens = rate.burst;
+  let last = performance.now();
+  let refused = 0;
+  return () => {
+    const now = performance.now();
+    tokens = Math.min(rate.burst, tokens + ((now - last) / 1000) * rate.perSecond);
+    last = now;
+    if (tokens >= 1) {
+      tokens--;
+      refused = 0;
+      return "pass";
+    }
+    return ++refused > rate.burst ? "drop" : "refuse";
+  };
+}
+
 function attach(
   hub: Hub,
   ws: WebSocket,
@@ -202,6 +313,8 @@ function attach(
   alive: WeakMap<WebSocket, number>,
   maxBuffered: number,
   principal: string | undefined,
+  exempt: boolean,
+  limits: PeerLimits,
 ): HubConnection {
   let conn: HubConnection | undefined = undefined;
   conn = hub.accept({
@@ -221,16 +334,37 @@ function attach(
     ...(principal !== undefined ? { principal } : {}),
   });
   alive.set(ws, 0);
+  const handshakeTimer = setTimeout(() => {
+    if (conn.subscribed !== undefined) return;
+    conn.sendError("handshake_timeout", `no handshake within ${limits.handshakeTimeoutMs} ms`);
+    conn.close(1008, "handshake timeout");
+  }, limits.handshakeTimeoutMs);
+  handshakeTimer.unref();
+  const limited = exempt ? undefined : rateLimiter(limits.rate);
   ws.on("pong", () => alive.set(ws, 0));
   // A peer that pings us is alive too, also while we do not ping it.
   ws.on("ping", () => alive.set(ws, 0));
   ws.on("message", (data, isBinary) => {
     alive.set(ws, 0);
-    if (isBinary) conn.receiveBinary();
     // ws hands message listeners a Buffer under its default binaryType.
-    else conn.receive((data as Buffer).toString("utf8"));
+    const text = isBinary ? undefined : (data as Buffer).toString("utf8");
+    const verdict = limited?.() ?? "pass";
+    if (verdict === "drop") {
+      conn.sendError("rate_limited", `more than ${limits.rate.perSecond} messages per second; closing`);
+      conn.close(1008, "rate limit exceeded");
+      return;
+    }
+    if (verdict === "refuse") {
+      conn.refuse(text ?? "", `rate limit of ${limits.rate.perSecond} messages per second exceeded`, "rate_limited");
+      return;
+    }
+    if (text === undefined) conn.receiveBinary();
+    else conn.receive(text);
   });
-  ws.on("close", () => conn.transportClosed());
+  ws.on("close", () => {
+    clearTimeout(handshakeTimer);
+    conn.transportClosed();
+  });
   ws.on("error", (err) => {
     // A frame over the hard cap ends here (ws closes with 1009); the hub just forgets it.
     hub.emit("transport-error", { origin: conn.origin, error: err });

@@ -19,7 +19,8 @@ import { defaultAgentName, defaultControllerName, defaultStateDir } from "../man
 import { findZeekOnPath, probeZeek, type ZeekInstall } from "../agent/zeek.js";
 import type { ProcessManagerOptions } from "../supervisor/process-manager.js";
 import { startControllerDaemon } from "../controller/main.js";
-import { parseControllerDaemonOptions, type ControllerDaemonOptions } from "../controller/options.js";
+import { controllerDirectory, parseControllerDaemonOptions, type ControllerDaemonOptions } from "../controller/options.js";
+import { instanceSecret, loadOrCreateMasterSecret, readSecretFile, writeSecretFile } from "../management/agent-auth.js";
 import type { LogFormat, LogLevel } from "../management/log.js";
 import { addListenerTlsOptions, dialTlsFromFlags, enforceListenPolicy, listenerTlsFromFlags, type ListenerTlsFlags } from "./tls-flags.js";
 import { addWithControllerOptions, controllerChild, type WithControllerFlags } from "./agent-controller.js";
@@ -125,6 +126,7 @@ function addControllerTlsOptions(cmd: Command): Command {
 // default is always there; a --no-x flag makes x false).
 interface AgentFlags extends SupervisionFlags, ListenerTlsFlags, WithControllerFlags {
   name: string;
+  agentSecretFile?: string;
   stateDir: string;
   listen: string;
   controller: string | false;
@@ -143,6 +145,8 @@ interface AgentFlags extends SupervisionFlags, ListenerTlsFlags, WithControllerF
 
 interface ControllerFlags extends ListenerTlsFlags {
   name: string;
+  agentMasterSecretFile?: string;
+  maxConnections?: number;
   stateDir: string;
   listen: string;
   requestTimeout: number;
@@ -184,6 +188,10 @@ export function registerDaemonCommands(program: Command): void {
             `127.0.0.1:${DEFAULT_CONTROLLER_WEBSOCKET_PORT}`,
           )
           .option("--no-controller", "do not dial a controller; wait for it to connect (the instance has a listen port in the config)")
+          .option(
+            "--agent-secret-file <file>",
+            "this instance's secret, proving its name to the controller (from `zmgmt agent-secret NAME` on the controller's host)",
+          )
           .option(
             "--request-timeout <seconds>",
             "timeout of agent-side requests",
@@ -237,6 +245,7 @@ export function registerDaemonCommands(program: Command): void {
       logToStderr: opts.logStderr === true,
       logFormat,
       ...(opts.controller ? { controllerUrl: opts.controller } : {}),
+      ...(opts.agentSecretFile ? { agentSecretFile: readableSecret(opts.agentSecretFile, "agent secret") } : {}),
       ...(opts.nodeCommand ? { nodeCommand: opts.nodeCommand } : {}),
       ...(zeek ? { zeek } : {}),
       ...(opts.logArchiveDir ? { logArchiveDir: resolve(opts.logArchiveDir) } : {}),
@@ -307,7 +316,12 @@ export function registerDaemonCommands(program: Command): void {
         "how long a deployment's nodes must stay RUNNING after the agents answered",
         intOption("--deploy-check-ms"),
         DEFAULT_DEPLOY_CHECK_DELAY_MS,
-      ),
+      )
+      .option(
+        "--agent-master-secret-file <file>",
+        "secret every agent's secret derives from (default: agent-master-secret in the controller's directory, created on first start)",
+      )
+      .option("--max-connections <n>", "clients connected at once; authenticated agents are not counted", intOption("--max-connections")),
   )
     .addOption(new Option("--from-env").hideHelp())
     .action(async (opts: ControllerFlags) => {
@@ -343,6 +357,10 @@ export function registerDaemonCommands(program: Command): void {
           ...(opts.allowInsecureListen ? { allowInsecureListen: true } : {}),
           ...(opts.dashboard ? {} : { dashboard: false }),
           ...(opts.accessTokens !== undefined ? { accessTokensFile: resolve(opts.accessTokens) } : {}),
+          ...(opts.agentMasterSecretFile
+            ? { agentMasterSecretFile: readableSecret(opts.agentMasterSecretFile, "agent master secret") }
+            : {}),
+          ...(opts.maxConnections ? { maxConnections: Math.floor(opts.maxConnections) } : {}),
         };
       }
       applyLogFormat(options.logFormat);
@@ -358,11 +376,35 @@ export function registerDaemonCommands(program: Command): void {
     });
 
   program
+    .command("agent-secret")
+    .description("print the secret an agent needs to join this host's controller (run it on the controller's host)")
+    .argument("<instance>", "the agent's instance name (its --name)")
+    .option("--state-dir <dir>", "the controller's state directory", defaultStateDir())
+    .option("--controller-name <name>", "the controller's name", defaultControllerName())
+    .option("--agent-master-secret-file <file>", "the controller's --agent-master-secret-file, if it has one")
+    .option("--out <file>", "write the secret to this file (mode 0600) instead of printing it")
+    .action((instance: string, opts: { stateDir: string; controllerName: string; agentMasterSecretFile?: string; out?: string }) => {
+      const master = opts.agentMasterSecretFile
+        ? readSecretFile(opts.agentMasterSecretFile, "agent master secret")
+        : loadOrCreateMasterSecret(controllerDirectory({ stateDir: resolve(opts.stateDir), name: opts.controllerName })).secret;
+      const secret = instanceSecret(master, instance);
+      if (opts.out) writeSecretFile(resolve(opts.out), secret);
+      else process.stdout.write(`${secret}\n`);
+    });
+
+  program
     .command("node")
     .description("the default cluster node program (started by an agent; reads its settings from the environment)")
     .action(async () => {
       await runNode();
     });
+}
+
+/** Checked in the foreground, and absolute, since supervised children run elsewhere. */
+function readableSecret(file: string, what: string): string {
+  const path = resolve(file);
+  readSecretFile(path, what);
+  return path;
 }
 
 /**

@@ -17,7 +17,8 @@ import type { Configuration } from "../management/types.js";
 import type { LogLevel } from "../management/log.js";
 import { startSupervisor } from "../supervisor/main.js";
 import { addSupervisionOptions, chooseZeek, closeOnSignals, parseHostPort, processOptions, type SupervisionFlags } from "./daemons.js";
-import type { ControllerDaemonOptions } from "../controller/options.js";
+import { controllerDirectory, type ControllerDaemonOptions } from "../controller/options.js";
+import { instanceSecret, loadOrCreateMasterSecret, writeSecretFile } from "../management/agent-auth.js";
 import { pickFreePort } from "../management/free-port.js";
 import { defaultStateDir } from "../management/env.js";
 import { ALLOW_INSECURE_LISTEN_FLAG } from "../management/security.js";
@@ -175,6 +176,12 @@ export function registerUpCommand(program: Command): void {
     const zeek = chooseZeek(opts.zeek);
     const instanceName = config.instances[0]?.name ?? opts.instance;
 
+    // The agent proves its name with the secret the controller derives from its master
+    // secret, handed over here, so the local cluster needs no set-up step.
+    const master = loadOrCreateMasterSecret(controllerDirectory(controllerOptions)).secret;
+    const agentSecretFile = join(opts.stateDir, "nodes", instanceName, "agent-secret");
+    writeSecretFile(agentSecretFile, instanceSecret(master, instanceName));
+
     const running = await startSupervisor({
       stateDir: opts.stateDir,
       controller: { name: controllerName, options: controllerOptions, port: controllerListen.port },
@@ -186,6 +193,7 @@ export function registerUpCommand(program: Command): void {
           listenHost: agentListen.host,
           listenPort: agentListen.port,
           controllerUrl: controllerAddr,
+          agentSecretFile,
           requestTimeoutMs: DEFAULT_AGENT_REQUEST_TIMEOUT_MS,
           logLevel: opts.logLevel,
           ...(allowInsecureListen ? { allowInsecureListen } : {}),

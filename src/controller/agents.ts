@@ -5,12 +5,20 @@
 import type { Hub } from "../broker/hub.js";
 import { eventToData, type ZeekEvent } from "../broker/messages.js";
 import { AgentApi, agentTopic } from "../agent/api.js";
+import { AGENT_REFUSED, principalInstance } from "../management/agent-auth.js";
 import { resultToString } from "../management/records.js";
 import type { Instance, Result } from "../management/types.js";
 import { compareText } from "../management/validation.js";
 import { CONTROLLER_API_VERSION } from "./api.js";
 import { byName, type ControllerContext, type ControllerRequest } from "./context.js";
-import { sameLink, type AgentDialer, type AgentLink, type Dial } from "./links.js";
+import { describeOrigin, sameLink, type AgentDialer, type AgentLink, type Dial } from "./links.js";
+
+/** Events only an agent may send; a client publishing one is ignored. */
+const AGENT_ONLY = new Set(
+  Object.values(AgentApi)
+    .map((spec) => spec.name)
+    .filter((name) => name.endsWith("_response") || name.includes("::notify_")),
+);
 
 const UNKNOWN_HOST = "0.0.0.0";
 
@@ -49,15 +57,81 @@ export class Agents {
     await Promise.all(dials.map((d) => d.handle.close().catch(() => undefined)));
   }
 
+  /**
+   * Whether an agent-only event may come over this link. A hello must come from a link that
+   * proved the instance name (a dial-in's secret or certificate, or the link we dialed for
+   * that instance); anything else an agent sends, only from a link an instance checked in
+   * over, and an event naming its instance only from that instance's own link.
+   */
+  admits(event: ZeekEvent, link: AgentLink): boolean {
+    if (event.name !== AgentApi.notify_agent_hello.name && !AGENT_ONLY.has(event.name)) return true;
+    const claimed = event.args[0]?.type === "string" ? event.args[0].value : undefined;
+    let ok: boolean;
+    if (event.name === AgentApi.notify_agent_hello.name) {
+      ok = claimed !== undefined && this.proves(link, claimed);
+    } else if (event.name.includes("::notify_")) {
+      const agent = claimed !== undefined ? this.ctx.instances.agent(claimed) : undefined;
+      ok = agent !== undefined && sameLink(agent.link, link);
+    } else {
+      ok = this.ctx.instances.known().some((a) => sameLink(a.link, link));
+    }
+    if (!ok) {
+      const from = link.kind === "hub" ? describeOrigin(link.origin) : `${link.dial.host}:${link.dial.port}`;
+      this.ctx.log.warning(`ignoring ${event.name} from ${from}: not the agent of ${claimed ?? "any instance"}`);
+    }
+    return ok;
+  }
+
+  private proves(link: AgentLink, instance: string): boolean {
+    if (link.kind === "dialed") return link.dial.instance === instance && this.ctx.instances.dial(instance) === link.dial;
+    return principalInstance(link.origin.principal) === instance && this.hub.connection(link.origin.id) !== undefined;
+  }
+
+  /** Whether the link an agent checked in over still stands. */
+  private alive(link: AgentLink): boolean {
+    if (link.kind === "dialed") return this.ctx.instances.dial(link.dial.instance) === link.dial;
+    return this.hub.connection(link.origin.id) !== undefined;
+  }
+
+  /** Tells an agent that dialed in why it is not taken, and hangs up; dialed links just go unheard. */
+  private refuse(link: AgentLink, message: string): void {
+    this.ctx.log.warning(message);
+    if (link.kind !== "hub") return;
+    const conn = this.hub.connection(link.origin.id);
+    conn?.sendError(AGENT_REFUSED, message);
+    conn?.close(1008, "agent refused");
+  }
+
   onHello(instance: string, agentId: string, connecting: boolean, version: number, link: AgentLink): void {
     const { log, instances } = this.ctx;
     log.info(`rx ${AgentApi.notify_agent_hello.name} ${instance} ${agentId} ${connecting ? "T" : "F"}`);
-    if (version !== CONTROLLER_API_VERSION) {
-      log.warning(`instance ${instance}/${agentId} has checked in with incompatible API version ${version}`);
-      if (instances.isWanted(instance)) this.drop(instance, link);
-      this.forget(instance);
+    const current = instances.agent(instance);
+    // A second agent for a live instance never takes its place: that would orphan the
+    // running nodes. The same agent process coming back over a new link (its old one not yet
+    // noticed as dead) keeps its id and is taken, and the stale link is closed.
+    const replacing = current !== undefined && !sameLink(current.link, link) && this.alive(current.link);
+    if (replacing && current.agentId !== agentId) {
+      this.refuse(
+        link,
+        `instance ${instance} already has a live agent (Broker ID ${current.agentId}); ` +
+          `refusing a second agent with that name (Broker ID ${agentId}). Give each agent a name of its own`,
+      );
       return;
     }
+    if (version !== CONTROLLER_API_VERSION) {
+      const message = `instance ${instance}/${agentId} has checked in with incompatible API version ${version} (expected ${CONTROLLER_API_VERSION})`;
+      if (replacing) {
+        // The live agent is not the one at fault.
+        this.refuse(link, message);
+        return;
+      }
+      if (instances.isWanted(instance)) this.drop(instance, link);
+      this.forget(instance);
+      this.refuse(link, message);
+      return;
+    }
+    if (replacing && current.link.kind === "hub")
+      this.hub.connection(current.link.origin.id)?.close(1008, "replaced by a new link of the same agent");
 
     // The link decides the direction, not the agent's `connecting` flag: a dial-in's
     // source port is ephemeral and must never be mistaken for a listen port.

@@ -346,6 +346,7 @@ export class Controller {
       return;
     }
     this.metrics.requests.received(event);
+    if (!this.agents.admits(event, link)) return;
     try {
       handler(event, link);
     } catch (err) {

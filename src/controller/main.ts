@@ -4,6 +4,14 @@
 import { Hub } from "../broker/hub.js";
 import { HubServer, chainHttpHandlers, type HttpHandler } from "../broker/server.js";
 import { createLogger } from "../management/log.js";
+import {
+  AGENT_UNAUTHORIZED,
+  agentPrincipal,
+  loadOrCreateMasterSecret,
+  principalInstance,
+  readSecretFile,
+  verifyAgent,
+} from "../management/agent-auth.js";
 import { checkListenSecurity } from "../management/security.js";
 import { ControllerAccess, readAccessTokens } from "./access.js";
 import { metricsRoute } from "../management/metrics.js";
@@ -54,6 +62,10 @@ export async function startController(options: StartControllerOptions): Promise<
     listenHost: host,
     ...(options.accessTokensFile !== undefined ? { tokens: readAccessTokens(options.accessTokensFile) } : {}),
   });
+  // Before the logger too: an unreadable secret must not start a controller that no agent can join.
+  const master = options.agentMasterSecretFile
+    ? readSecretFile(options.agentMasterSecretFile, "agent master secret")
+    : loadOrCreateMasterSecret(options.directory).secret;
   const logger = createLogger({
     node: name,
     role: "CONTROLLER",
@@ -97,7 +109,17 @@ export async function startController(options: StartControllerOptions): Promise<
       port: options.listenPort ?? DEFAULT_CONTROLLER_WEBSOCKET_PORT,
       ...(options.tls ? { tls: options.tls } : {}),
       httpHandler: chainHttpHandlers(httpRoutes),
-      authorize: (req) => access.authorizeUpgrade(req),
+      ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
+      // Agents prove their instance; everyone else is a client, whose access level
+      // (dashboard tokens, certificates, loopback) is its principal.
+      authorize: (req) => {
+        const verdict = verifyAgent(req, master);
+        if (verdict.kind === "client") return access.authorizeUpgrade(req);
+        if (verdict.kind === "agent") return agentPrincipal(verdict.instance);
+        logger.warning(`refused an agent connection from ${req.socket.remoteAddress ?? "?"}: ${verdict.message}`);
+        return { refuse: { code: AGENT_UNAUTHORIZED, message: verdict.message } };
+      },
+      exemptPrincipal: (principal) => principalInstance(principal) !== undefined,
     });
   } catch (err) {
     logger.error(`cannot listen on ${host}:${options.listenPort ?? DEFAULT_CONTROLLER_WEBSOCKET_PORT}: ${String(err)}`);

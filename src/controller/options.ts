@@ -55,6 +55,13 @@ export const ControllerDaemonOptionsSchema = Type.Composite(
       tls: Type.Optional(TlsServerSchema),
       /** Accept a plaintext listener on a non-loopback address (see checkListenSecurity). */
       allowInsecureListen: Type.Optional(Type.Boolean()),
+      /**
+       * The master secret agents' secrets derive from (see management/agent-auth.ts);
+       * default `<controller dir>/agent-master-secret`, created on first start.
+       */
+      agentMasterSecretFile: Type.Optional(Type.String({ minLength: 1 })),
+      /** Clients connected at once; authenticated agents are not counted. Default 512. */
+      maxConnections: Type.Optional(Type.Integer({ minimum: 1 })),
       /** Dial agents that listen (c2a) over wss:// with these options; plain ws:// without. */
       agentTls: Type.Optional(PeerTlsSchema),
       /** Serve the web dashboard at `GET /` on the listen port. Default true. */

@@ -8,6 +8,7 @@ import { Hub } from "../broker/hub.js";
 import { HubServer } from "../broker/server.js";
 import type { AgentDaemonOptions } from "../agent/api.js";
 import type { ControllerDaemonOptions } from "../controller/api.js";
+import { AGENT_REFUSED_EXIT_CODE } from "../management/agent-auth.js";
 import { createLogger, type LogFormat, type LogLevel } from "../management/log.js";
 import { zmgmtCommand } from "../management/paths.js";
 import { VERSION } from "../version.js";
@@ -95,7 +96,7 @@ export async function startSupervisor(options: SupervisorProcessOptions): Promis
   log.info(`supervisor is live, pid ${process.pid}, control socket ${server.url}`);
 
   let closing: Promise<void> | undefined;
-  return {
+  const running: RunningSupervisor = {
     supervisor,
     processes,
     close() {
@@ -108,4 +109,14 @@ export async function startSupervisor(options: SupervisorProcessOptions): Promis
       return closing;
     },
   };
+  // A refused agent would be refused again after every revival; the whole daemon stops
+  // instead and says why, so the operator sees it at once (and systemd does not loop).
+  processes.on("exit", (ev) => {
+    if (ev.name !== options.agent.name || ev.code !== AGENT_REFUSED_EXIT_CODE) return;
+    const why = ev.outputs.stderr.split("\n").findLast((line) => line.startsWith("zmgmt agent: ")) ?? "";
+    log.error(`agent ${ev.name} was refused by the controller; stopping: ${why}`);
+    process.stderr.write(`${why || `zmgmt agent: agent ${ev.name} was refused by the controller`}\n`);
+    void running.close().finally(() => process.exit(AGENT_REFUSED_EXIT_CODE));
+  });
+  return running;
 }

@@ -157,6 +157,8 @@ describe.skipIf(skipReason !== undefined)("controller and agents on separate hos
       "controller",
       "--request-timeout",
       "10",
+      "--agent-master-secret-file",
+      env.masterSecretFile(),
       ...insecure,
     ]);
     for (const [name, h] of [
@@ -173,6 +175,8 @@ describe.skipIf(skipReason !== undefined)("controller and agents on separate hos
         "127.0.0.1:2151",
         "--controller",
         CONTROLLER,
+        "--agent-secret-file",
+        env.agentSecretFile(name),
         "--request-timeout",
         "6",
         "--restart-delay",

@@ -11,6 +11,10 @@ import { Peer } from "../../src/broker/peer.js";
 import type { ZeekEvent } from "../../src/broker/messages.js";
 import { agentTopic } from "../../src/agent/api.js";
 import { eventually } from "./ws.js";
+import { instanceSecret, writeSecretFile } from "../../src/management/agent-auth.js";
+
+/** The agent master secret of every controller a TestEnv starts; agents get secrets derived from it. */
+export const TEST_AGENT_MASTER_SECRET = "test-agent-master-secret-0123456789abcdef";
 
 export const CLI = resolve(import.meta.dirname, "../../dist/cli/main.js");
 
@@ -129,6 +133,8 @@ export class TestEnv {
       String(this.brokerStartPort),
       "--metrics-start-port",
       String(this.metricsStartPort),
+      "--agent-master-secret-file",
+      this.masterSecretFile(),
       ...(opts.extraArgs ?? []),
     ];
     if (opts.requestTimeoutSec !== undefined) args.push("--request-timeout", String(opts.requestTimeoutSec));
@@ -155,12 +161,29 @@ export class TestEnv {
     if (opts.controllerPort !== undefined) args.push("--controller", `127.0.0.1:${opts.controllerPort}`);
     else args.push("--no-controller");
     const extra = opts.extraArgs ?? [];
+    if (!extra.includes("--agent-secret-file") && !extra.includes("--no-controller")) {
+      args.push("--agent-secret-file", this.agentSecretFile(opts.name));
+    }
     // Nodes are the built-in program unless a test asks for Zeek, whatever the machine has installed.
     if (!extra.includes("--zeek")) args.push("--no-zeek");
     args.push(...extra);
     const proc = this.spawnCli(args, opts.env);
     await eventually(() => this.canConnect(port), 15_000, `agent ${opts.name} on port ${port}`);
     return { proc, port, url: `ws://127.0.0.1:${port}/v1/messages/json`, stateDir };
+  }
+
+  /** The master secret file controllers started here use. */
+  masterSecretFile(): string {
+    const file = join(this.dir, "agent-master-secret");
+    if (!existsSync(file)) writeSecretFile(file, TEST_AGENT_MASTER_SECRET);
+    return file;
+  }
+
+  /** A file holding the secret of agent `name` for controllers started here. */
+  agentSecretFile(name: string): string {
+    const file = join(this.dir, `agent-secret-${name}`);
+    writeSecretFile(file, instanceSecret(TEST_AGENT_MASTER_SECRET, name));
+    return file;
   }
 
   /** A test-side stand-in for the controller, dialing an agent that listens (c2a). */

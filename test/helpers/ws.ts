@@ -20,9 +20,9 @@ export class RawClient {
     ws.on("error", () => undefined);
   }
 
-  static open(url: string): Promise<RawClient> {
+  static open(url: string, headers?: Record<string, string>): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url);
+      const ws = new WebSocket(url, headers ? { headers } : {});
       const client = new RawClient(ws);
       ws.once("open", () => resolve(client));
       ws.once("error", reject);
