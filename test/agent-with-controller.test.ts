@@ -51,7 +51,8 @@ describe("zmgmt agent --with-controller", () => {
     const client = await ControllerClient.connect({ url: `127.0.0.1:${controllerPort}`, requestTimeoutMs: 30_000 });
     clients.push(client);
     await eventually(async () => (resultInstances(await client.getInstances()) ?? []).length === 1, 20_000, "the agent to check in");
-    expect(agent.output()).toContain("controller ctl-one");
+    // The start-up line comes once the agent listens, which may be after it checked in.
+    await eventually(() => agent.output().includes("controller ctl-one"), 15_000, "the agent's start-up line naming its controller");
 
     const before = await statuses(client);
     const controller = before.find((s) => s.mgmtRole === "CONTROLLER");

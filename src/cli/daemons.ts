@@ -4,7 +4,7 @@
 import { Command, Option } from "commander";
 import { defaultAgentOptions, runAgentProcess } from "../agent/main.js";
 import { parseAgentDaemonOptions, type AgentDaemonOptions } from "../agent/options.js";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { pickFreePort } from "../management/free-port.js";
 import { SupervisorEnv } from "../supervisor/api.js";
 import { DEFAULT_AGENT_PORT, DEFAULT_AGENT_REQUEST_TIMEOUT_MS } from "../agent/api.js";
@@ -230,6 +230,14 @@ export function registerDaemonCommands(program: Command): void {
     );
     // With a controller of its own, the agent dials that one unless told otherwise.
     if (controller && cmd.getOptionValueSource("controller") === "default") opts.controller = controller.url;
+    // ... and proves its name to it with the secret derived from that controller's master
+    // secret, as `zmgmt up` does, so running both needs no set-up step.
+    if (controller && !opts.agentSecretFile) {
+      const master = loadOrCreateMasterSecret(controllerDirectory(controller.options)).secret;
+      const secretFile = join(resolve(opts.stateDir), "nodes", opts.name, "agent-secret");
+      writeSecretFile(secretFile, instanceSecret(master, opts.name));
+      opts.agentSecretFile = secretFile;
+    }
     // The foreground's one start-up line says what the nodes run.
     let nodesRun = opts.nodeCommand ? `cluster nodes run ${opts.nodeCommand.join(" ")}` : "cluster nodes run the built-in zmgmt node";
     const zeek = opts.nodeCommand ? undefined : chooseZeek(opts.zeek, process.env, (m) => (nodesRun = m));
