@@ -54,7 +54,8 @@ const zeekOptions: ZeekDeployOptions = {
 
 const restartOptions: RestartOptions = QUICK ? { kills: 4, delayedKills: 2 } : { kills: 20, delayedKills: 3 };
 
-const controlOptions: ControlPlaneOptions = QUICK
+const CONTROL_SIZES = flag("--control-sizes")?.split(",").map(Number);
+const baseControlOptions: ControlPlaneOptions = QUICK
   ? {
       sizes: [1, 10, 100],
       requests: () => 50,
@@ -74,6 +75,8 @@ const controlOptions: ControlPlaneOptions = QUICK
       targetP50Ms: TARGET_GET_NODES_P50_MS,
       targetRssMb: TARGET_CONTROLLER_RSS_MB,
     };
+// --control-sizes 1000 measures only the named sizes (for iterating on one size).
+const controlOptions: ControlPlaneOptions = CONTROL_SIZES ? { ...baseControlOptions, sizes: CONTROL_SIZES } : baseControlOptions;
 
 /** HEAD, marked when tracked files differ from it (the run measured what was built). */
 function commit(): string | undefined {

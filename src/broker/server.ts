@@ -164,6 +164,17 @@ function attach(
       }
       ws.send(text);
     },
+    sendSplit(head, tail) {
+      if (ws.readyState !== ws.OPEN) return;
+      if (ws.bufferedAmount > maxBuffered) {
+        ws.close(1008, "send buffer overflow");
+        return;
+      }
+      // Two fragments of one text message: the shared tail is queued on the socket as is,
+      // so a deploy to many agents holds one copy of the configuration, not one per agent.
+      ws.send(head, { fin: false });
+      ws.send(tail, { fin: true, binary: false });
+    },
     close(code, reason) {
       ws.close(code, reason);
     },

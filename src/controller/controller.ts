@@ -352,12 +352,15 @@ export class Controller {
 
   private sendResult(spec: ResponseSpec<Result>, reqid: string, result: Result): void {
     this.log.info(`tx ${spec.name} ${resultToString(result)}`);
+    // Whatever was logged before an answer is on disk before the client can see it.
+    this.log.flush();
     this.local?.publishEvent(CONTROLLER_TOPIC, spec.make(reqid, result));
   }
 
   private sendResults(spec: ResponseSpec<Result[]>, reqid: string, results: Result[], req?: ControllerRequest): void {
     const view = req ?? { id: reqid, finished: true, results };
     this.log.info(`tx ${spec.name} ${requestToString(view)}`);
+    this.log.flush();
     this.local?.publishEvent(CONTROLLER_TOPIC, spec.make(reqid, results));
   }
 }

@@ -5,6 +5,7 @@
 
 import { B } from "../broker/data.js";
 import { errorMessage } from "../broker/errors.js";
+import { EventFrameTemplate } from "../broker/frame-template.js";
 import { AgentApi } from "../agent/api.js";
 import type { Logger } from "../management/log.js";
 import { NodeOutputsCodec, makeResult, resultToString } from "../management/records.js";
@@ -17,6 +18,8 @@ type DeployRequest = ControllerRequest<"deploy">;
 
 export class Deployment {
   private pendingId: string | undefined;
+  /** The deploy_request of the deployment sent last, encoded once for all its agents. */
+  private frames: { reqid: string; template: EventFrameTemplate } | undefined;
 
   constructor(
     private readonly ctx: ControllerContext,
@@ -91,6 +94,7 @@ export class Deployment {
   timedOut(req: DeployRequest): void {
     const { configs, instances } = this.ctx;
     if (this.pendingId === req.id) this.pendingId = undefined;
+    if (this.frames?.reqid === req.id) this.frames = undefined;
     const { config, sentTo, answered } = req.state;
     req.results.push(makeResult(req.id, { success: false, error: TIMED_OUT }));
     // Upstream fix: a bare "request timed out" does not tell the operator that the
@@ -159,18 +163,29 @@ export class Deployment {
 
   /** Upstream `config_deploy_to_agents`, sending only to agents that lack it so far. */
   private deployToAgents(req: DeployRequest): void {
+    const config = req.state.config;
     for (const name of this.ctx.instances.readyNames()) {
       if (req.state.sentTo.has(name)) continue;
-      const child = this.ctx.requests.create({ parentId: req.id, state: { kind: "agent", instance: name, op: "deploy" } });
+      const child = this.ctx.requests.create({ parentId: req.id, state: { kind: "agent", instance: name, op: "deploy" }, ownTimer: false });
       req.state.sentTo.add(name);
-      this.agents.send(name, AgentApi.deploy_request.make(child.id, req.state.config, false));
+      // Every agent gets the same configuration: encoded once per deployment, not per agent.
+      this.agents.sendFrame(name, this.template(req), child.id, () => AgentApi.deploy_request.make(child.id, config, false));
       this.ctx.log.info(`tx ${AgentApi.deploy_request.name} ${child.id} to ${name}`);
     }
+  }
+
+  private template(req: DeployRequest): EventFrameTemplate {
+    if (this.frames?.reqid !== req.id) {
+      const sample = AgentApi.deploy_request.make("", req.state.config, false);
+      this.frames = { reqid: req.id, template: new EventFrameTemplate(sample.name, sample.args.slice(1)) };
+    }
+    return this.frames.template;
   }
 
   private complete(req: DeployRequest): void {
     const { config, internal } = req.state;
     if (this.pendingId === req.id) this.pendingId = undefined;
+    if (this.frames?.reqid === req.id) this.frames = undefined;
     this.ctx.configs.set("DEPLOYED", config);
     req.results.push(makeResult(req.id, { data: B.str(config.id) }));
     this.ctx.requests.finish(req.id);

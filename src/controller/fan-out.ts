@@ -1,6 +1,7 @@
 // get_nodes, get_id_value and restart: one sub-request per agent, answered together once
 // every agent asked has answered, or at the timeout with what came in so far.
 
+import { EventFrameTemplate } from "../broker/frame-template.js";
 import type { ZeekEvent } from "../broker/messages.js";
 import { errorMessage } from "../broker/errors.js";
 import { AgentApi } from "../agent/api.js";
@@ -140,11 +141,13 @@ export class FanOut {
 
   private send(req: FanOutRequest, op: FanOutOp, targets: string[], make: (childId: string) => ZeekEvent): void {
     // With no agent to ask, upstream lets the request run into its timeout; so do we.
+    // The sub-requests differ only in their id: encoded once, spliced per agent.
+    const sample = make("");
+    const template = new EventFrameTemplate(sample.name, sample.args.slice(1));
     for (const name of [...targets].sort(compareText)) {
-      const child = this.ctx.requests.create({ parentId: req.id, state: { kind: "agent", instance: name, op } });
-      const event = make(child.id);
-      this.agents.send(name, event);
-      this.ctx.log.info(`tx ${event.name} ${child.id} to ${name}`);
+      const child = this.ctx.requests.create({ parentId: req.id, state: { kind: "agent", instance: name, op }, ownTimer: false });
+      this.agents.sendFrame(name, template, child.id, () => make(child.id));
+      this.ctx.log.info(`tx ${sample.name} ${child.id} to ${name}`);
     }
   }
 
