@@ -10,8 +10,8 @@
 // Deploy frames are large (the whole configuration) and, to every agent, the same bytes
 // after the request id. Fully decoding 1,000 of them would make this process, not the
 // controller, the bottleneck: each agent compares its frame's bytes after the request id
-// with the frame decoded last and decodes only when they differ. So every frame is still
-// checked to be exactly the configuration that one full decode yielded.
+// with those of the frame decoded last and decodes only when they differ. So every frame
+// is still checked to be exactly the configuration that one full decode yielded.
 
 import WebSocket from "ws";
 import { B } from "../../src/broker/data.js";
@@ -22,21 +22,26 @@ import type { Configuration, Node, NodeStatus, Result } from "../../src/manageme
 import { toZeekJson } from "../../src/node/managed-node.js";
 
 /** The last deploy configuration decoded in full, by its frame's bytes after the request id. */
-let lastDeploy: { tail: string; config: Configuration } | undefined;
+let lastDeploy: { tail: Buffer; config: Configuration } | undefined;
 const DEPLOY_NAME = JSON.stringify(AgentApi.deploy_request.name);
+const ID_MARKER = '{"@data-type":"string","data":"';
 
-/** The request id and the text after it, for a deploy_request frame; undefined otherwise. */
-function splitDeployFrame(text: string): { reqid: string; tail: string } | undefined {
-  const at = text.indexOf(DEPLOY_NAME);
-  if (at < 0 || at > 512) return undefined;
-  const marker = '{"@data-type":"string","data":"';
-  const start = text.indexOf(marker, at + DEPLOY_NAME.length);
+/**
+ * The request id and the bytes after it, for a deploy_request frame; undefined otherwise.
+ * Only the frame's first kilobytes are read as text: the rest is compared as bytes.
+ */
+function splitDeployFrame(raw: Buffer): { topicText: string; reqid: string; tail: Buffer } | undefined {
+  const head = raw.subarray(0, 2048).toString("utf8");
+  const at = head.indexOf(DEPLOY_NAME);
+  if (at < 0) return undefined;
+  const start = head.indexOf(ID_MARKER, at + DEPLOY_NAME.length);
   if (start < 0) return undefined;
-  const idStart = start + marker.length;
-  const idEnd = text.indexOf('"', idStart);
-  const reqid = text.slice(idStart, idEnd);
-  if (idEnd < 0 || reqid.includes("\\")) return undefined;
-  return { reqid, tail: text.slice(idEnd) };
+  const idStart = start + ID_MARKER.length;
+  const idEnd = head.indexOf('"', idStart);
+  if (idEnd < 0) return undefined;
+  const reqid = head.slice(idStart, idEnd);
+  if (reqid.includes("\\")) return undefined;
+  return { topicText: head.slice(0, at), reqid, tail: raw.subarray(Buffer.byteLength(head.slice(0, idEnd))) };
 }
 
 class SimAgent {
@@ -64,8 +69,8 @@ class SimAgent {
         if (!acked) reject(err);
       });
       ws.on("close", () => (this.connected = false));
-      ws.on("message", (raw) => {
-        const text = (raw as Buffer).toString("utf8");
+      ws.on("message", (data) => {
+        const raw = data as Buffer;
         if (!acked) {
           acked = true;
           this.connected = true;
@@ -73,7 +78,7 @@ class SimAgent {
           resolve();
           return;
         }
-        this.onFrame(text);
+        this.onFrame(raw);
       });
     });
   }
@@ -95,15 +100,15 @@ class SimAgent {
     this.ws?.send(encodeEventMessage(this.topic, event));
   }
 
-  private onFrame(text: string): void {
-    const deploy = splitDeployFrame(text);
-    if (deploy && lastDeploy?.tail === deploy.tail) {
+  private onFrame(raw: Buffer): void {
+    const deploy = splitDeployFrame(raw);
+    if (deploy && deploy.topicText.includes(`"topic":${JSON.stringify(this.topic)}`) && lastDeploy?.tail.equals(deploy.tail)) {
       this.onDeploy(deploy.reqid, lastDeploy.config);
       return;
     }
     let event: ZeekEvent;
     try {
-      const message = decodeDataMessage(text);
+      const message = decodeDataMessage(raw.toString("utf8"));
       if (message.topic !== this.topic) return;
       event = dataToEvent(message.data);
     } catch {
@@ -111,7 +116,7 @@ class SimAgent {
     }
     if (deploy && event.name === AgentApi.deploy_request.name) {
       const [reqid, config] = AgentApi.deploy_request.parse(event);
-      lastDeploy = { tail: deploy.tail, config };
+      lastDeploy = { tail: Buffer.from(deploy.tail), config };
       this.onDeploy(reqid, config);
       return;
     }
@@ -206,7 +211,7 @@ async function start(url: string, names: string[]): Promise<number> {
   return agents.filter((a) => a.connected).length;
 }
 
-/** Plain peers for the deploy floor: each reads a whole message as text and answers "ack". */
+/** Plain peers for the deploy floor: each receives a whole message and answers "ack". */
 async function startFloorPeers(url: string, count: number): Promise<void> {
   const BATCH = 50;
   for (let i = 0; i < count; i += BATCH) {
@@ -218,11 +223,8 @@ async function startFloorPeers(url: string, count: number): Promise<void> {
           new Promise<void>((resolve, reject) => {
             ws.once("open", () => resolve());
             ws.once("error", reject);
-            ws.on("message", (raw) => {
-              // The same work a simulated agent does at least: the frame as text, and a reply.
-              const text = (raw as Buffer).toString("utf8");
-              ws.send(text.length > 0 ? "ack" : "empty");
-            });
+            // Transport only: ws has reassembled and UTF-8-checked the message by now.
+            ws.on("message", (raw) => ws.send((raw as Buffer).length > 0 ? "ack" : "empty"));
           }),
       ),
     );

@@ -80,6 +80,17 @@ export interface RequestTrackerOptions<S> {
   onTimeout?: (request: TrackedRequest<S>) => void;
 }
 
+/**
+ * Ids unique to this process and distinct from any earlier run's: a random prefix drawn
+ * once and a counter. A fan-out to 1,000 agents needs 1,000 ids per request, and a fresh
+ * UUID each was a measurable part of it.
+ */
+export function sequentialIds(): () => string {
+  const prefix = randomUUID();
+  let n = 0;
+  return () => `${prefix}-${(n++).toString(36)}`;
+}
+
 /** Stable codes, so callers and logs can tell the failures apart without parsing text. */
 export type RequestErrorCode = "duplicate_request" | "unknown_parent";
 
