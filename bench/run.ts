@@ -75,7 +75,7 @@ const baseControlOptions: ControlPlaneOptions = QUICK
   : {
       sizes: [1, 10, 100, TARGET_AGENTS],
       // A round trip at 1,000 agents is slow enough that 40 samples already take a while.
-      requests: (a) => (a >= 1000 ? 40 : a >= 100 ? 200 : 400),
+      requests: (a) => (a >= 1000 ? 60 : a >= 100 ? 200 : 400),
       warmup: 5,
       throughputMs: 3000,
       concurrency: 8,

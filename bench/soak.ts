@@ -43,7 +43,10 @@ export interface SoakReport {
     rssAfterWarmupMb: number;
     rssEndMb: number;
     rssMaxMb: number;
-    /** Highest sample after the warm-up minus the sample at its end. */
+    /**
+     * Median of the last minute's samples minus the median of the first minute's after the
+     * warm-up: growth, not the transient peaks of a deploy (those are in rssMaxMb).
+     */
     rssGrowthMb: number;
     /** Least-squares slope of RSS after the warm-up, MB per minute. */
     rssSlopeMbPerMin: number;
@@ -175,15 +178,19 @@ export async function runSoakBench(opts: SoakOptions, log: Logf): Promise<SoakRe
     const after = samples.filter((s) => s.atSec >= opts.warmupSec);
     const base = after[0] ?? samples.at(-1)!;
     const last = samples.at(-1)!;
+    const perMinute = Math.max(1, Math.round(60 / opts.sampleEverySec));
+    const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
     const growth = ROLES.map((role) => {
       const rss = after.map((s) => s.rssMb[role]);
+      const first = med(rss.slice(0, perMinute));
+      const lastMinute = med(rss.slice(-perMinute));
       const fd = after.map((s) => s.fds[role]);
       return {
         role,
         rssAfterWarmupMb: base.rssMb[role],
         rssEndMb: last.rssMb[role],
         rssMaxMb: Math.max(...rss),
-        rssGrowthMb: round(Math.max(...rss) - base.rssMb[role], 1),
+        rssGrowthMb: round(lastMinute - first, 1),
         rssSlopeMbPerMin: round(slope(after.map((s) => [s.atSec / 60, s.rssMb[role]])), 2),
         fdsAfterWarmup: base.fds[role],
         fdsEnd: last.fds[role],
@@ -224,7 +231,8 @@ export function renderSoak(s: SoakReport, table: (head: string[], rows: Array<Ar
       `(1 manager + 1 logger + 2 proxies + 2 or 3 workers): ${s.clients} clients each looping get-nodes (${s.getNodes.requests} requests, ${s.getNodes.perSec}/s, ${s.getNodes.failed} failed) ` +
       `and a deploy every ${s.deployEverySec} s alternating between two configurations (${s.deploys.count} deploys, p50 ${s.deploys.p50Ms} ms, max ${s.deploys.maxMs} ms, ${s.deploys.failed} failed). ` +
       `RSS and open file descriptors sampled every ${s.sampleEverySec} s; growth is judged after the first ${s.warmupSec} s: ` +
-      `the highest RSS sample after it minus the sample at its end, at most ${s.maxGrowthMb} MB per process, and no fd growth. ` +
+      `the median RSS of the last minute minus that of the first minute after the warm-up, at most ${s.maxGrowthMb} MB per process, and no fd growth ` +
+      "(the highest sample, deploys included, is shown beside it). " +
       `Result: **${s.flat ? "flat" : "growing"}**.`,
     "",
   );

@@ -24,6 +24,7 @@ import { toZeekJson } from "../../src/node/managed-node.js";
 /** The last deploy configuration decoded in full, by its frame's bytes after the request id. */
 let lastDeploy: { tail: Buffer; config: Configuration } | undefined;
 const DEPLOY_NAME = JSON.stringify(AgentApi.deploy_request.name);
+const ID_PLACEHOLDER = "\u0000reqid-placeholder";
 const ID_MARKER = '{"@data-type":"string","data":"';
 
 /**
@@ -47,6 +48,7 @@ function splitDeployFrame(raw: Buffer): { topicText: string; reqid: string; tail
 class SimAgent {
   private ws: WebSocket | undefined;
   private nodes: Node[] = [];
+  private readonly answers = new Map<string, string[]>();
   private readonly topic: string;
   readonly id = `sim-${Math.random().toString(16).slice(2)}`;
   connected = false;
@@ -143,19 +145,22 @@ class SimAgent {
       case AgentApi.agent_standby_request.name: {
         const [reqid] = AgentApi.agent_standby_request.parse(event);
         this.nodes = [];
+        this.answers.clear();
         this.send(AgentApi.agent_standby_response.make(reqid, makeResult(reqid, { instance })));
         return;
       }
       case AgentApi.get_nodes_request.name: {
         const [reqid] = AgentApi.get_nodes_request.parse(event);
-        this.send(
-          AgentApi.get_nodes_response.make(reqid, makeResult(reqid, { instance, data: NodeStatusVecCodec.encode(this.statuses()) })),
+        this.sendCached("get_nodes", reqid, (id) =>
+          AgentApi.get_nodes_response.make(id, makeResult(id, { instance, data: NodeStatusVecCodec.encode(this.statuses()) })),
         );
         return;
       }
       case AgentApi.node_dispatch_request.name: {
         const [reqid, action, wanted] = AgentApi.node_dispatch_request.parse(event);
-        this.send(AgentApi.node_dispatch_response.make(reqid, this.dispatch(reqid, action, wanted ?? [])));
+        this.sendCached(`dispatch ${JSON.stringify([action, wanted ?? []])}`, reqid, (id) =>
+          AgentApi.node_dispatch_response.make(id, this.dispatch(id, action, wanted ?? [])),
+        );
         return;
       }
       default:
@@ -163,7 +168,21 @@ class SimAgent {
     }
   }
 
+  /**
+   * Answers that differ between requests only in the request id are encoded once per
+   * deployed state, so that the simulator spends little of the shared CPU on them.
+   */
+  private sendCached(key: string, reqid: string, make: (reqid: string) => ZeekEvent): void {
+    let parts = this.answers.get(key);
+    if (!parts) {
+      parts = encodeEventMessage(this.topic, make(ID_PLACEHOLDER)).split(JSON.stringify(ID_PLACEHOLDER));
+      this.answers.set(key, parts);
+    }
+    this.ws?.send(parts.join(JSON.stringify(reqid)));
+  }
+
   private adopt(config: Configuration): void {
+    this.answers.clear();
     this.nodes = config.nodes.filter((n) => n.instance === this.name);
   }
 
