@@ -283,7 +283,7 @@ async function bringUp(agents: number, nodeArgs: string[] = []): Promise<SizeRun
   const scratch = new Scratch(`control-${agents}`);
   try {
     const names = simNames(agents);
-    const controller = await startController(scratch, { requestTimeoutSec: 120, portsNeeded: agents + 8, nodeArgs });
+    const controller = await startController(scratch, { requestTimeoutSec: 300, portsNeeded: agents + 8, nodeArgs });
     const client = await connectClient(controller.port, 180_000);
     const sim = scratch.forkTs("sim-agents", SIM_AGENTS);
     const t0 = performance.now();
@@ -297,7 +297,7 @@ async function bringUp(agents: number, nodeArgs: string[] = []): Promise<SizeRun
     await stageOrThrow(client, config);
     const fromUs = monotonicUs();
     const d0 = performance.now();
-    const res = await client.deploy(180_000);
+    const res = await client.deploy(320_000);
     const deployMs = performance.now() - d0;
     const deployWindow = { fromUs, toUs: monotonicUs() };
     const bad = res.filter((r) => !r.success);

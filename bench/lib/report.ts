@@ -312,7 +312,7 @@ export function renderMarkdown(r: BenchReport): string {
           f(s.deployMs, 0),
           f(s.deployFloorMs, 0),
           f(s.deployPerFloor, 2),
-          f((s.deployFrameBytes ?? 0) / 1024, 0),
+          f(s.deployFrameBytes / 1024, 0),
           f(s.controller.rssConnectedMb),
           f(s.controller.rssDeployedMb),
           f(s.controller.rssQueriesMaxMb),

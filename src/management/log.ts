@@ -49,15 +49,16 @@ export interface Logger {
 
 export function createLogger(options: LoggerOptions): Logger {
   const streams: pino.StreamEntry[] = [];
+  const buffers: LineBuffer[] = [];
   if (options.directory) {
     mkdirSync(options.directory, { recursive: true });
-    streams.push({ level: "debug", stream: new LineBuffer(openSync(join(options.directory, `management-${options.node}.log`), "a")) });
+    buffers.push(new LineBuffer(openSync(join(options.directory, `management-${options.node}.log`), "a")));
   }
   if (options.stderr) {
     const json = (options.stderrFormat ?? processStderrFormat) === "json";
-    streams.push({ level: "debug", stream: new LineBuffer(2, json ? undefined : formatPretty) });
+    buffers.push(new LineBuffer(2, json ? undefined : formatPretty));
   }
-  const buffers = streams.map((s) => s.stream as LineBuffer);
+  for (const stream of buffers) streams.push({ level: "debug", stream });
   if (streams.length === 0) return silentLogger();
 
   const logger: PinoLogger = pino(
