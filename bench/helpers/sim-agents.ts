@@ -70,7 +70,12 @@ class SimAgent {
       ws.on("error", (err) => {
         if (!acked) reject(err);
       });
-      ws.on("close", () => (this.connected = false));
+      ws.on("close", () => {
+        this.connected = false;
+        // Like a real agent: come back and say hello again, so a controller that dropped
+        // this peer (say, under load) can welcome it and resend a pending deploy.
+        if (acked && !stopping) setTimeout(() => void this.start().catch(() => undefined), 200);
+      });
       ws.on("message", (data) => {
         const raw = data as Buffer;
         if (!acked) {
@@ -216,6 +221,7 @@ class SimAgent {
   }
 }
 
+let stopping = false;
 const agents: SimAgent[] = [];
 const floorPeers: WebSocket[] = [];
 
@@ -262,6 +268,7 @@ process.on("message", (msg: { cmd: string; url?: string; names?: string[]; count
       (err: unknown) => process.send?.({ error: String(err) }),
     );
   } else if (msg.cmd === "stop") {
+    stopping = true;
     for (const ws of floorPeers) ws.terminate();
     void Promise.all(agents.map((a) => a.close())).finally(() => process.exit(0));
   }
