@@ -89,6 +89,16 @@ describe("Broker data codec", () => {
     for (let i = 0; i < 10_000; i++) text = `{"@data-type":"vector","data":[${text}]}`;
     expect(() => decodeDataText(text)).toThrow(ProtocolError);
   });
+
+  it("refuses absurdly nested data messages, typed or bare arrays, without blowing the stack", () => {
+    let typed = '{"@data-type":"none","data":{}}';
+    for (let i = 0; i < 20_000; i++) typed = `{"@data-type":"vector","data":[${typed}]}`;
+    let bare = "[]";
+    for (let i = 0; i < 1_000_000; i++) bare = `[${bare}]`;
+    for (const data of [`[${typed}]`, bare]) {
+      expect(() => decodeDataMessage(`{"type":"data-message","topic":"x","@data-type":"vector","data":${data}}`)).toThrow(ProtocolError);
+    }
+  });
 });
 
 // ---------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
+export { DAEMON_NODE_FLAGS } from "../../src/management/paths.js";
+import { DAEMON_NODE_FLAGS } from "../../src/management/paths.js";
 export const REPO = resolve(import.meta.dirname, "../..");
 export const CLI = join(REPO, "dist/cli/main.js");
 
@@ -323,7 +325,9 @@ export class Scratch {
     args: string[],
     options: { env?: Record<string, string>; nodeArgs?: string[]; onLine?: (line: string) => void } = {},
   ): Proc {
-    return this.spawn(name, process.execPath, [...(options.nodeArgs ?? []), CLI, ...args], {
+    // The daemons' heap flags, as the zmgmt launcher (bin/zmgmt.js) and a supervisor give them.
+    const flags = args[0] === "node" ? [] : DAEMON_NODE_FLAGS;
+    return this.spawn(name, process.execPath, [...flags, ...(options.nodeArgs ?? []), CLI, ...args], {
       ...(options.env ? { env: options.env } : {}),
       ...(options.onLine ? { onLine: options.onLine } : {}),
     });

@@ -1,6 +1,7 @@
 // The report: one JSON document with every measurement, and a Markdown rendering of it.
 
 import type { ControlPlaneReport } from "../control-plane.js";
+import { renderSoak, type SoakReport } from "../soak.js";
 import type { DeployReport } from "../deploy.js";
 import type { RestartReport } from "../restart.js";
 import { renderZeekDeploy, type ZeekDeployReport } from "../zeek-deploy.js";
@@ -36,6 +37,7 @@ export interface BenchReport {
   restart?: RestartReport;
   controlPlane?: ControlPlaneReport;
   zeekDeploy?: ZeekDeployReport;
+  soak?: SoakReport;
   errors: Array<{ section: string; error: string }>;
   notes: string[];
 }
@@ -295,6 +297,9 @@ export function renderMarkdown(r: BenchReport): string {
           "agents",
           "connect ms",
           "deploy ms",
+          "deploy floor ms",
+          "deploy / floor",
+          "deploy frame KB",
           "RSS connected MB",
           "RSS deployed MB",
           "RSS during queries (max) MB",
@@ -305,6 +310,9 @@ export function renderMarkdown(r: BenchReport): string {
           s.agents,
           f(s.connectMs, 0),
           f(s.deployMs, 0),
+          f(s.deployFloorMs, 0),
+          f(s.deployPerFloor, 2),
+          f(s.deployFrameBytes / 1024, 0),
           f(s.controller.rssConnectedMb),
           f(s.controller.rssDeployedMb),
           f(s.controller.rssQueriesMaxMb),
@@ -317,7 +325,7 @@ export function renderMarkdown(r: BenchReport): string {
     if (cp.profile) {
       const p = cp.profile;
       md.push(
-        "### Profile of the control-plane miss",
+        "### Profile of the control plane",
         "",
         `${p.reason}. A second run at ${p.agents} agents with the controller under \`--cpu-prof\` (summarized per phase) and an inspector on loopback:`,
         "",
@@ -355,6 +363,7 @@ export function renderMarkdown(r: BenchReport): string {
     }
     if (cp.notes.length) md.push(...cp.notes.map((n) => `- ${n}`), "");
   }
+  if (r.soak) md.push(renderSoak(r.soak, table), "");
 
   if (r.notes.length) md.push("## Notes", "", ...r.notes.map((n) => `- ${n}`), "");
   return md.join("\n");

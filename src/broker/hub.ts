@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { type BrokerData } from "./data.js";
 import { ProtocolError, errorMessage } from "./errors.js";
+import type { SplicedFrame } from "./frame-template.js";
 import {
   type ZeekEvent,
   dataToEvent,
@@ -20,6 +21,8 @@ import {
 } from "./messages.js";
 
 export const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024;
+/** Below this, a split frame is sent joined (see HubConnection.sendSplit). */
+const SPLIT_MIN_CHARS = 16 * 1024;
 /** Unanswered requests remembered per peer; the oldest are forgotten beyond this. */
 export const MAX_AWAITED_REPLIES = 256;
 
@@ -91,6 +94,12 @@ export function topicMatches(prefixes: readonly string[], topic: string): boolea
 
 export interface RemoteConnectionIo {
   send(text: string): void;
+  /**
+   * Sends one text message made of `head` and then `tail` (UTF-8), without joining them:
+   * a tail shared by many peers is written to each as it is. Optional; `send` is used
+   * with the joined text otherwise.
+   */
+  sendSplit?(head: string, tail: Buffer): void;
   /** Closes the underlying transport with a WebSocket close code. */
   close(code: number, reason: string): void;
   remoteAddress?: string;
@@ -199,6 +208,14 @@ export class HubConnection {
 
   sendText(text: string): void {
     if (!this.closed) this.io.send(text);
+  }
+
+  /** One message `head + tail`, where `tailBytes` is `tail` already in UTF-8. */
+  sendSplit(head: string, tail: string, tailBytes: () => Buffer): void {
+    if (this.closed) return;
+    // A small tail is cheaper joined: two fragments cost two writes.
+    if (this.io.sendSplit && tail.length >= SPLIT_MIN_CHARS) this.io.sendSplit(head, tailBytes());
+    else this.io.send(head + tail);
   }
 
   close(code = 1000, reason = ""): void {
@@ -344,6 +361,14 @@ export class Hub extends EventEmitter {
     const conn = this.connections.get(originId);
     if (!conn) return false;
     conn.sendText(encodeDataMessage(topic, data));
+    return true;
+  }
+
+  /** Like sendTo, for a frame already encoded (see EventFrameTemplate). */
+  sendFrameTo(originId: string, frame: SplicedFrame, tailBytes: () => Buffer): boolean {
+    const conn = this.connections.get(originId);
+    if (!conn) return false;
+    conn.sendSplit(frame.head, frame.tail, tailBytes);
     return true;
   }
 

@@ -148,6 +148,7 @@ export class HubServer {
     // message and keeps the connection, as Broker does for undecodable input.
     const wss = new WebSocketServer({ noServer: true, maxPayload: hub.maxFrameBytes * 4 + 1024 });
     const alive = new WeakMap<WebSocket, number>();
+    const sentSincePing = new WeakSet<WebSocket>();
     const sessions = new WeakMap<WebSocket, HubConnection>();
     const interval = options.pingIntervalMs ?? 5000;
     const maxBuffered = options.maxBufferedBytes ?? 64 * 1024 * 1024;
@@ -194,7 +195,7 @@ export class HubServer {
           return;
         }
         if (interval > 0) req.socket.setKeepAlive(true, interval);
-        sessions.set(ws, attach(hub, ws, req, alive, maxBuffered, principal, exempt, limits));
+        sessions.set(ws, attach(hub, ws, req, alive, sentSincePing, maxBuffered, principal, exempt, limits));
       });
     });
 
@@ -211,6 +212,15 @@ export class HubServer {
         ? setInterval(() => {
             for (const ws of wss.clients) {
               if (sessions.get(ws)?.awaitingReply) continue;
+              // A ping sent behind our own data cannot be answered before the peer has read
+              // that data: a deploy of a large configuration to 1,000 agents dropped every
+              // slow reader for missing pongs. A peer we sent to since the last round is
+              // judged by TCP instead (write errors, keep-alive) and by maxBufferedBytes.
+              if (sentSincePing.has(ws)) {
+                sentSincePing.delete(ws);
+                alive.set(ws, 0);
+                continue;
+              }
               const missed = alive.get(ws) ?? 0;
               if (missed >= 2) {
                 ws.terminate();
@@ -311,6 +321,7 @@ function attach(
   ws: WebSocket,
   req: IncomingMessage,
   alive: WeakMap<WebSocket, number>,
+  sentSincePing: WeakSet<WebSocket>,
   maxBuffered: number,
   principal: string | undefined,
   exempt: boolean,
@@ -325,6 +336,19 @@ function attach(
         return;
       }
       ws.send(text);
+      sentSincePing.add(ws);
+    },
+    sendSplit(head, tail) {
+      if (ws.readyState !== ws.OPEN) return;
+      if (ws.bufferedAmount > maxBuffered) {
+        ws.close(1008, "send buffer overflow");
+        return;
+      }
+      // Two fragments of one text message: the shared tail is queued on the socket as is,
+      // so a deploy to many agents holds one copy of the configuration, not one per agent.
+      ws.send(head, { fin: false });
+      ws.send(tail, { fin: true, binary: false });
+      sentSincePing.add(ws);
     },
     close(code, reason) {
       ws.close(code, reason);

@@ -2,6 +2,7 @@
 // wanted instances (upstream's drop_instance / add_instance). Everything sent to an agent
 // goes through `send`, which picks the agent's own link.
 
+import type { EventFrameTemplate } from "../broker/frame-template.js";
 import type { Hub } from "../broker/hub.js";
 import { eventToData, type ZeekEvent } from "../broker/messages.js";
 import { AgentApi, agentTopic } from "../agent/api.js";
@@ -237,6 +238,18 @@ export class Agents {
     const topic = agentTopic(instance);
     if (link.kind === "dialed") return link.dial.handle.publishEvent(topic, event);
     return this.hub.sendTo(link.origin.id, topic, eventToData(event));
+  }
+
+  /**
+   * Like send, for an event encoded once for many agents: only topic and request id are
+   * spliced in per agent. Dialed links encode the event themselves.
+   */
+  sendFrame(instance: string, template: EventFrameTemplate, reqid: string, event: () => ZeekEvent): boolean {
+    const link = this.ctx.instances.agent(instance)?.link;
+    if (!link || this.closed) return false;
+    const topic = agentTopic(instance);
+    if (link.kind === "dialed") return link.dial.handle.publishEvent(topic, event());
+    return this.hub.sendFrameTo(link.origin.id, template.splice(topic, reqid), () => template.tailBuffer());
   }
 
   private welcome(instance: string): void {

@@ -16,7 +16,7 @@ import { ConfigStore, type ConfigState } from "./config-store.js";
 import { createLogger, type LogLevel, type Logger } from "../management/log.js";
 import { DEFAULT_BROKER_START_PORT, DEFAULT_METRICS_START_PORT, prepareReadyConfig } from "./ports.js";
 import { ConfigurationCodec, InstanceVecCodec, makeResult, resultToString } from "../management/records.js";
-import { RequestTracker, hasKind, requestToString, type Timers } from "../management/request.js";
+import { RequestTracker, hasKind, requestToString, sequentialIds, type Timers } from "../management/request.js";
 import type { Configuration, Result } from "../management/types.js";
 import { compareText, validateConfiguration } from "../management/validation.js";
 import { Agents } from "./agents.js";
@@ -127,6 +127,7 @@ export class Controller {
     this.requests = new RequestTracker<RequestState>({
       timeoutMs: options.requestTimeoutMs ?? DEFAULT_CONTROLLER_REQUEST_TIMEOUT_MS,
       onTimeout: (req) => this.onTimeout(req),
+      newId: sequentialIds(),
       ...(deps.timers ? { timers: deps.timers } : {}),
     });
     this.instances = new InstanceRegistry((reqid) => this.requests.cancel(reqid));
@@ -285,7 +286,7 @@ export class Controller {
       this.fanOut.onResponse(reqid, "node_dispatch", results);
     });
     on(AgentApi.restart_response, ([reqid, results]) => {
-      this.log.info(`rx ${AgentApi.restart_response.name} ${reqid}`);
+      this.log.debug(`rx ${AgentApi.restart_response.name} ${reqid}`);
       this.fanOut.onResponse(reqid, "restart", results);
     });
     // Upstream's handlers for these do nothing. We log them and pass them on to clients on

@@ -13,6 +13,7 @@
 
 import { B } from "../broker/data.js";
 import { errorMessage } from "../broker/errors.js";
+import { EventFrameTemplate } from "../broker/frame-template.js";
 import { AgentApi } from "../agent/api.js";
 import type { Logger } from "../management/log.js";
 import { NodeOutputsCodec, makeResult, resultToString } from "../management/records.js";
@@ -46,6 +47,8 @@ const REDEPLOY: DeployKind = { internal: true, redeploy: true, rollback: false }
 export class Deployment {
   private pendingId: string | undefined;
   private readonly check: DeployCheck;
+  /** The deploy_request of the deployment sent last, encoded once for all its agents. */
+  private frames: { reqid: string; template: EventFrameTemplate } | undefined;
 
   constructor(
     private readonly ctx: ControllerContext,
@@ -151,6 +154,7 @@ export class Deployment {
     const { configs, instances } = this.ctx;
     if (this.pendingId === req.id) this.pendingId = undefined;
     const { config, phase } = req.state;
+    if (this.frames?.reqid === req.id) this.frames = undefined;
     req.results.push(makeResult(req.id, { success: false, error: TIMED_OUT }));
     // Upstream fix: a bare "request timed out" does not tell the operator that the
     // configuration never left the controller because some agents were missing. Name them.
@@ -253,12 +257,14 @@ export class Deployment {
   /** Upstream `config_deploy_to_agents`, sending only to agents that lack it so far. */
   private deployToAgents(req: DeployRequest): void {
     const { instances } = this.ctx;
-    for (const inst of [...req.state.config.instances].sort(byName)) {
+    const config = req.state.config;
+    for (const inst of [...config.instances].sort(byName)) {
       const name = inst.name;
       if (req.state.sentTo.has(name) || !instances.isReady(name)) continue;
-      const child = this.ctx.requests.create({ parentId: req.id, state: { kind: "agent", instance: name, op: "deploy" } });
+      const child = this.ctx.requests.create({ parentId: req.id, state: { kind: "agent", instance: name, op: "deploy" }, ownTimer: false });
       req.state.sentTo.add(name);
-      this.agents.send(name, AgentApi.deploy_request.make(child.id, req.state.config, false));
+      // Every agent gets the same configuration: encoded once per deployment, not per agent.
+      this.agents.sendFrame(name, this.template(req), child.id, () => AgentApi.deploy_request.make(child.id, config, false));
       this.ctx.log.info(`tx ${AgentApi.deploy_request.name} ${child.id} to ${name}`);
     }
   }
@@ -283,6 +289,7 @@ export class Deployment {
   private failed(req: DeployRequest, reason: string): void {
     const { log, configs, requests } = this.ctx;
     if (this.pendingId === req.id) this.pendingId = undefined;
+    if (this.frames?.reqid === req.id) this.frames = undefined;
     requests.finish(req.id);
     const { config, internal, rollbackOf } = req.state;
     const deployed = configs.get("DEPLOYED");
@@ -319,9 +326,18 @@ export class Deployment {
     this.launch(rollback);
   }
 
+  private template(req: DeployRequest): EventFrameTemplate {
+    if (this.frames?.reqid !== req.id) {
+      const sample = AgentApi.deploy_request.make("", req.state.config, false);
+      this.frames = { reqid: req.id, template: new EventFrameTemplate(sample.name, sample.args.slice(1)) };
+    }
+    return this.frames.template;
+  }
+
   private complete(req: DeployRequest): void {
     const { config, redeploy, rollbackOf } = req.state;
     if (this.pendingId === req.id) this.pendingId = undefined;
+    if (this.frames?.reqid === req.id) this.frames = undefined;
     this.ctx.configs.set("DEPLOYED", config);
     this.ctx.requests.finish(req.id);
     this.recordEnd(req, firstFailure(req.results));

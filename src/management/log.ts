@@ -140,6 +140,7 @@ export function createLogger(options: LoggerOptions): Logger {
   };
 }
 
+/** One readable line per entry: `2026-11-29T10:00:00.000Z INFO    controller c1: message`. */
 export function formatPretty(jsonLine: string): string {
   let entry: { ts?: number; node?: string; level?: string; role?: string; message?: string };
   try {

@@ -57,6 +57,12 @@ export interface CreateRequestOptions<S> {
   state: S;
   /** Overrides the tracker's default timeout for this request. */
   timeoutMs?: number;
+  /**
+   * false: a sub-request without a timer of its own, ended with its parent (whose timeout
+   * covers it). A fan-out to 1,000 agents otherwise arms and clears 1,000 timers that can
+   * only fire after the parent's.
+   */
+  ownTimer?: boolean;
   /** Runs when the request is finished (not when it times out or is cancelled). */
   onFinish?: (request: TrackedRequest<S>) => void;
   /** Overrides the tracker's `onTimeout` for this request. */
@@ -72,6 +78,17 @@ export interface RequestTrackerOptions<S> {
    * that switches on the state's kind keeps a role's timeout behaviour in one place.
    */
   onTimeout?: (request: TrackedRequest<S>) => void;
+}
+
+/**
+ * Ids unique to this process and distinct from any earlier run's: a random prefix drawn
+ * once and a counter. A fan-out to 1,000 agents needs 1,000 ids per request, and a fresh
+ * UUID each was a measurable part of it.
+ */
+export function sequentialIds(): () => string {
+  const prefix = randomUUID();
+  let n = 0;
+  return () => `${prefix}-${(n++).toString(36)}`;
 }
 
 /** Stable codes, so callers and logs can tell the failures apart without parsing text. */
@@ -150,7 +167,7 @@ export class RequestTracker<S> {
     const fallback = this.defaultOnTimeout;
     const entry: Entry<S> = {
       request,
-      timer: this.timers.set(() => this.expire(id), options.timeoutMs ?? this.timeoutMs),
+      timer: options.ownTimer === false && parent ? undefined : this.timers.set(() => this.expire(id), options.timeoutMs ?? this.timeoutMs),
       children: new Set(),
       onFinish: onFinish && (() => onFinish(request)),
       onTimeout: onTimeout ? () => onTimeout(request) : fallback && (() => fallback(request)),
@@ -214,7 +231,7 @@ export class RequestTracker<S> {
   /** Forgets everything without running callbacks; for shutdown. */
   clear(): void {
     for (const entry of this.entries.values()) {
-      this.timers.clear(entry.timer);
+      if (entry.timer !== undefined) this.timers.clear(entry.timer);
       entry.request.finished = true;
     }
     this.entries.clear();
@@ -231,7 +248,7 @@ export class RequestTracker<S> {
     const entry = this.entries.get(id);
     if (!entry) return undefined;
     this.entries.delete(id);
-    this.timers.clear(entry.timer);
+    if (entry.timer !== undefined) this.timers.clear(entry.timer);
     entry.request.finished = true;
     if (entry.request.parentId !== undefined) {
       this.entries.get(entry.request.parentId)?.children.delete(id);
