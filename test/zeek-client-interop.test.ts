@@ -649,7 +649,7 @@ env = FOO=bar BAZ="a b"
 
   // --- a node that cannot run ----------------------------------------------------------
 
-  it("deploy shows a node that fails at start with its output (exit 1), and get-nodes shows its state", async () => {
+  it("deploy shows a node that fails at start with its output (exit 1) and the rollback, and get-nodes shows its state when kept", async () => {
     const broken = `[instances]
 instance-1
 instance-2
@@ -663,13 +663,22 @@ instance = instance-2
 role = worker
 env = ZMGMT_NODE_COMMAND="sh -c 'echo about to fail; echo boom >&2; exit 3'"
 `;
-    const run = await zc(["deploy-config", iniFile("broken.ini", broken)]);
+    const before = (json(await zc(["get-config", "--deployed", "--as-json"])) as ConfigOutput).id;
+    // Failing, then rolling back, can take two controller timeouts on a loaded machine.
+    const run = await zc(["--set", "client.request_timeout_secs=60", "deploy-config", iniFile("broken.ini", broken)], {
+      timeoutMs: 90_000,
+    });
     expect(run.code, describeRun(run)).toBe(1);
     const out = json(run) as DeployOutput;
     expect(out.results.nodes).toEqual({
       broken: { instance: "instance-2", success: false, stdout: "about to fail", stderr: "boom" },
       manager: { instance: "instance-1", success: true },
     });
+    // The controller rolls back by default; zeek-client shows that among the errors.
+    expect(out.errors.join("\n")).toContain(`deployment failed; rolled back to configuration ${before}`);
+    // zeek-client cannot opt out; zmgmt can, and then the failing node stays.
+    const kept = env.spawnCli(["--controller", `127.0.0.1:${port}`, "deploy", "--no-rollback", "--json"]);
+    expect(await new Promise((res) => kept.child.once("exit", res)), kept.output()).toBe(1);
     const nodes = await zc(["get-nodes"]);
     // zeek-client's rule: node states are shown, not judged; only failed Results fail it.
     expect(nodes.code, describeRun(nodes)).toBe(0);
