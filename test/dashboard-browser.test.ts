@@ -180,6 +180,17 @@ describe.skipIf(browserMissing !== undefined)("dashboard in a browser", () => {
     await page.close();
   });
 
+  it("shows workers' capture health as the built-in node can report it: not available, and why", async () => {
+    const page = await browser.newPage();
+    await page.goto(url);
+    await expect.poll(() => cell(page, "worker-01", "capture").textContent(), { timeout: 15_000 }).toBe("n/a");
+    expect(await cell(page, "worker-01", "capture").getAttribute("title")).toMatch(/not a Zeek node/);
+    expect(await cell(page, "worker-01", "capture").getAttribute("class")).not.toMatch(/drops/);
+    // Only workers capture.
+    expect(await cell(page, "manager", "capture").textContent()).toBe("");
+    await page.close();
+  });
+
   it("shows a staged configuration that differs from the deployed one, and deploys it from the page", async () => {
     expect((await client.stageConfiguration(config(true)))[0]!.success).toBe(true);
     const page = await browser.newPage();

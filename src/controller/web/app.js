@@ -82,6 +82,7 @@ function NodeRow({ model, state, node }) {
     <td data-field="last-exit">${R.lastExit(node)}</td>
     <td data-field="cpu">${node.cpuPercent !== undefined ? `${node.cpuPercent.toFixed(1)} %` : ""}</td>
     <td data-field="memory">${R.formatBytes(node.rssBytes)}</td>
+    <${CaptureCell} capture=${state.capture.get(node.name)} />
     <td class="actions">
       <button data-action="logs" onClick=${() => void model.showLogs(node.name)}>Logs</button>
       <button
@@ -94,6 +95,11 @@ function NodeRow({ model, state, node }) {
       </button>
     </td>
   </tr>`;
+}
+
+function CaptureCell({ capture }) {
+  const c = R.captureSummary(capture);
+  return html`<td data-field="capture" class=${c.drops ? "drops" : ""} title=${c.title ?? ""}>${c.text}</td>`;
 }
 
 function Nodes({ model, state }) {
@@ -116,6 +122,7 @@ function Nodes({ model, state }) {
                 <th>last exit</th>
                 <th>CPU</th>
                 <th>memory</th>
+                <th>capture</th>
                 <th></th>
               </tr>
             </thead>
@@ -123,7 +130,7 @@ function Nodes({ model, state }) {
               ([role, nodes]) =>
                 html`<tbody key=${role} data-role=${role}>
                   <tr class="role">
-                    <td colspan="9">${role.toLowerCase()}</td>
+                    <td colspan="10">${role.toLowerCase()}</td>
                   </tr>
                   ${nodes.map((n) => html`<${NodeRow} key=${n.name} model=${model} state=${state} node=${n} />`)}
                 </tbody>`,

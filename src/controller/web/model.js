@@ -21,6 +21,8 @@ export class Model {
       nodes: new Map(),
       processes: new Map(),
       statusAvailable: true,
+      capture: new Map(),
+      captureAvailable: true,
       staged: undefined,
       deployed: undefined,
       history: undefined,
@@ -77,7 +79,23 @@ export class Model {
 
   /** get_nodes, which every controller answers, and zmgmt's process facts where answered. */
   async refreshNodes() {
-    await Promise.all([this.refreshNodeStates(), this.state.statusAvailable ? this.refreshProcesses() : undefined]);
+    await Promise.all([
+      this.refreshNodeStates(),
+      this.state.statusAvailable ? this.refreshProcesses() : undefined,
+      this.state.captureAvailable ? this.refreshCapture() : undefined,
+    ]);
+  }
+
+  /** Workers' packet counters (zmgmt's netstats request), read from Zeek's own telemetry. */
+  async refreshCapture() {
+    let answer;
+    try {
+      [answer] = await this.rpc.request(R.Api.netstats, [], 15000);
+    } catch (err) {
+      if (err.code === "timeout") this.set({ captureAvailable: false });
+      return;
+    }
+    this.set({ capture: R.captureByNode(answer) });
   }
 
   async refreshNodeStates() {

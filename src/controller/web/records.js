@@ -14,6 +14,7 @@ export const Api = {
   nodeStatus: `${ZMGMT}get_node_status_request`,
   nodeLogs: `${ZMGMT}node_logs_request`,
   deployHistory: `${ZMGMT}get_deploy_history_request`,
+  netstats: `${ZMGMT}get_netstats_request`,
 };
 
 export const Notify = {
@@ -150,6 +151,37 @@ export function withProcess(node, facts) {
   // get_nodes stays the authority on who the node is and its state.
   const { uptimeMs, restarts, lastExitCode, lastExitSignal, lastExitAt, cpuPercent, rssBytes, startedAt } = facts;
   return { ...node, uptimeMs, restarts, lastExitCode, lastExitSignal, lastExitAt, cpuPercent, rssBytes, startedAt };
+}
+
+/**
+ * Capture statistics by node from a get_netstats answer: one Result per instance whose data
+ * is the JSON of the agent's node statistics. Only nodes that report capture are listed.
+ */
+export function captureByNode(results) {
+  const out = new Map();
+  for (const raw of results) {
+    const r = result(raw);
+    if (!r.success || typeof r.data !== "string") continue;
+    let stats;
+    try {
+      stats = JSON.parse(r.data);
+    } catch {
+      continue;
+    }
+    for (const n of Array.isArray(stats.nodes) ? stats.nodes : []) if (n.capture) out.set(n.node, n.capture);
+  }
+  return out;
+}
+
+/** Capture health as zmgmt netstats words it: dropped / (received + dropped), in percent. */
+export function captureSummary(c) {
+  if (!c) return { text: "", drops: false };
+  if (c.unavailable !== undefined) return { text: "n/a", title: c.unavailable, drops: false };
+  const received = c.received ?? 0;
+  const dropped = c.dropped ?? 0;
+  const pct = received + dropped > 0 ? ` (${((100 * dropped) / (received + dropped)).toFixed(2)}%)` : "";
+  const link = c.link !== undefined ? ` link ${c.link}` : "";
+  return { text: `recvd ${received} dropped ${dropped}${pct}${link}`, drops: dropped > 0 };
 }
 
 const ROLE_ORDER = ["MANAGER", "LOGGER", "PROXY", "WORKER"];
