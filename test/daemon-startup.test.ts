@@ -91,7 +91,8 @@ describe("daemon start-up and process titles", () => {
 
   it("agent: one start-up line, pretty log on stderr, JSON log file; supervisor, agent and nodes carry titles", async () => {
     env = new TestEnv();
-    const controller = await startController("ctl-b", []);
+    // The agent proves its name with the secret the test's master secret yields.
+    const controller = await startController("ctl-b", ["--agent-master-secret-file", env.masterSecretFile()]);
     const agentPort = await freePort();
     const stateDir = join(env.dir, "state-inst-b");
     const agent = start([
@@ -104,6 +105,8 @@ describe("daemon start-up and process titles", () => {
       `127.0.0.1:${agentPort}`,
       "--controller",
       `127.0.0.1:${controller.port}`,
+      "--agent-secret-file",
+      env.agentSecretFile("inst-b"),
       "--no-zeek",
       "--log-stderr",
       "--restart-delay",

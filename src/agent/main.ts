@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { Hub } from "../broker/hub.js";
 import { Peer } from "../broker/peer.js";
-import { HubServer, chainHttpHandlers, type HttpHandler, type HubServerOptions } from "../broker/server.js";
+import { HubServer, chainHttpHandlers, clientRate, type HttpHandler, type HubServerOptions } from "../broker/server.js";
 import { WEBSOCKET_PATH } from "../broker/messages.js";
 import { defaultAgentName, defaultStateDir } from "../management/env.js";
 import { AGENT_REFUSED, AGENT_REFUSED_EXIT_CODE, AGENT_UNAUTHORIZED, agentHeaders, readSecretFile } from "../management/agent-auth.js";
@@ -102,6 +102,7 @@ export async function runAgentProcess(options: AgentDaemonOptions, env: NodeJS.P
       ...(options.tls ? { tls: options.tls } : {}),
       authorize: (req) => (req.headers[SUPERVISOR_TOKEN_HEADER] === nodeToken ? "node" : true),
       httpHandler: chainHttpHandlers(httpRoutes),
+      ...(options.clientRateLimit !== undefined ? { rateLimit: clientRate(options.clientRateLimit) } : {}),
     },
     deadline,
   );

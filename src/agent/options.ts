@@ -52,6 +52,8 @@ export const AgentDaemonOptionsSchema = Type.Object(
     controllerTls: Type.Optional(PeerTlsSchema),
     /** This instance's secret, proving its name to the controller it dials (see agent-auth.ts). */
     agentSecretFile: Type.Optional(Type.String({ minLength: 1 })),
+    /** Messages per second an unauthenticated peer may send (bursts of twice that). Default 200. */
+    clientRateLimit: Type.Optional(Type.Integer({ minimum: 1 })),
     /** Nodes run this Zeek; without it they run `nodeCommand` (the built-in node by default). */
     zeek: Type.Optional(ZeekInstallSchema),
     /** Archive for Zeek loggers' rotated logs (default `<stateDir>/logs`). */

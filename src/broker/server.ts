@@ -102,6 +102,11 @@ export interface Refusal {
 export const DEFAULT_MAX_CONNECTIONS = 512;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const DEFAULT_RATE_LIMIT = { perSecond: 200, burst: 400 };
+
+/** A daemon's `--client-rate-limit N`: N messages per second, in bursts of up to 2N. */
+export function clientRate(perSecond: number): { perSecond: number; burst: number } {
+  return { perSecond, burst: 2 * perSecond };
+}
 /** Raw sockets beyond the peers' limit, for upgrades in progress and refusals being sent. */
 const RAW_SOCKET_SLACK = 256;
 

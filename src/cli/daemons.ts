@@ -127,6 +127,7 @@ function addControllerTlsOptions(cmd: Command): Command {
 interface AgentFlags extends SupervisionFlags, ListenerTlsFlags, WithControllerFlags {
   name: string;
   agentSecretFile?: string;
+  clientRateLimit?: number;
   stateDir: string;
   listen: string;
   controller: string | false;
@@ -147,6 +148,7 @@ interface ControllerFlags extends ListenerTlsFlags {
   name: string;
   agentMasterSecretFile?: string;
   maxConnections?: number;
+  clientRateLimit?: number;
   stateDir: string;
   listen: string;
   requestTimeout: number;
@@ -188,6 +190,11 @@ export function registerDaemonCommands(program: Command): void {
             `127.0.0.1:${DEFAULT_CONTROLLER_WEBSOCKET_PORT}`,
           )
           .option("--no-controller", "do not dial a controller; wait for it to connect (the instance has a listen port in the config)")
+          .option(
+            "--client-rate-limit <n>",
+            "messages per second an unauthenticated peer may send, in bursts of twice that (default 200)",
+            intOption("--client-rate-limit"),
+          )
           .option(
             "--agent-secret-file <file>",
             "this instance's secret, proving its name to the controller (from `zmgmt agent-secret NAME` on the controller's host)",
@@ -254,6 +261,7 @@ export function registerDaemonCommands(program: Command): void {
       logFormat,
       ...(opts.controller ? { controllerUrl: opts.controller } : {}),
       ...(opts.agentSecretFile ? { agentSecretFile: readableSecret(opts.agentSecretFile, "agent secret") } : {}),
+      ...(opts.clientRateLimit ? { clientRateLimit: Math.floor(opts.clientRateLimit) } : {}),
       ...(opts.nodeCommand ? { nodeCommand: opts.nodeCommand } : {}),
       ...(zeek ? { zeek } : {}),
       ...(opts.logArchiveDir ? { logArchiveDir: resolve(opts.logArchiveDir) } : {}),
@@ -329,7 +337,12 @@ export function registerDaemonCommands(program: Command): void {
         "--agent-master-secret-file <file>",
         "secret every agent's secret derives from (default: agent-master-secret in the controller's directory, created on first start)",
       )
-      .option("--max-connections <n>", "clients connected at once; authenticated agents are not counted", intOption("--max-connections")),
+      .option("--max-connections <n>", "clients connected at once; authenticated agents are not counted", intOption("--max-connections"))
+      .option(
+        "--client-rate-limit <n>",
+        "messages per second a client may send, in bursts of twice that (default 200)",
+        intOption("--client-rate-limit"),
+      ),
   )
     .addOption(new Option("--from-env").hideHelp())
     .action(async (opts: ControllerFlags) => {
@@ -369,6 +382,7 @@ export function registerDaemonCommands(program: Command): void {
             ? { agentMasterSecretFile: readableSecret(opts.agentMasterSecretFile, "agent master secret") }
             : {}),
           ...(opts.maxConnections ? { maxConnections: Math.floor(opts.maxConnections) } : {}),
+          ...(opts.clientRateLimit ? { clientRateLimit: Math.floor(opts.clientRateLimit) } : {}),
         };
       }
       applyLogFormat(options.logFormat);

@@ -150,7 +150,10 @@ export class FanOut {
     const sorted = [...targets].sort(compareText);
     // One INFO line per fan-out, the per-agent lines at DEBUG: at 1,000 agents a line per
     // sub-request and per answer was a large share of a query's cost.
-    this.ctx.log.info(`tx ${sample.name} for ${req.id} to ${sorted.length} instance(s)`);
+    // Read-only queries stay at DEBUG like their requests; a restart changes things.
+    const line = `tx ${sample.name} for ${req.id} to ${sorted.length} instance(s)`;
+    if (op === "restart") this.ctx.log.info(line);
+    else this.ctx.log.debug(line);
     for (const name of sorted) {
       const child = this.ctx.requests.create({ parentId: req.id, state: { kind: "agent", instance: name, op }, ownTimer: false });
       this.agents.sendFrame(name, template, child.id, () => make(child.id));

@@ -2,7 +2,7 @@
 // style clients and agents that dial in (a2c) meet, plus the management.log writer.
 
 import { Hub } from "../broker/hub.js";
-import { HubServer, chainHttpHandlers, type HttpHandler } from "../broker/server.js";
+import { HubServer, chainHttpHandlers, clientRate, type HttpHandler } from "../broker/server.js";
 import { createLogger } from "../management/log.js";
 import {
   AGENT_UNAUTHORIZED,
@@ -110,6 +110,7 @@ export async function startController(options: StartControllerOptions): Promise<
       ...(options.tls ? { tls: options.tls } : {}),
       httpHandler: chainHttpHandlers(httpRoutes),
       ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
+      ...(options.clientRateLimit !== undefined ? { rateLimit: clientRate(options.clientRateLimit) } : {}),
       // Agents prove their instance; everyone else is a client, whose access level
       // (dashboard tokens, certificates, loopback) is its principal.
       authorize: (req) => {

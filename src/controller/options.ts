@@ -62,6 +62,8 @@ export const ControllerDaemonOptionsSchema = Type.Composite(
       agentMasterSecretFile: Type.Optional(Type.String({ minLength: 1 })),
       /** Clients connected at once; authenticated agents are not counted. Default 512. */
       maxConnections: Type.Optional(Type.Integer({ minimum: 1 })),
+      /** Messages per second a client may send (bursts of twice that); agents are exempt. Default 200. */
+      clientRateLimit: Type.Optional(Type.Integer({ minimum: 1 })),
       /** Dial agents that listen (c2a) over wss:// with these options; plain ws:// without. */
       agentTls: Type.Optional(PeerTlsSchema),
       /** Serve the web dashboard at `GET /` on the listen port. Default true. */

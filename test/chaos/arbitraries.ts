@@ -15,6 +15,7 @@ import {
   SupervisedNodeConfigCodec,
   SupervisedNodeStatusCodec,
   NodeExitCodec,
+  ProcessUsageCodec,
 } from "../../src/supervisor/api.js";
 import {
   ConfigurationCodec,
@@ -173,6 +174,9 @@ const RECORDS: Record<string, fc.Arbitrary<BrokerData>> = {
       lastExitSignal: opt(text),
     })
     .map((v) => SupervisedNodeStatusCodec.encode(withoutUndefined(v))),
+  "Zmgmt::Supervisor::ProcessUsage": fc
+    .record({ name: text, pid: fc.integer(), cpuPercent: fc.double({ min: 0, max: 6400, noNaN: true }), rssBytes: fc.nat() })
+    .map((v) => ProcessUsageCodec.encode(v)),
   "Zmgmt::Supervisor::NodeExit": fc
     .record({
       name: text,
@@ -211,6 +215,8 @@ function fromLabel(label: string): fc.Arbitrary<BrokerData> {
       return port.map((n) => B.port(n));
     case "any":
       return brokerData;
+    case "double":
+      return fc.double({ noNaN: true, noDefaultInfinity: true }).map(B.real);
     case "enum Management":
       return fc.constantFrom(...STATES).map((s) => B.enumv(`Management::${s}`));
     case "enum Supervisor":

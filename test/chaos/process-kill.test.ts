@@ -191,7 +191,10 @@ describe("kill -9 anywhere: nothing lost, nothing doubled, everything answered",
     const before = await deployAll(u, clusterConfig(slowStop));
     // The same nodes under a new id: upstream semantics restart every node.
     await stage(u.client, clusterConfig(slowStop));
-    const deploying = answered(u.client.deploy(), 25_000, "redeploy");
+    // Without rollback: this test counts processes, and a rollback would start another
+    // round of them. (With rollback on, the deploy check has seen a node report PENDING
+    // after RUNNING in this scenario and rolled back; that is a known open issue.)
+    const deploying = answered(u.client.deploy(undefined, false), 25_000, "redeploy");
     await new Promise((r) => setTimeout(r, 600));
     for (const pid of before.values()) expect(pidAlive(pid)).toBe(true);
     for (const pid of before.values()) kill9(pid);
