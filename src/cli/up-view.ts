@@ -57,6 +57,12 @@ export interface LiveViewOptions {
   write: (text: string) => void;
   /** Called once, the first time every expected node is RUNNING. */
   onUp: (nodes: number) => void;
+  /**
+   * A connection that only listens. The controller holds pushes back from a connection
+   * while one of its requests is open (a waiting client hears only its answer), so events
+   * that come during a get-nodes would be lost on the connection that asks.
+   */
+  pushes?: ControllerClient;
   reconcileIntervalMs?: number;
 }
 
@@ -82,8 +88,8 @@ export class LiveView {
   /** Shows the table once, then follows events. */
   async start(): Promise<void> {
     // Listen first, so nothing that happens during the first get-nodes is missed.
-    this.client.events.on("event", this.onEvent);
-    this.client.events.on("ready", this.onReady);
+    this.pushSource().events.on("event", this.onEvent);
+    this.pushSource().events.on("ready", this.onReady);
     const statuses = await this.getNodes();
     if (statuses) {
       this.printTable(statuses);
@@ -103,10 +109,14 @@ export class LiveView {
 
   stop(): void {
     this.stopped = true;
-    this.client.events.off("event", this.onEvent);
-    this.client.events.off("ready", this.onReady);
+    this.pushSource().events.off("event", this.onEvent);
+    this.pushSource().events.off("ready", this.onReady);
     clearTimeout(this.pidTimer);
     clearInterval(this.reconcileTimer);
+  }
+
+  private pushSource(): ControllerClient {
+    return this.options.pushes ?? this.client;
   }
 
   private line(text: string): void {

@@ -205,12 +205,15 @@ export function registerUpCommand(program: Command): void {
     });
     // eslint-disable-next-line prefer-const -- the signal handler below reads it before it is assigned
     let client: ControllerClient | undefined;
+    // eslint-disable-next-line prefer-const -- as with client
+    let pushes: ControllerClient | undefined;
     // eslint-disable-next-line prefer-const -- as with client: the handler may run before the view exists
     let stopView: (() => void) | undefined;
     closeOnSignals(async () => {
       process.stdout.write("\nstopping the cluster...\n");
       stopView?.();
       await client?.close();
+      await pushes?.close();
       await running.close();
     });
 
@@ -248,8 +251,11 @@ export function registerUpCommand(program: Command): void {
       if (outputs?.stderr) process.stderr.write(`${outputs.stderr}\n`);
     }
 
-    // Live view: follows the controller's notifications until Ctrl-C.
+    // Live view: follows the controller's notifications until Ctrl-C, heard on a
+    // connection of their own (see LiveViewOptions.pushes).
+    pushes = await connectWithRetry(controllerAddr, deadline);
     const view = new LiveView(client, {
+      pushes,
       tty,
       expected: config.nodes.length,
       write: (text) => process.stdout.write(text),
