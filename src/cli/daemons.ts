@@ -4,7 +4,7 @@
 import { Command, Option } from "commander";
 import { defaultAgentOptions, runAgentProcess } from "../agent/main.js";
 import { parseAgentDaemonOptions, type AgentDaemonOptions } from "../agent/options.js";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { pickFreePort } from "../management/free-port.js";
 import { SupervisorEnv } from "../supervisor/api.js";
 import { DEFAULT_AGENT_PORT, DEFAULT_AGENT_REQUEST_TIMEOUT_MS } from "../agent/api.js";
@@ -20,7 +20,13 @@ import { findZeekOnPath, probeZeek, type ZeekInstall } from "../agent/zeek.js";
 import type { ProcessManagerOptions } from "../supervisor/process-manager.js";
 import { startControllerDaemon } from "../controller/main.js";
 import { controllerDirectory, parseControllerDaemonOptions, type ControllerDaemonOptions } from "../controller/options.js";
-import { instanceSecret, loadOrCreateMasterSecret, readSecretFile, writeSecretFile } from "../management/agent-auth.js";
+import {
+  instanceSecret,
+  loadOrCreateMasterSecret,
+  readSecretFile,
+  writeLocalAgentSecret,
+  writeSecretFile,
+} from "../management/agent-auth.js";
 import type { LogFormat, LogLevel } from "../management/log.js";
 import { addListenerTlsOptions, dialTlsFromFlags, enforceListenPolicy, listenerTlsFromFlags, type ListenerTlsFlags } from "./tls-flags.js";
 import { addWithControllerOptions, controllerChild, type WithControllerFlags } from "./agent-controller.js";
@@ -240,10 +246,7 @@ export function registerDaemonCommands(program: Command): void {
     // ... and proves its name to it with the secret derived from that controller's master
     // secret, as `zmgmt up` does, so running both needs no set-up step.
     if (controller && !opts.agentSecretFile) {
-      const master = loadOrCreateMasterSecret(controllerDirectory(controller.options)).secret;
-      const secretFile = join(resolve(opts.stateDir), "nodes", opts.name, "agent-secret");
-      writeSecretFile(secretFile, instanceSecret(master, opts.name));
-      opts.agentSecretFile = secretFile;
+      opts.agentSecretFile = writeLocalAgentSecret(controllerDirectory(controller.options), resolve(opts.stateDir), opts.name);
     }
     // The foreground's one start-up line says what the nodes run.
     let nodesRun = opts.nodeCommand ? `cluster nodes run ${opts.nodeCommand.join(" ")}` : "cluster nodes run the built-in zmgmt node";

@@ -18,7 +18,7 @@ import type { LogLevel } from "../management/log.js";
 import { startSupervisor } from "../supervisor/main.js";
 import { addSupervisionOptions, chooseZeek, closeOnSignals, parseHostPort, processOptions, type SupervisionFlags } from "./daemons.js";
 import { controllerDirectory, type ControllerDaemonOptions } from "../controller/options.js";
-import { instanceSecret, loadOrCreateMasterSecret, writeSecretFile } from "../management/agent-auth.js";
+import { writeLocalAgentSecret } from "../management/agent-auth.js";
 import { pickFreePort } from "../management/free-port.js";
 import { defaultStateDir } from "../management/env.js";
 import { ALLOW_INSECURE_LISTEN_FLAG } from "../management/security.js";
@@ -178,9 +178,7 @@ export function registerUpCommand(program: Command): void {
 
     // The agent proves its name with the secret the controller derives from its master
     // secret, handed over here, so the local cluster needs no set-up step.
-    const master = loadOrCreateMasterSecret(controllerDirectory(controllerOptions)).secret;
-    const agentSecretFile = join(opts.stateDir, "nodes", instanceName, "agent-secret");
-    writeSecretFile(agentSecretFile, instanceSecret(master, instanceName));
+    const agentSecretFile = writeLocalAgentSecret(controllerDirectory(controllerOptions), opts.stateDir, instanceName);
 
     const running = await startSupervisor({
       stateDir: opts.stateDir,

@@ -85,6 +85,17 @@ export function loadOrCreateMasterSecret(controllerDir: string): { file: string;
   return { file, secret };
 }
 
+/**
+ * For an agent on the controller's own host (`zmgmt up`, `agent --with-controller`): writes
+ * its instance secret, derived from that controller's master secret, to
+ * `<stateDir>/nodes/<instance>/agent-secret` and returns the file, so no set-up step is needed.
+ */
+export function writeLocalAgentSecret(controllerDir: string, stateDir: string, instance: string): string {
+  const file = join(stateDir, "nodes", instance, "agent-secret");
+  writeSecretFile(file, instanceSecret(loadOrCreateMasterSecret(controllerDir).secret, instance));
+  return file;
+}
+
 /** Headers an agent sends when it dials its controller. */
 export function agentHeaders(instance: string, secret: string | undefined): Record<string, string> {
   return {
