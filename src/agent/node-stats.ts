@@ -4,6 +4,7 @@
 // The agent's /metrics and the controller's node_stats request both come from here.
 
 import type { Configuration } from "../management/types.js";
+import { loopbackFor } from "../management/hosts.js";
 import { parsePrometheusText, sumSamples } from "../management/metrics.js";
 import type { SupervisedNodeStatus } from "../supervisor/api.js";
 import type { CaptureStats, NodeStats } from "./api.js";
@@ -54,7 +55,8 @@ export async function collectNodeStats(
     const rec = ctx.nodes.get(name);
     if (!rec) continue;
     const sup = bySupervisor.get(name);
-    const host = metricsHost(hosts.get(rec.node.instance));
+    // Nodes listen on their instance's address.
+    const host = loopbackFor(hosts.get(rec.node.instance));
     const pid = rec.pid ?? sup?.pid;
     if (rec.managementPort !== undefined) zeekNodes.add(name);
     stats.push({
@@ -78,13 +80,6 @@ export async function collectNodeStats(
     );
   }
   return stats;
-}
-
-/** Nodes listen on their instance's address; "all addresses" is reachable on loopback. */
-function metricsHost(host: string | undefined): string {
-  if (host === undefined || host === "0.0.0.0") return "127.0.0.1";
-  if (host === "::") return "::1";
-  return host;
 }
 
 async function captureStats(s: NodeStats): Promise<CaptureStats> {

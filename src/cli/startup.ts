@@ -4,6 +4,7 @@
 
 import { Option } from "commander";
 import { createConnection } from "node:net";
+import { loopbackFor } from "../management/hosts.js";
 import { LOG_FORMATS, setStderrLogFormat, type LogFormat } from "../management/log.js";
 
 export function logFormatOption(): Option {
@@ -33,7 +34,7 @@ export function printStartupLine(line: string): void {
  * learns that it is up.
  */
 export async function waitForListener(host: string, port: number, timeoutMs: number): Promise<boolean> {
-  const target = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host;
+  const target = loopbackFor(host);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
