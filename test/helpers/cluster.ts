@@ -3,7 +3,7 @@
 // Every process is started in its own process group and killed (group-wide) at teardown.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, existsSync, readdirSync, readlinkSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, existsSync, readdirSync, readlinkSync, mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -39,10 +39,37 @@ function canBind(port: number): Promise<boolean> {
 export async function freePortRange(count: number): Promise<number> {
   for (let attempt = 0; attempt < 100; attempt++) {
     const base = 20_000 + Math.floor(Math.random() * 12_000);
-    const checks = await Promise.all(Array.from({ length: count }, (_, i) => canBind(base + i)));
+    const ports = Array.from({ length: count }, (_, i) => base + i);
+    if (!ports.every(reservePort)) continue;
+    const checks = await Promise.all(ports.map(canBind));
     if (checks.every(Boolean)) return base;
   }
   throw new Error(`no run of ${count} free ports found`);
+}
+
+/**
+ * Test files run in parallel workers, and a port found free is bound only later; without
+ * a shared claim two files could be handed the same port. A claim is a file created
+ * exclusively and holds the claiming process's pid; a claim whose process is gone is taken over.
+ */
+const PORT_CLAIMS = join(tmpdir(), "zmgmt-test-port-claims");
+
+function reservePort(port: number): boolean {
+  mkdirSync(PORT_CLAIMS, { recursive: true });
+  const file = join(PORT_CLAIMS, String(port));
+  try {
+    writeFileSync(file, String(process.pid), { flag: "wx" });
+    return true;
+  } catch {
+    try {
+      const owner = Number(readFileSync(file, "utf8"));
+      if (owner === process.pid || (owner > 0 && pidAlive(owner))) return false;
+      writeFileSync(file, String(process.pid));
+      return true;
+    } catch {
+      return false;
+    }
+  }
 }
 
 /**
