@@ -1,6 +1,11 @@
 // Prints "N passed, N failed[, N skipped]" over one or more vitest JSON reports.
 import { readFileSync } from "node:fs";
 
+const firstLine = (text) =>
+  String(text ?? "")
+    .split("\n")[0]
+    .slice(0, 300);
+
 const files = process.argv.slice(2);
 if (files.length === 0) files.push("test-results.json");
 let passed = 0;
@@ -22,6 +27,12 @@ for (const file of files) {
     (f) => f.status === "failed" && !(f.assertionResults ?? []).some((a) => a.status === "failed"),
   ).length;
   failed += (report.numFailedTests ?? 0) + brokenFiles;
+  // Named again here, so the end of a long log says what failed.
+  for (const f of report.testResults ?? []) {
+    const failures = (f.assertionResults ?? []).filter((a) => a.status === "failed");
+    if (f.status === "failed" && failures.length === 0) console.log(`FAILED ${f.name}: ${firstLine(f.message)}`);
+    for (const a of failures) console.log(`FAILED ${f.name} > ${a.fullName}: ${firstLine(a.failureMessages?.[0])}`);
+  }
   skipped += (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
 }
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);

@@ -45,6 +45,7 @@ export class UsageSampler {
 
   /** Usage of each live process; processes that vanished meanwhile are left out. */
   async sample(targets: Array<{ name: string; pid: number }>): Promise<ProcessUsage[]> {
+    if (targets.length === 0) return [];
     const now = Date.now();
     const fresh = targets.filter((t) => {
       const prev = this.last.get(t.pid);
