@@ -287,7 +287,12 @@ async function bringUp(agents: number, nodeArgs: string[] = []): Promise<SizeRun
     const client = await connectClient(controller.port, 180_000);
     const sim = scratch.forkTs("sim-agents", SIM_AGENTS);
     const t0 = performance.now();
-    sim.child.send({ cmd: "start", url: `ws://127.0.0.1:${controller.port}${WEBSOCKET_PATH}`, names });
+    sim.child.send({
+      cmd: "start",
+      url: `ws://127.0.0.1:${controller.port}${WEBSOCKET_PATH}`,
+      names,
+      masterSecret: controller.masterSecret,
+    });
     await message<{ ok?: string }>(sim, (m) => m.ok === "started", 180_000, "simulated agents to connect");
     await waitInstances(client, agents, 120_000);
     const connectMs = performance.now() - t0;

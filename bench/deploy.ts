@@ -202,7 +202,7 @@ export async function runDeployBench(opts: DeployOptions, log: Logf): Promise<De
       const instances = instanceNames(agentCount);
       const controller = await startController(scratch, { requestTimeoutSec: CONTROLLER_TIMEOUT_SEC, portsNeeded: largest + 8 });
       const agents: RunningAgent[] = [];
-      for (const name of instances) agents.push(await startAgent(scratch, { name, controllerPort: controller.port, args: AGENT_ARGS }));
+      for (const name of instances) agents.push(await startAgent(scratch, { name, controller, args: AGENT_ARGS }));
       const client = await connectClient(controller.port, 120_000);
       try {
         await waitInstances(client, agentCount);
@@ -311,7 +311,7 @@ async function profileDeploy(agentCount: number, workers: number, log: Logf): Pr
       agents.push(
         await startAgent(scratch, {
           name,
-          controllerPort: controller.port,
+          controller,
           args: AGENT_ARGS,
           // Node refuses --cpu-prof in NODE_OPTIONS; a preloaded module does the same job in
           // the supervisor and in the agent process it spawns (which inherits the variables).

@@ -169,7 +169,7 @@ async function zmgmtTarget(delaySec: number): Promise<Target> {
     const controller = await startController(scratch, { requestTimeoutSec: 60, portsNeeded: 4 });
     const agent = await startAgent(scratch, {
       name: "host-1",
-      controllerPort: controller.port,
+      controller,
       args: ["--request-timeout", "60", "--restart-delay", String(delaySec), "--stop-timeout", "5"],
     });
     const client = await connectClient(controller.port);

@@ -88,7 +88,7 @@ export async function runSoakBench(opts: SoakOptions, log: Logf): Promise<SoakRe
     const controller = await startController(scratch, { requestTimeoutSec: 60, portsNeeded: 16 });
     const agent = await startAgent(scratch, {
       name: "soak-1",
-      controllerPort: controller.port,
+      controller,
       args: ["--request-timeout", "60", "--restart-delay", "1", "--stop-timeout", "5"],
     });
     const admin = await connectClient(controller.port, 120_000);

@@ -421,7 +421,7 @@ async function startZmgmt(scratch: Scratch, zeek: string, client: string): Promi
   const controller = await startController(scratch, { requestTimeoutSec: 300, portsNeeded: 8 });
   const agent = await startAgent(scratch, {
     name: INSTANCE,
-    controllerPort: controller.port,
+    controller,
     args: [...ZMGMT_AGENT_ARGS, "--zeek", zeek],
     // The nodes inherit it, as upstream's nodes inherit it from their supervisor.
     env: { ZEEK_DEFAULT_LISTEN_ADDRESS: "127.0.0.1" },

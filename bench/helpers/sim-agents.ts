@@ -2,7 +2,8 @@
 // the Management API (hello, welcome, deploy, get_nodes, node dispatch, standby) with
 // made-up but well-formed node data. Many of them share this one process; the parent
 // drives it over the IPC channel:
-//   { cmd: "start", url, names }  ->  { ok: "started", connected }
+//   { cmd: "start", url, names, masterSecret }  ->  { ok: "started", connected }
+//                                     (each agent proves its name with its instance secret)
 //   { cmd: "floor", url, count }  ->  { ok: "floor-ready" }: plain peers of a floor server
 //                                     that answer every message with "ack"
 //   { cmd: "stop" }               ->  closes every peer and exits
@@ -17,6 +18,7 @@ import WebSocket from "ws";
 import { B } from "../../src/broker/data.js";
 import { dataToEvent, decodeDataMessage, encodeEventMessage, encodeHandshake, type ZeekEvent } from "../../src/broker/messages.js";
 import { AGENT_API_VERSION, AgentApi, agentTopic } from "../../src/agent/api.js";
+import { agentHeaders, instanceSecret } from "../../src/management/agent-auth.js";
 import { NodeStatusVecCodec, makeResult } from "../../src/management/records.js";
 import type { Configuration, Node, NodeStatus, Result } from "../../src/management/types.js";
 import { toZeekJson } from "../../src/node/managed-node.js";
@@ -57,13 +59,14 @@ class SimAgent {
     private readonly url: string,
     readonly name: string,
     private readonly basePid: number,
+    private readonly secret: string,
   ) {
     this.topic = agentTopic(name);
   }
 
   start(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(this.url, { perMessageDeflate: false });
+      const ws = new WebSocket(this.url, { perMessageDeflate: false, headers: agentHeaders(this.name, this.secret) });
       this.ws = ws;
       let acked = false;
       ws.on("open", () => ws.send(encodeHandshake([this.topic])));
@@ -225,11 +228,11 @@ let stopping = false;
 const agents: SimAgent[] = [];
 const floorPeers: WebSocket[] = [];
 
-async function start(url: string, names: string[]): Promise<number> {
+async function start(url: string, names: string[], masterSecret: string): Promise<number> {
   // Batches keep the controller's accept queue and our own handshakes from piling up.
   const BATCH = 50;
   for (let i = 0; i < names.length; i += BATCH) {
-    const batch = names.slice(i, i + BATCH).map((n, j) => new SimAgent(url, n, 100_000 + (i + j) * 100));
+    const batch = names.slice(i, i + BATCH).map((n, j) => new SimAgent(url, n, 100_000 + (i + j) * 100, instanceSecret(masterSecret, n)));
     agents.push(...batch);
     await Promise.all(batch.map((a) => a.start()));
   }
@@ -256,9 +259,9 @@ async function startFloorPeers(url: string, count: number): Promise<void> {
   }
 }
 
-process.on("message", (msg: { cmd: string; url?: string; names?: string[]; count?: number }) => {
+process.on("message", (msg: { cmd: string; url?: string; names?: string[]; masterSecret?: string; count?: number }) => {
   if (msg.cmd === "start") {
-    start(msg.url!, msg.names!).then(
+    start(msg.url!, msg.names!, msg.masterSecret!).then(
       (connected) => process.send?.({ ok: "started", connected }),
       (err: unknown) => process.send?.({ error: String(err) }),
     );

@@ -1,8 +1,9 @@
 // Real controller and agent processes from the built CLI, and the cluster configurations
 // the benchmarks deploy.
 
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { join } from "node:path";
+import { instanceSecret, writeSecretFile } from "../../src/management/agent-auth.js";
 import { clusterLayout } from "../../src/agent/agent.js";
 import { NodeEnv } from "../../src/node/api.js";
 import { SupervisorEnv } from "../../src/supervisor/api.js";
@@ -17,6 +18,8 @@ export interface RunningController {
   logFile: string;
   brokerStartPort: number;
   metricsStartPort: number;
+  /** Agents prove their instance with a secret derived from this one. */
+  masterSecret: string;
 }
 
 export async function startController(
@@ -29,6 +32,9 @@ export async function startController(
   const metricsStartPort = await freePortRange(opts.portsNeeded, taken);
   const name = opts.name ?? "controller";
   const stateDir = join(scratch.dir, name);
+  const masterSecret = randomBytes(32).toString("hex");
+  const masterSecretFile = join(scratch.dir, `${name}-agent-master-secret`);
+  writeSecretFile(masterSecretFile, masterSecret);
   const proc = scratch.spawnCli(
     name,
     [
@@ -45,11 +51,21 @@ export async function startController(
       String(metricsStartPort),
       "--request-timeout",
       String(opts.requestTimeoutSec),
+      "--agent-master-secret-file",
+      masterSecretFile,
     ],
     opts.nodeArgs ? { nodeArgs: opts.nodeArgs } : {},
   );
   await waitFor(() => canConnect(port), 20_000, `controller on port ${port}`);
-  return { proc, port, stateDir, logFile: join(stateDir, "nodes", name, `management-${name}.log`), brokerStartPort, metricsStartPort };
+  return {
+    proc,
+    port,
+    stateDir,
+    logFile: join(stateDir, "nodes", name, `management-${name}.log`),
+    brokerStartPort,
+    metricsStartPort,
+    masterSecret,
+  };
 }
 
 export interface RunningAgent {
@@ -63,10 +79,12 @@ export interface RunningAgent {
 
 export async function startAgent(
   scratch: Scratch,
-  opts: { name: string; controllerPort: number; args: string[]; env?: Record<string, string> },
+  opts: { name: string; controller: RunningController; args: string[]; env?: Record<string, string> },
 ): Promise<RunningAgent> {
   const port = await freePort();
   const stateDir = join(scratch.dir, `agent-${opts.name}`);
+  const secretFile = join(stateDir, "agent-secret");
+  writeSecretFile(secretFile, instanceSecret(opts.controller.masterSecret, opts.name));
   const proc = scratch.spawnCli(
     `agent-${opts.name}`,
     [
@@ -78,7 +96,9 @@ export async function startAgent(
       "--listen",
       `127.0.0.1:${port}`,
       "--controller",
-      `127.0.0.1:${opts.controllerPort}`,
+      `127.0.0.1:${opts.controller.port}`,
+      "--agent-secret-file",
+      secretFile,
       ...opts.args,
     ],
     opts.env ? { env: opts.env } : {},
