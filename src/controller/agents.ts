@@ -74,7 +74,10 @@ export class Agents {
       const agent = claimed !== undefined ? this.ctx.instances.agent(claimed) : undefined;
       ok = agent !== undefined && sameLink(agent.link, link);
     } else {
-      ok = this.ctx.instances.known().some((a) => sameLink(a.link, link));
+      // A link carries at most one instance: the one its credentials or our dial name.
+      const own = link.kind === "dialed" ? link.dial.instance : principalInstance(link.origin.principal);
+      const agent = own !== undefined ? this.ctx.instances.agent(own) : undefined;
+      ok = agent !== undefined && sameLink(agent.link, link);
     }
     if (!ok) {
       const from = link.kind === "hub" ? describeOrigin(link.origin) : `${link.dial.host}:${link.dial.port}`;

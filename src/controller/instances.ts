@@ -40,6 +40,8 @@ const OFFLINE: AgentPhase = { kind: "offline" };
 
 export class InstanceRegistry {
   private readonly entries = new Map<string, InstanceEntry>();
+  /** Entries by name, kept until one is added or removed: every agent message asks. */
+  private sortedEntries: InstanceEntry[] | undefined;
 
   /** `onWelcomeDropped` runs for a pending welcome that a transition made moot. */
   constructor(private readonly onWelcomeDropped: (reqid: string) => void) {}
@@ -182,6 +184,7 @@ export class InstanceRegistry {
     if (!entry) {
       entry = { name, wanted: undefined, phase: OFFLINE, dial: undefined };
       this.entries.set(name, entry);
+      this.sortedEntries = undefined;
     }
     return entry;
   }
@@ -193,10 +196,11 @@ export class InstanceRegistry {
   }
 
   private prune(entry: InstanceEntry): void {
-    if (!entry.wanted && entry.phase.kind === "offline" && !entry.dial) this.entries.delete(entry.name);
+    if (!entry.wanted && entry.phase.kind === "offline" && !entry.dial && this.entries.delete(entry.name)) this.sortedEntries = undefined;
   }
 
-  private sorted(): InstanceEntry[] {
-    return [...this.entries.values()].sort((a, b) => compareText(a.name, b.name));
+  private sorted(): readonly InstanceEntry[] {
+    this.sortedEntries ??= [...this.entries.values()].sort((a, b) => compareText(a.name, b.name));
+    return this.sortedEntries;
   }
 }
