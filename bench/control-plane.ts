@@ -42,7 +42,19 @@ export interface ControlPlaneSize {
   agents: number;
   nodes: number;
   connectMs: number;
+  /**
+   * Deploy to every agent until all answered: the deploy_request fan-out, with the
+   * come-up check off for this request (`deploy --no-rollback`), as the floor has none.
+   */
   deployMs: number;
+  /**
+   * The same deployment again, new configuration id, with the come-up check the
+   * controller does by default: it waits DEFAULT_DEPLOY_CHECK_DELAY_MS on purpose, then
+   * asks every agent for its nodes.
+   */
+  deployCheckedMs: number;
+  /** The first deployment to the agents, which also welcomes each of them, with the check. */
+  firstDeployMs: number;
   /**
    * The deploy floor: the same deploy frame, already encoded, written by one process to as
    * many plain WebSocket peers (in the simulator's process) until each has read it as text
@@ -56,6 +68,14 @@ export interface ControlPlaneSize {
   deployFrameBytes: number;
   getNodes: OpResult;
   getIdValue: OpResult;
+  /**
+   * The query floor: a get_nodes_request frame, already encoded, written by one process to
+   * as many plain WebSocket peers, each answering with a short text; median of the runs.
+   */
+  queryFloorMs: number;
+  queryFloorRunsMs: number[];
+  /** get-nodes p50 / queryFloorMs. */
+  getNodesPerFloor: number;
   controller: {
     rssConnectedMb: number;
     rssDeployedMb: number;
@@ -224,27 +244,31 @@ interface SizeRun {
   client: ControllerClient;
   connectMs: number;
   deployMs: number;
+  deployCheckedMs: number;
+  firstDeployMs: number;
   rssConnectedKb: number;
   nodes: number;
   deployWindow: Window;
-  floor: { runsMs: number[]; frameBytes: number };
+  floors: Awaited<ReturnType<typeof fanOutFloors>>;
 }
 
 /**
- * The same deploy frame (the deployed configuration, as the controller sends it to an agent)
- * written to `count` plain WebSocket peers at once, until every one has read it and replied.
+ * Floors for the fan-outs: the deploy frame the controller sends an agent (the deployed
+ * configuration) and a get_nodes_request frame, each already encoded, written to `count`
+ * plain WebSocket peers at once, until every one has read it and replied.
  */
-async function deployFloor(
+async function fanOutFloors(
   sim: Proc,
   client: ControllerClient,
   agent: string,
   count: number,
   runs: number,
-): Promise<{ runsMs: number[]; frameBytes: number }> {
+): Promise<{ deploy: { runsMs: number[]; frameBytes: number }; query: { runsMs: number[] } }> {
   const got = await client.getConfiguration(true);
   if (!got.success || !got.data) throw new Error(`no deployed configuration for the deploy floor: ${got.error ?? ""}`);
   const config = ConfigurationCodec.decode(got.data, "data");
-  const frame = Buffer.from(encodeEventMessage(agentTopic(agent), AgentApi.deploy_request.make(randomUUID(), config, false)));
+  const deployFrame = Buffer.from(encodeEventMessage(agentTopic(agent), AgentApi.deploy_request.make(randomUUID(), config, false)));
+  const queryFrame = Buffer.from(encodeEventMessage(agentTopic(agent), AgentApi.get_nodes_request.make(randomUUID())));
   const server = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false, maxPayload: 1 << 30 });
   try {
     await new Promise<void>((res) => server.once("listening", () => res()));
@@ -261,18 +285,25 @@ async function deployFloor(
     sim.child.send({ cmd: "floor", url: `ws://127.0.0.1:${port}/`, count });
     await message<{ ok?: string }>(sim, (m) => m.ok === "floor-ready", 180_000, "floor peers to connect");
     await waitFor(() => peers.length >= count, 30_000, "floor peers on the server");
-    const runsMs: number[] = [];
-    for (let r = 0; r < runs; r++) {
-      acks = 0;
-      const done = new Promise<void>((res) => (allAcked = res));
-      const t0 = performance.now();
-      for (const ws of peers) ws.send(frame, { binary: false });
-      await done;
-      runsMs.push(round(performance.now() - t0, 1));
-      await sleep(200);
-    }
+    const measure = async (frame: Buffer, n: number, pauseMs: number): Promise<number[]> => {
+      const out: number[] = [];
+      for (let r = 0; r < n; r++) {
+        acks = 0;
+        const done = new Promise<void>((res) => (allAcked = res));
+        const t0 = performance.now();
+        for (const ws of peers) ws.send(frame, { binary: false });
+        await done;
+        out.push(round(performance.now() - t0, 2));
+        await sleep(pauseMs);
+      }
+      return out;
+    };
+    const deployRuns = await measure(deployFrame, runs, 200);
+    // Warmed up like the queries they are compared with.
+    await measure(queryFrame, 5, 0);
+    const queryRuns = await measure(queryFrame, Math.max(runs, 30), 0);
     for (const ws of peers) ws.terminate();
-    return { runsMs, frameBytes: frame.length };
+    return { deploy: { runsMs: deployRuns, frameBytes: deployFrame.length }, query: { runsMs: queryRuns } };
   } finally {
     await new Promise<void>((res) => server.close(() => res()));
   }
@@ -300,19 +331,47 @@ async function bringUp(agents: number, nodeArgs: string[] = []): Promise<SizeRun
     const rssConnectedKb = memory(controller.proc.pid)?.rssKb ?? 0;
     const config = standardConfig(names, agents);
     await stageOrThrow(client, config);
+    // The first deployment also welcomes every agent (agent_welcome to each); the ones
+    // measured below change the configuration of instances already in the cluster.
+    const f0 = performance.now();
+    checkDeploy(await client.deploy(320_000));
+    const firstDeployMs = performance.now() - f0;
+    await sleep(500);
+    await stageOrThrow(client, { ...config, id: randomUUID() });
     const fromUs = monotonicUs();
     const d0 = performance.now();
-    const res = await client.deploy(320_000);
+    checkDeploy(await client.deploy(320_000, false));
     const deployMs = performance.now() - d0;
     const deployWindow = { fromUs, toUs: monotonicUs() };
-    const bad = res.filter((r) => !r.success);
-    if (bad.length) throw new Error(`deploy to simulated agents failed: ${bad[0]!.error}`);
-    const floor = await deployFloor(sim, client, names[0]!, agents, 3);
-    return { scratch, controller, sim, client, connectMs, deployMs, rssConnectedKb, nodes: config.nodes.length, deployWindow, floor };
+    await sleep(500);
+    await stageOrThrow(client, { ...config, id: randomUUID() });
+    const c0 = performance.now();
+    checkDeploy(await client.deploy(320_000));
+    const deployCheckedMs = performance.now() - c0;
+    const floors = await fanOutFloors(sim, client, names[0]!, agents, 3);
+    return {
+      scratch,
+      controller,
+      sim,
+      client,
+      connectMs,
+      deployMs,
+      deployCheckedMs,
+      firstDeployMs,
+      rssConnectedKb,
+      nodes: config.nodes.length,
+      deployWindow,
+      floors,
+    };
   } catch (err) {
     await scratch.close();
     throw err;
   }
+}
+
+function checkDeploy(results: Result[]): void {
+  const bad = results.filter((r) => !r.success);
+  if (bad.length) throw new Error(`deploy to simulated agents failed: ${bad[0]!.error}`);
 }
 
 async function tearDown(run: SizeRun): Promise<void> {
@@ -339,12 +398,17 @@ async function measureSize(agents: number, opts: ControlPlaneOptions, log: Logf)
       nodes: run.nodes,
       connectMs: round(run.connectMs, 0),
       deployMs: round(run.deployMs, 0),
-      deployFloorMs: median(run.floor.runsMs),
-      deployFloorRunsMs: run.floor.runsMs,
-      deployPerFloor: round(run.deployMs / Math.max(0.1, median(run.floor.runsMs)), 2),
-      deployFrameBytes: run.floor.frameBytes,
+      deployCheckedMs: round(run.deployCheckedMs, 0),
+      firstDeployMs: round(run.firstDeployMs, 0),
+      deployFloorMs: median(run.floors.deploy.runsMs),
+      deployFloorRunsMs: run.floors.deploy.runsMs,
+      deployPerFloor: round(run.deployMs / Math.max(0.1, median(run.floors.deploy.runsMs)), 2),
+      deployFrameBytes: run.floors.deploy.frameBytes,
       getNodes: gn.result,
       getIdValue: gv.result,
+      queryFloorMs: median(run.floors.query.runsMs),
+      queryFloorRunsMs: run.floors.query.runsMs,
+      getNodesPerFloor: round(gn.result.latencyMs.p50 / Math.max(0.01, median(run.floors.query.runsMs)), 2),
       controller: {
         rssConnectedMb: mb(run.rssConnectedKb),
         rssDeployedMb: mb(rssDeployedKb),
@@ -356,8 +420,9 @@ async function measureSize(agents: number, opts: ControlPlaneOptions, log: Logf)
     log(
       `  control plane ${agents} agent(s): get-nodes p50 ${gn.result.latencyMs.p50} ms p99 ${gn.result.latencyMs.p99} ms ` +
         `${gn.result.throughputRps} req/s; get-id-value p50 ${gv.result.latencyMs.p50} ms; ` +
+        `(query floor ${size.queryFloorMs} ms, ${size.getNodesPerFloor}x); ` +
         `RSS ${size.controller.rssQueriesMaxMb} MB (peak ${size.controller.hwmMb} MB); deploy ${size.deployMs} ms ` +
-        `(floor ${size.deployFloorMs} ms, ${size.deployPerFloor}x)`,
+        `(floor ${size.deployFloorMs} ms, ${size.deployPerFloor}x; with the come-up check ${size.deployCheckedMs} ms)`,
     );
     return size;
   } finally {
