@@ -5,6 +5,7 @@
 import { join } from "node:path";
 import { Hub } from "../broker/hub.js";
 import { Peer } from "../broker/peer.js";
+import { isConnectError } from "../broker/connection.js";
 import { HubServer, chainHttpHandlers, clientRate, type HttpHandler, type HubServerOptions } from "../broker/server.js";
 import { WEBSOCKET_PATH } from "../broker/messages.js";
 import { defaultAgentName, defaultStateDir } from "../management/env.js";
@@ -155,7 +156,10 @@ export async function runAgentProcess(options: AgentDaemonOptions, env: NodeJS.P
   httpRoutes.push(metricsRoute(agent.metrics.registry, () => agent.refreshMetrics()));
   await agent.recover();
   agent.startLogArchival();
-  if (controllerPeer) exitWhenRefused(controllerPeer, log);
+  if (controllerPeer) {
+    exitWhenRefused(controllerPeer, log);
+    reportConnectFailures(controllerPeer, log, options.controllerTls?.certFile !== undefined);
+  }
   controllerPeer?.start();
   log.info(
     `agent is live, Broker ID ${hub.endpointId}, listening on ${options.listenHost}:${server.port}` +
@@ -194,6 +198,30 @@ export async function runAgentProcess(options: AgentDaemonOptions, env: NodeJS.P
       log.flush();
     },
   };
+}
+
+/**
+ * Failures to reach the controller are retried, but the operator must see why: a controller
+ * that rejects this agent's certificate (a CA it does not trust) does so in the TLS
+ * handshake, before any Broker message could say so. Each distinct reason is logged once
+ * per outage, so a long one does not flood the log.
+ */
+function reportConnectFailures(peer: Peer, log: Logger, presentsCertificate: boolean): void {
+  let last: string | undefined;
+  peer.on("connect-error", (err) => {
+    let why = isConnectError(err) && !err.message.includes(err.detail) ? `${err.message} (${err.detail})` : err.message;
+    // Under TLS 1.3 the server judges the client certificate after the client considers the
+    // handshake done, so its rejection arrives as a plain hang-up.
+    if (presentsCertificate && isConnectError(err) && err.code === "closed" && err.phase === "connect") {
+      why += "; a controller that does not trust this agent's certificate (--controller-cert) hangs up like this";
+    }
+    if (why === last) return;
+    last = why;
+    log.warning(`cannot connect to the controller, retrying: ${why}`);
+  });
+  peer.on("ready", () => {
+    last = undefined;
+  });
 }
 
 /**

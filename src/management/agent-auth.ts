@@ -143,15 +143,23 @@ export function verifyAgent(req: IncomingMessage, master: string | undefined): A
   if (instance.length === 0) return { kind: "refused", message: "empty agent name" };
   const presented = header(req, AGENT_SECRET_HEADER);
   if (presented !== undefined && master !== undefined && secretMatches(master, instance, presented)) return { kind: "agent", instance };
-  if (certificateNames(req).includes(instance)) return { kind: "agent", instance };
-  const why =
-    presented === undefined
-      ? "it presented no agent secret (--agent-secret-file) and no client certificate for that name"
-      : "its agent secret is not the one for that name";
+  const names = certificateNames(req);
+  if (names.includes(instance)) return { kind: "agent", instance };
+  const secretWhy =
+    presented === undefined ? "it presented no agent secret (--agent-secret-file)" : "its agent secret is not the one for that name";
+  // A certificate for another name is an operator's mix-up far more often than an attack;
+  // naming what it carries points at the wrong file (certificate names are not secret).
+  const certWhy =
+    names.length > 0
+      ? `, and its client certificate names ${names.map((n) => JSON.stringify(n)).join(", ")}, not that instance`
+      : presented === undefined
+        ? " and no client certificate for that name"
+        : "";
+  const why = secretWhy + certWhy;
   return {
     kind: "refused",
     message:
       `the controller does not accept agent ${JSON.stringify(instance)}: ${why}. ` +
-      "Get the secret with `zmgmt agent-secret NAME` on the controller's host",
+      "Get the secret with `zmgmt agent-secret NAME` on the controller's host, or use a client certificate whose CN or DNS SAN is the instance name",
   };
 }

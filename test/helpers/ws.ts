@@ -20,9 +20,10 @@ export class RawClient {
     ws.on("error", () => undefined);
   }
 
-  static open(url: string, headers?: Record<string, string>): Promise<RawClient> {
+  /** `options` adds TLS settings (CA, client certificate) for wss:// URLs. */
+  static open(url: string, headers?: Record<string, string>, options: WebSocket.ClientOptions = {}): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, headers ? { headers } : {});
+      const ws = new WebSocket(url, { ...options, ...(headers ? { headers } : {}) });
       const client = new RawClient(ws);
       ws.once("open", () => resolve(client));
       ws.once("error", reject);
