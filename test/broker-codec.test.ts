@@ -1,7 +1,15 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { B, type BrokerData } from "../src/broker/data.js";
-import { decodeDataText, encodeDataText, dataEquals, canonicalSet, canonicalTable } from "../src/broker/codec.js";
+import {
+  decodeDataText,
+  encodeDataPayload,
+  encodeDataText,
+  encodeDataTextByParts,
+  dataEquals,
+  canonicalSet,
+  canonicalTable,
+} from "../src/broker/codec.js";
 import { ProtocolError } from "../src/broker/errors.js";
 import {
   dataToEvent,
@@ -131,6 +139,27 @@ const { value: anyData } = fc.letrec<{ value: BrokerData }>((tie) => ({
 }));
 
 describe("Broker data codec properties", () => {
+  it("prints every value byte for byte as the reference encoder does (the native-stringify path and its fallback for reals)", () => {
+    fc.assert(
+      fc.property(anyData, (d) => {
+        const reference = encodeDataTextByParts(d);
+        expect(encodeDataText(d)).toBe(reference);
+        expect(`{"@data-type":${JSON.stringify(d.type)},"data":${encodeDataPayload(d)}}`).toBe(reference);
+      }),
+      { numRuns: 2000 },
+    );
+    // Sets and tables arrive unsorted from callers that build them; both paths sort alike.
+    const unsorted = B.vec([
+      B.set([B.str("b"), B.count(2), B.str("a")]),
+      B.table([
+        [B.str("z"), B.none()],
+        [B.count(1), B.bool(true)],
+      ]),
+    ]);
+    expect(encodeDataText(unsorted)).toBe(encodeDataTextByParts(unsorted));
+    expect(encodeDataText(unsorted)).toContain('[{"@data-type":"count","data":2},{"@data-type":"string","data":"a"}');
+  });
+
   it("round-trips every value", () => {
     fc.assert(
       fc.property(anyData, (d) => {

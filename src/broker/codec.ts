@@ -175,19 +175,81 @@ export function isValidSubnet(text: string): boolean {
 
 /** The `{"@data-type":…,"data":…}` text of a value, compact and in Broker's key order. */
 export function encodeDataText(d: BrokerData): string {
-  return `{"@data-type":${JSON.stringify(d.type)},"data":${encodeDataPayload(d)}}`;
+  const ready = jsonReady(d);
+  return ready ? JSON.stringify(ready) : encodeDataTextByParts(d);
 }
 
 /** Just the `data` member's JSON text; envelopes flatten it next to their own keys. */
 export function encodeDataPayload(d: BrokerData): string {
+  const ready = jsonReady(d);
+  return ready ? JSON.stringify(ready.data) : encodeDataPayloadByParts(d);
+}
+
+interface JsonReady {
+  "@data-type": string;
+  data: unknown;
+}
+
+/**
+ * A copy of the value that JSON.stringify prints in the wire's exact form (key order is
+ * insertion order; strings are escaped as the by-parts encoder escapes them), or undefined
+ * for a value holding a real, whose six fixed decimals JSON.stringify cannot print. One
+ * native stringify of this copy takes about half the time of building the text from parts,
+ * which a controller answering for 1,000 agents did for every response.
+ */
+function jsonReady(d: BrokerData): JsonReady | undefined {
   switch (d.type) {
     case "vector":
-      return `[${d.value.map(encodeDataText).join(",")}]`;
+    case "set": {
+      const items = d.type === "set" ? canonicalSet(d.value) : d.value;
+      const out = new Array<JsonReady>(items.length);
+      for (let i = 0; i < items.length; i++) {
+        const item = jsonReady(items[i]!);
+        if (!item) return undefined;
+        out[i] = item;
+      }
+      return { "@data-type": d.type, data: out };
+    }
+    case "table": {
+      const entries = canonicalTable(d.value);
+      const out = new Array<{ key: JsonReady; value: JsonReady }>(entries.length);
+      for (let i = 0; i < entries.length; i++) {
+        const key = jsonReady(entries[i]![0]);
+        const value = key && jsonReady(entries[i]![1]);
+        if (!key || !value) return undefined;
+        out[i] = { key, value };
+      }
+      return { "@data-type": "table", data: out };
+    }
+    case "real":
+      return undefined;
+    case "none":
+      return { "@data-type": "none", data: {} };
+    case "port":
+      return { "@data-type": "port", data: formatPort(d.value.number, d.value.protocol) };
+    case "timestamp":
+      return { "@data-type": "timestamp", data: formatTimestamp(d.value) };
+    case "timespan":
+      return { "@data-type": "timespan", data: formatTimespan(d.value) };
+    default:
+      return { "@data-type": d.type, data: d.value };
+  }
+}
+
+/** The reference encoding, text built from parts; it also prints reals. */
+export function encodeDataTextByParts(d: BrokerData): string {
+  return `{"@data-type":${JSON.stringify(d.type)},"data":${encodeDataPayloadByParts(d)}}`;
+}
+
+function encodeDataPayloadByParts(d: BrokerData): string {
+  switch (d.type) {
+    case "vector":
+      return `[${d.value.map(encodeDataTextByParts).join(",")}]`;
     case "set":
-      return `[${canonicalSet(d.value).map(encodeDataText).join(",")}]`;
+      return `[${canonicalSet(d.value).map(encodeDataTextByParts).join(",")}]`;
     case "table":
       return `[${canonicalTable(d.value)
-        .map(([k, v]) => `{"key":${encodeDataText(k)},"value":${encodeDataText(v)}}`)
+        .map(([k, v]) => `{"key":${encodeDataTextByParts(k)},"value":${encodeDataTextByParts(v)}}`)
         .join(",")}]`;
     case "none":
       return "{}";
