@@ -162,7 +162,7 @@ export class Deployment {
       if (req.state.answered.has(inst.name) || instances.isReady(inst.name)) continue;
       const error = instances.isKnown(inst.name)
         ? `instance '${inst.name}' did not become ready`
-        : `instance '${inst.name}' is not connected`;
+        : instances.notConnected(inst.name);
       req.results.push(makeResult(req.id, { success: false, instance: inst.name, error }));
     }
     const deployed = configs.get("DEPLOYED");
