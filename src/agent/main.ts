@@ -7,14 +7,7 @@ import { Hub } from "../broker/hub.js";
 import { Peer } from "../broker/peer.js";
 import { isConnectError } from "../broker/connection.js";
 import type { IncomingMessage } from "node:http";
-import {
-  HubServer,
-  chainHttpHandlers,
-  clientRate,
-  type HttpHandler,
-  type HubServerOptions,
-  type Refusal,
-} from "../broker/server.js";
+import { HubServer, chainHttpHandlers, clientRate, type HttpHandler, type HubServerOptions, type Refusal } from "../broker/server.js";
 import { WEBSOCKET_PATH } from "../broker/messages.js";
 import { defaultAgentName, defaultStateDir } from "../management/env.js";
 import {

@@ -311,7 +311,8 @@ export class Agents {
       { instance, host, port, topic: agentTopic(instance) },
       {
         ready: () => {
-          if (ref.dial?.refusal !== undefined) log.info(`the agent of instance ${instance} at ${host}:${port} accepts this controller again`);
+          if (ref.dial?.refusal !== undefined)
+            log.info(`the agent of instance ${instance} at ${host}:${port} accepts this controller again`);
           if (ref.dial) delete ref.dial.refusal;
           log.debug(`broker peer ${host}:${port} added: connected to instance ${instance}`);
         },

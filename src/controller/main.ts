@@ -91,8 +91,7 @@ export async function startController(options: StartControllerOptions): Promise<
     {
       logger,
       dialAgent:
-        options.dialAgent ??
-        createWebSocketAgentDialer({ masterSecret: master, ...(options.agentTls ? { tls: options.agentTls } : {}) }),
+        options.dialAgent ?? createWebSocketAgentDialer({ masterSecret: master, ...(options.agentTls ? { tls: options.agentTls } : {}) }),
       ...(options.timers ? { timers: options.timers } : {}),
     },
   );
