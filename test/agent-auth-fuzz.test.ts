@@ -12,10 +12,14 @@ import { CONTROLLER_TOPIC } from "../src/controller/api.js";
 import {
   AGENT_NAME_HEADER,
   AGENT_SECRET_HEADER,
+  CONTROLLER_PROOF_HEADER,
   agentHeaders,
+  controllerHeaders,
+  controllerProof,
   instanceSecret,
   secretMatches,
   verifyAgent,
+  verifyController,
 } from "../src/management/agent-auth.js";
 import {
   Cleanups,
@@ -74,6 +78,51 @@ describe("agent credentials (properties)", () => {
         const verdict = verifyAgent(request({ [AGENT_NAME_HEADER]: name, [AGENT_SECRET_HEADER]: secret }), master);
         if (name === undefined) expect(verdict.kind).toBe("client");
         if (master === undefined) expect(verdict.kind).not.toBe("agent");
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe("the controller's proof to an agent it dials (properties)", () => {
+  const hex64 = fc.string({
+    unit: fc.constantFrom("0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f"),
+    minLength: 64,
+    maxLength: 64,
+  });
+
+  it("admits exactly the proof derived for the agent's own instance, and never echoes a proof or secret", () => {
+    fc.assert(
+      fc.property(fc.string({ minLength: 1 }), fc.string({ minLength: 1 }), fc.oneof(fc.string(), hex64), (instance, other, presented) => {
+        const secret = instanceSecret(MASTER, instance);
+        const guard = { kind: "secret", secret } as const;
+        const genuine = verifyController(request(controllerHeaders(MASTER, instance)), instance, guard);
+        expect(genuine.kind).toBe("controller");
+        // A proof for another instance, or the instance secret itself, proves nothing.
+        if (other !== instance) expect(verifyController(request(controllerHeaders(MASTER, other)), instance, guard).kind).toBe("refused");
+        expect(verifyController(request({ [CONTROLLER_PROOF_HEADER]: secret }), instance, guard).kind).toBe("refused");
+        const verdict = verifyController(request({ [CONTROLLER_PROOF_HEADER]: presented }), instance, guard);
+        expect(verdict.kind).toBe(presented === controllerProof(secret) ? "controller" : "refused");
+        if (verdict.kind === "refused") {
+          if (presented.length >= 8) expect(verdict.message).not.toContain(presented);
+          expect(verdict.message).not.toContain(secret);
+          expect(verdict.message).not.toContain(controllerProof(secret));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("never throws on malformed headers; without the header a connection is another peer, never the controller", () => {
+    const headerValue = fc.oneof(fc.string(), fc.array(fc.string(), { maxLength: 3 }), fc.constant(undefined));
+    fc.assert(
+      fc.property(headerValue, fc.string({ minLength: 1 }), (value, instance) => {
+        const guard = { kind: "secret", secret: instanceSecret(MASTER, instance) } as const;
+        const verdict = verifyController(request({ [CONTROLLER_PROOF_HEADER]: value }), instance, guard);
+        if ((Array.isArray(value) ? value[0] : value) === undefined) expect(verdict.kind).toBe("other");
+        else expect(["controller", "refused"]).toContain(verdict.kind);
+        // A certificate guard ignores the header: only a verified certificate counts.
+        expect(verifyController(request({ [CONTROLLER_PROOF_HEADER]: value }), instance, { kind: "certificate" }).kind).toBe("other");
       }),
       { numRuns: 300 },
     );

@@ -16,6 +16,8 @@ import type { ZeekEvent } from "../broker/messages.js";
 import type { Peer } from "../broker/peer.js";
 import type { Logger } from "../management/log.js";
 import { B } from "../broker/data.js";
+import { eventToData } from "../broker/messages.js";
+import { CONTROLLER_PRINCIPAL, CONTROLLER_UNAUTHORIZED } from "../management/agent-auth.js";
 import { makeResult } from "../management/records.js";
 import { RequestTracker, hasKind, type TrackedRequest } from "../management/request.js";
 import type { Result } from "../management/types.js";
@@ -38,6 +40,11 @@ import { ZeekNodeLinks } from "./zeek-links.js";
 export type { AgentOptions } from "./options.js";
 export { clusterLayout } from "./launch.js";
 
+/** Requests only the controller may send. */
+const CONTROLLER_REQUESTS = new Set(
+  [...Object.values(AgentApi), ...Object.values(ZmgmtAgentApi)].map((spec) => spec.name).filter((name) => name.endsWith("_request")),
+);
+
 export class Agent {
   private readonly endpoint: LocalEndpoint;
   private readonly nodes: NodeTable;
@@ -47,6 +54,8 @@ export class Agent {
   private readonly zmgmt: ZmgmtOperations;
   /** Hub origins of controllers that dialed in, to greet each of them once. */
   private readonly controllerOrigins = new Set<string>();
+  /** Connections whose requests were refused, so each is logged once. */
+  private readonly refusedOrigins = new Set<string>();
   private readonly zeekLinks = new ZeekNodeLinks((node, event) => this.onNodeEvent(event, node));
   private readonly crashes = new CrashCounts();
   /** Served on GET /metrics of the agent's listener (see main.ts). */
@@ -87,7 +96,10 @@ export class Agent {
       this.metrics.connectionAccepted();
       this.onHubConnect(origin, topics);
     });
-    hub.on("disconnect", (origin: Origin) => this.controllerOrigins.delete(origin.id));
+    hub.on("disconnect", (origin: Origin) => {
+      this.controllerOrigins.delete(origin.id);
+      this.refusedOrigins.delete(origin.id);
+    });
     controllerPeer?.on("ready", () => this.sendHello());
     controllerPeer?.on("event", (topic, event) => {
       if (topic === agentTopic(options.name)) void this.onControllerEvent(event);
@@ -156,10 +168,15 @@ export class Agent {
   private onHubConnect(origin: Origin, topics: readonly string[]): void {
     // A peer that subscribes to our topic is a controller that dialed in (c2a).
     const mine = agentTopic(this.options.name);
-    if (topics.some((t) => mine.startsWith(t) && t.startsWith(AGENT_TOPIC_PREFIX))) {
-      this.controllerOrigins.add(origin.id);
-      this.sendHello();
+    if (!topics.some((t) => mine.startsWith(t) && t.startsWith(AGENT_TOPIC_PREFIX))) return;
+    if (this.options.requireControllerProof && origin.principal !== CONTROLLER_PRINCIPAL) {
+      // Not the controller; the hello alone (name and Broker ID) still tells a client that
+      // was pointed at this port by mistake that it reached an agent.
+      this.hub.sendTo(origin.id, mine, eventToData(this.hello()));
+      return;
     }
+    this.controllerOrigins.add(origin.id);
+    this.sendHello();
   }
 
   private onHubDelivery(d: Delivery): void {
@@ -172,20 +189,47 @@ export class Agent {
     }
     // An agent that dials its controller takes requests only over that link; anyone else
     // reaching its listener (a node, a stray local process) is not the controller.
-    if (d.topic === agentTopic(this.options.name) && !this.options.connectsToController) void this.onControllerEvent(event);
+    if (d.topic !== agentTopic(this.options.name) || this.options.connectsToController) return;
+    if (this.options.requireControllerProof && d.origin.principal !== CONTROLLER_PRINCIPAL) {
+      this.refuseRequest(d.origin, event);
+      return;
+    }
+    void this.onControllerEvent(event);
+  }
+
+  /** A request from a connection that did not prove it is the controller: nothing happens but the error. */
+  private refuseRequest(origin: Origin, event: ZeekEvent): void {
+    if (!CONTROLLER_REQUESTS.has(event.name)) return;
+    const message = `agent ${this.options.name} takes ${event.name} only from its controller, and this connection did not prove it is that controller`;
+    this.hub.connection(origin.id)?.sendError(CONTROLLER_UNAUTHORIZED, message);
+    if (this.refusedOrigins.has(origin.id)) return;
+    this.refusedOrigins.add(origin.id);
+    const from = origin.remoteAddress !== undefined ? `${origin.remoteAddress}:${origin.remotePort ?? "?"}` : "an unknown address";
+    this.log.warning(`refused ${event.name} from ${from}: not the controller (further requests of that connection are refused silently)`);
   }
 
   private sendToController(event: ZeekEvent): void {
     const topic = agentTopic(this.options.name);
-    this.endpoint.publishEvent(topic, event);
+    if (this.options.requireControllerProof) {
+      // Answers and notifications carry configurations and node details: for the proven
+      // controller only, not for whoever else subscribed to the topic.
+      if (this.controllerOrigins.size > 0) {
+        const data = eventToData(event);
+        for (const id of this.controllerOrigins) this.hub.sendTo(id, topic, data);
+      }
+    } else {
+      this.endpoint.publishEvent(topic, event);
+    }
     this.controllerPeer?.publishEvent(topic, event);
+  }
+
+  private hello(): ZeekEvent {
+    return AgentApi.notify_agent_hello.make(this.options.name, this.hub.endpointId, this.options.connectsToController, AGENT_API_VERSION);
   }
 
   private sendHello(): void {
     this.log.info(`tx ${AgentApi.notify_agent_hello.name} ${this.options.name}`);
-    this.sendToController(
-      AgentApi.notify_agent_hello.make(this.options.name, this.hub.endpointId, this.options.connectsToController, AGENT_API_VERSION),
-    );
+    this.sendToController(this.hello());
   }
 
   private reply(event: ZeekEvent, summary: string): void {

@@ -6,10 +6,21 @@ import { join } from "node:path";
 import { Hub } from "../broker/hub.js";
 import { Peer } from "../broker/peer.js";
 import { isConnectError } from "../broker/connection.js";
-import { HubServer, chainHttpHandlers, clientRate, type HttpHandler, type HubServerOptions } from "../broker/server.js";
+import type { IncomingMessage } from "node:http";
+import { HubServer, chainHttpHandlers, clientRate, type HttpHandler, type HubServerOptions, type Refusal } from "../broker/server.js";
 import { WEBSOCKET_PATH } from "../broker/messages.js";
 import { defaultAgentName, defaultStateDir } from "../management/env.js";
-import { AGENT_REFUSED, AGENT_REFUSED_EXIT_CODE, AGENT_UNAUTHORIZED, agentHeaders, readSecretFile } from "../management/agent-auth.js";
+import {
+  AGENT_REFUSED,
+  AGENT_REFUSED_EXIT_CODE,
+  AGENT_UNAUTHORIZED,
+  CONTROLLER_PRINCIPAL,
+  CONTROLLER_UNAUTHORIZED,
+  agentHeaders,
+  readSecretFile,
+  verifyController,
+  type ControllerGuard,
+} from "../management/agent-auth.js";
 import { createLogger, type Logger } from "../management/log.js";
 import { checkListenSecurity } from "../management/security.js";
 import { SUPERVISOR_TOKEN_HEADER, SupervisorEnv } from "../supervisor/api.js";
@@ -91,6 +102,24 @@ export async function runAgentProcess(options: AgentDaemonOptions, env: NodeJS.P
       })
     : undefined;
 
+  // An agent that waits for its controller must tell it from anyone else reaching the port.
+  const guard: ControllerGuard = controllerPeer
+    ? { kind: "none" }
+    : secret !== undefined
+      ? { kind: "secret", secret }
+      : options.tls?.verifyClients === true
+        ? { kind: "certificate" }
+        : { kind: "none" };
+  const authorize = (req: IncomingMessage): string | boolean | Refusal => {
+    if (req.headers[SUPERVISOR_TOKEN_HEADER] === nodeToken) return "node";
+    if (controllerPeer) return true;
+    const verdict = verifyController(req, options.name, guard);
+    if (verdict.kind === "controller") return CONTROLLER_PRINCIPAL;
+    if (verdict.kind === "other") return true;
+    log.warning(`refused a controller connection from ${req.socket.remoteAddress ?? "?"}: ${verdict.message}`);
+    return { refuse: { code: CONTROLLER_UNAUTHORIZED, message: verdict.message } };
+  };
+
   // Plain HTTP on the public listener; what no route answers gets 426.
   const httpRoutes: HttpHandler[] = [];
   // The port must be known before the agent hands it to nodes.
@@ -101,7 +130,7 @@ export async function runAgentProcess(options: AgentDaemonOptions, env: NodeJS.P
       host: options.listenHost,
       port: options.listenPort,
       ...(options.tls ? { tls: options.tls } : {}),
-      authorize: (req) => (req.headers[SUPERVISOR_TOKEN_HEADER] === nodeToken ? "node" : true),
+      authorize,
       httpHandler: chainHttpHandlers(httpRoutes),
       ...(options.clientRateLimit !== undefined ? { rateLimit: clientRate(options.clientRateLimit) } : {}),
     },
@@ -140,6 +169,7 @@ export async function runAgentProcess(options: AgentDaemonOptions, env: NodeJS.P
       listenPort: server.port,
       listenHost: options.listenHost,
       connectsToController: controllerPeer !== undefined,
+      requireControllerProof: guard.kind !== "none",
       nodeBaseEnv: env[SupervisorEnv.supervisorPid] ? { [SupervisorEnv.supervisorPid]: env[SupervisorEnv.supervisorPid]! } : {},
       ...(options.zeek ? { zeek: options.zeek } : {}),
       logArchive: {
@@ -166,6 +196,22 @@ export async function runAgentProcess(options: AgentDaemonOptions, env: NodeJS.P
       (nodeServer ? ` (TLS; nodes on ${nodeServer.host}:${nodeServer.port})` : ""),
   );
   if (verdict.warning) log.warning(verdict.warning);
+  if (!controllerPeer) {
+    if (guard.kind === "none") {
+      log.warning(
+        "this agent waits for its controller without a way to tell it apart: anyone who reaches its port can control it " +
+          "(deploy configurations, that is, run programs on this host). Give it its instance secret " +
+          "(--agent-secret-file, from `zmgmt agent-secret NAME` on the controller's host) or client verification " +
+          "(--tls-ca with --tls-verify-clients), or keep the port on loopback",
+      );
+    } else {
+      log.info(
+        guard.kind === "secret"
+          ? "takes controller requests only from a connection that proves it holds this instance's secret"
+          : "takes controller requests only from a connection with a client certificate from --tls-ca",
+      );
+    }
+  }
   log.info(
     options.zeek
       ? `cluster nodes run Zeek ${options.zeek.version} (${options.zeek.path})`

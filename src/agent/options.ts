@@ -103,6 +103,11 @@ export interface AgentOptions {
   listenHost?: string;
   /** True when this agent dials the controller (a2c). */
   connectsToController: boolean;
+  /**
+   * Waiting for its controller (c2a), take requests only from connections the listener
+   * admitted as the controller (see verifyController in agent-auth.ts).
+   */
+  requireControllerProof?: boolean;
   /** Extra environment for every node (e.g. the supervisor pid for orphan checks). */
   nodeBaseEnv?: Record<string, string>;
   /** Run nodes as this Zeek instead of `nodeCommand` (a node's ZMGMT_NODE_COMMAND still wins). */

@@ -310,7 +310,18 @@ export class Agents {
     const handle = this.dialAgent(
       { instance, host, port, topic: agentTopic(instance) },
       {
-        ready: () => log.debug(`broker peer ${host}:${port} added: connected to instance ${instance}`),
+        ready: () => {
+          if (ref.dial?.refusal !== undefined)
+            log.info(`the agent of instance ${instance} at ${host}:${port} accepts this controller again`);
+          if (ref.dial) delete ref.dial.refusal;
+          log.debug(`broker peer ${host}:${port} added: connected to instance ${instance}`);
+        },
+        refused: (message) => {
+          // Retried every second: said once per reason, not once per attempt.
+          if (!ref.dial || ref.dial.refusal === message) return;
+          ref.dial.refusal = message;
+          log.warning(`the agent of instance ${instance} at ${host}:${port} refused this controller: ${message}`);
+        },
         down: (reason) => {
           if (ref.dial) this.linkLost({ kind: "dialed", dial: ref.dial }, reason);
         },

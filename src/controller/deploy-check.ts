@@ -90,7 +90,7 @@ export class DeployCheck {
         continue;
       }
       this.ctx.requests.cancel(child.id);
-      this.hooks.failed(req, `instance '${inst.name}' is not connected`);
+      this.hooks.failed(req, this.ctx.instances.notConnected(inst.name));
       return;
     }
     if (this.ctx.requests.childCount(req.id) === 0) this.judge(req);

@@ -160,9 +160,7 @@ export class Deployment {
     // configuration never left the controller because some agents were missing. Name them.
     for (const inst of [...config.instances].sort(byName)) {
       if (req.state.answered.has(inst.name) || instances.isReady(inst.name)) continue;
-      const error = instances.isKnown(inst.name)
-        ? `instance '${inst.name}' did not become ready`
-        : `instance '${inst.name}' is not connected`;
+      const error = instances.isKnown(inst.name) ? `instance '${inst.name}' did not become ready` : instances.notConnected(inst.name);
       req.results.push(makeResult(req.id, { success: false, instance: inst.name, error }));
     }
     const deployed = configs.get("DEPLOYED");

@@ -161,6 +161,12 @@ export class InstanceRegistry {
     return this.entries.get(name)?.dial;
   }
 
+  /** The error for an instance with no agent, with the reason when its agent refused us. */
+  notConnected(name: string): string {
+    const refusal = this.dial(name)?.refusal;
+    return `instance '${name}' is not connected` + (refusal !== undefined ? `: its agent refused this controller: ${refusal}` : "");
+  }
+
   setDial(name: string, dial: Dial | undefined): void {
     const entry = this.entry(name);
     entry.dial = dial;

@@ -4,6 +4,7 @@
 import type { Origin } from "../broker/hub.js";
 import { WEBSOCKET_PATH, type ZeekEvent } from "../broker/messages.js";
 import { Peer, type PeerTlsOptions } from "../broker/peer.js";
+import { CONTROLLER_UNAUTHORIZED, controllerHeaders } from "../management/agent-auth.js";
 
 /** Where the controller dials an instance that has a listen port. */
 export interface DialTarget {
@@ -18,6 +19,8 @@ export interface DialHandlers {
   ready(): void;
   down(reason: string): void;
   event(topic: string, event: ZeekEvent): void;
+  /** The agent refused this controller's proof; the dialer keeps trying (the agent may be fixed). */
+  refused?(message: string): void;
 }
 
 /** A controller-initiated link to one agent; it reconnects on its own until closed. */
@@ -28,12 +31,24 @@ export interface DialedAgent {
 
 export type AgentDialer = (target: DialTarget, handlers: DialHandlers) => DialedAgent;
 
+/** The context of a Broker error frame with `code`, if `frame` is one. */
+function errorFrameContext(frame: unknown, code: string): string | undefined {
+  if (typeof frame !== "string") return undefined;
+  try {
+    const parsed = JSON.parse(frame) as { type?: unknown; code?: unknown; context?: unknown };
+    return parsed.type === "error" && parsed.code === code ? String(parsed.context) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Dials agents over the WebSocket JSON API, retrying about once a second like upstream.
  * With `tls` every agent is dialed over wss:// and must present a certificate that is valid
- * for the instance's configured host.
+ * for the instance's configured host. With `masterSecret` each agent is shown the proof for
+ * its instance (see agent-auth.ts), which an agent holding its instance secret requires.
  */
-export function createWebSocketAgentDialer(options: { tls?: PeerTlsOptions } = {}): AgentDialer {
+export function createWebSocketAgentDialer(options: { tls?: PeerTlsOptions; masterSecret?: string } = {}): AgentDialer {
   return (target, handlers) => {
     const host = target.host.includes(":") ? `[${target.host}]` : target.host;
     const peer = new Peer({
@@ -41,7 +56,15 @@ export function createWebSocketAgentDialer(options: { tls?: PeerTlsOptions } = {
       topics: [target.topic],
       initialDelayMs: 250,
       maxDelayMs: 1000,
+      ...(options.masterSecret !== undefined ? { headers: controllerHeaders(options.masterSecret, target.instance) } : {}),
       ...(options.tls ? { tls: options.tls } : {}),
+    });
+    peer.on("connect-error", (err) => {
+      const why = errorFrameContext((err as { frame?: unknown }).frame, CONTROLLER_UNAUTHORIZED);
+      if (why !== undefined) handlers.refused?.(why);
+    });
+    peer.on("server-error", (code, context) => {
+      if (code === CONTROLLER_UNAUTHORIZED) handlers.refused?.(context);
     });
     peer.on("ready", () => handlers.ready());
     peer.on("down", (reason) => handlers.down(reason));
@@ -59,6 +82,8 @@ export interface Dial {
   readonly host: string;
   readonly port: number;
   readonly handle: DialedAgent;
+  /** Why the agent last refused this controller, until a link stands again. */
+  refusal?: string;
 }
 
 /** How an agent reached us, and so how we reach it and notice losing it. */

@@ -90,11 +90,8 @@ export async function startController(options: StartControllerOptions): Promise<
     },
     {
       logger,
-      ...(options.dialAgent
-        ? { dialAgent: options.dialAgent }
-        : options.agentTls
-          ? { dialAgent: createWebSocketAgentDialer({ tls: options.agentTls }) }
-          : {}),
+      dialAgent:
+        options.dialAgent ?? createWebSocketAgentDialer({ masterSecret: master, ...(options.agentTls ? { tls: options.agentTls } : {}) }),
       ...(options.timers ? { timers: options.timers } : {}),
     },
   );

@@ -4,6 +4,10 @@
 // mutual TLS, a client certificate whose CN or DNS SAN is the instance name works too.
 // The claim travels in headers of the WebSocket upgrade, so it is settled before the peer
 // can publish anything, and stock zeek-client (which sends neither header) stays a client.
+//
+// The other direction, the controller dialing an agent that waits for it (c2a), is proved
+// the same way: the controller derives the instance's secret from its master secret and
+// presents a proof made from it, which the agent checks against its own copy of that secret.
 
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -15,12 +19,18 @@ import type { TLSSocket } from "node:tls";
 export const AGENT_NAME_HEADER = "x-zmgmt-agent";
 /** The instance's secret (hex), see {@link instanceSecret}. */
 export const AGENT_SECRET_HEADER = "x-zmgmt-agent-secret";
+/** The controller's proof when it dials an agent, see {@link controllerProof}. */
+export const CONTROLLER_PROOF_HEADER = "x-zmgmt-controller-proof";
 /** The controller's master secret, below its own directory. */
 export const AGENT_MASTER_SECRET_FILE = "agent-master-secret";
 
 /** Broker error codes the controller sends an agent it will not take; the agent gives up on them. */
 export const AGENT_UNAUTHORIZED = "agent_unauthorized";
 export const AGENT_REFUSED = "agent_refused";
+/** Broker error code of an agent that will not take a connection's requests (or its proof). */
+export const CONTROLLER_UNAUTHORIZED = "controller_unauthorized";
+/** Hub principal an agent gives a connection that proved it is the controller. */
+export const CONTROLLER_PRINCIPAL = "controller";
 /** Exit code of an agent process the controller refused; its supervisor stops instead of reviving it. */
 export const AGENT_REFUSED_EXIT_CODE = 78;
 
@@ -52,6 +62,28 @@ export function instanceSecret(master: string, instance: string): string {
 /** Constant-time, also in the length of what the peer sent. */
 export function secretMatches(master: string, instance: string, presented: string): boolean {
   const expected = createHash("sha256").update(instanceSecret(master, instance)).digest();
+  const given = createHash("sha256").update(presented).digest();
+  return timingSafeEqual(expected, given);
+}
+
+/**
+ * What the controller presents to the agent of an instance with that instance's secret.
+ * A value derived from the secret rather than the secret itself: whatever answers at an
+ * agent's configured address learns nothing that would let it pose as that agent to the
+ * controller.
+ */
+export function controllerProof(secret: string): string {
+  return createHmac("sha256", secret).update("zmgmt controller").digest("hex");
+}
+
+/** Headers the controller sends when it dials the agent of `instance`. */
+export function controllerHeaders(master: string, instance: string): Record<string, string> {
+  return { [CONTROLLER_PROOF_HEADER]: controllerProof(instanceSecret(master, instance)) };
+}
+
+/** Constant-time, also in the length of what the peer sent. */
+export function controllerProofMatches(secret: string, presented: string): boolean {
+  const expected = createHash("sha256").update(controllerProof(secret)).digest();
   const given = createHash("sha256").update(presented).digest();
   return timingSafeEqual(expected, given);
 }
@@ -120,6 +152,11 @@ export function certificateNames(req: IncomingMessage): string[] {
   return names;
 }
 
+/** Whether the peer presented a client certificate the listener's CA verified. */
+export function clientCertificateVerified(req: IncomingMessage): boolean {
+  return (req.socket as Partial<TLSSocket>).authorized === true;
+}
+
 export type AgentVerdict = { kind: "client" } | { kind: "agent"; instance: string } | { kind: "refused"; message: string };
 
 function header(req: IncomingMessage, name: string): string | undefined {
@@ -162,4 +199,40 @@ export function verifyAgent(req: IncomingMessage, master: string | undefined): A
       `the controller does not accept agent ${JSON.stringify(instance)}: ${why}. ` +
       "Get the secret with `zmgmt agent-secret NAME` on the controller's host, or use a client certificate whose CN or DNS SAN is the instance name",
   };
+}
+
+/**
+ * How an agent that waits for its controller (c2a) protects itself: with its instance
+ * secret, only a connection presenting the controller's proof is the controller (a client
+ * certificate alone does not do, since agents' certificates often come from the same CA);
+ * without one, under mutual TLS, any certificate the listener's CA verified; otherwise
+ * nothing, and anyone reaching the port is taken for the controller.
+ */
+export type ControllerGuard = { kind: "secret"; secret: string } | { kind: "certificate" } | { kind: "none" };
+
+export type ControllerVerdict = { kind: "controller" } | { kind: "other" } | { kind: "refused"; message: string };
+
+/**
+ * What a connection to an agent is: its controller (proved as the guard asks), another peer
+ * (one claiming nothing: its requests are refused, see the agent), or refused because it
+ * presented a proof that does not match. Messages never include secrets or proofs.
+ */
+export function verifyController(req: IncomingMessage, instance: string, guard: ControllerGuard): ControllerVerdict {
+  switch (guard.kind) {
+    case "none":
+      return { kind: "controller" };
+    case "certificate":
+      return clientCertificateVerified(req) ? { kind: "controller" } : { kind: "other" };
+    case "secret": {
+      const presented = header(req, CONTROLLER_PROOF_HEADER);
+      if (presented === undefined) return { kind: "other" };
+      if (controllerProofMatches(guard.secret, presented)) return { kind: "controller" };
+      return {
+        kind: "refused",
+        message:
+          `agent ${JSON.stringify(instance)} does not accept this controller: its proof is not the one for that instance. ` +
+          "The agent's --agent-secret-file must be `zmgmt agent-secret NAME` of this controller's master secret",
+      };
+    }
+  }
 }

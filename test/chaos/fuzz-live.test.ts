@@ -14,6 +14,8 @@ import { CONTROLLER_TOPIC, ControllerApi } from "../../src/controller/api.js";
 import { InstanceVecCodec, NodeStatusVecCodec } from "../../src/management/records.js";
 import type { Configuration } from "../../src/management/types.js";
 import { RawClient } from "../helpers/ws.js";
+import { TEST_AGENT_MASTER_SECRET } from "../helpers/cluster.js";
+import { controllerHeaders } from "../../src/management/agent-auth.js";
 import { configurationArb, frameText, hostileFrame, type AnySpec } from "./arbitraries.js";
 import { TestEnv, agentPid, pidAlive } from "./helpers.js";
 
@@ -61,7 +63,8 @@ afterAll(async () => {
 });
 
 async function open(url: string, topics: string[]): Promise<RawClient> {
-  const raw = await RawClient.open(url);
+  // On the agent, as its controller: the fuzzing is of what the controller may send.
+  const raw = await RawClient.open(url, url === agent.url ? controllerHeaders(TEST_AGENT_MASTER_SECRET, AGENT) : undefined);
   raw.send(encodeHandshake(topics));
   await raw.waitFrames(1);
   expect(JSON.parse(raw.frames[0]!)).toMatchObject({ type: "ack" });

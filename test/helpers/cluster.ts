@@ -11,7 +11,7 @@ import { Peer } from "../../src/broker/peer.js";
 import type { ZeekEvent } from "../../src/broker/messages.js";
 import { agentTopic } from "../../src/agent/api.js";
 import { eventually } from "./ws.js";
-import { instanceSecret, writeSecretFile } from "../../src/management/agent-auth.js";
+import { controllerHeaders, instanceSecret, writeSecretFile } from "../../src/management/agent-auth.js";
 
 /** The agent master secret of every controller a TestEnv starts; agents get secrets derived from it. */
 export const TEST_AGENT_MASTER_SECRET = "test-agent-master-secret-0123456789abcdef";
@@ -213,9 +213,18 @@ export class TestEnv {
     return file;
   }
 
-  /** A test-side stand-in for the controller, dialing an agent that listens (c2a). */
+  /**
+   * A test-side stand-in for the controller, dialing an agent that listens (c2a); it proves
+   * itself as controllers started here do.
+   */
   async dialAgent(url: string, name: string, events?: ZeekEvent[]): Promise<Peer> {
-    const peer = new Peer({ url, topics: [agentTopic(name)], initialDelayMs: 100, maxDelayMs: 500 });
+    const peer = new Peer({
+      url,
+      topics: [agentTopic(name)],
+      headers: controllerHeaders(TEST_AGENT_MASTER_SECRET, name),
+      initialDelayMs: 100,
+      maxDelayMs: 500,
+    });
     // Record from the start: the agent greets a new controller right after the handshake.
     if (events) peer.on("event", (_t, e) => events.push(e));
     peer.start();
