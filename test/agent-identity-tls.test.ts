@@ -10,11 +10,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeEventMessage } from "../src/broker/messages.js";
 import { AgentApi, agentTopic } from "../src/agent/api.js";
-import { ControllerClient, resultInstances, resultNodeStatuses } from "../src/client/controller-client.js";
+import { ControllerClient, resultNodeStatuses } from "../src/client/controller-client.js";
 import { CONTROLLER_TOPIC } from "../src/controller/api.js";
 import { AGENT_REFUSED_EXIT_CODE, agentHeaders } from "../src/management/agent-auth.js";
 import type { Configuration, NodeStatus } from "../src/management/types.js";
-import { TestEnv, freePort, type Proc } from "./helpers/cluster.js";
+import { TestEnv, exitCode, freePort, instanceNames, type Proc } from "./helpers/cluster.js";
 import { TestPki, type CertFiles } from "./helpers/pki.js";
 import { RawClient, eventually } from "./helpers/ws.js";
 
@@ -111,21 +111,6 @@ function tlsOptions(cert: CertFiles, ca = certs.ca): { ca: Buffer; cert: Buffer;
   return { ca: readFileSync(ca), cert: readFileSync(cert.cert), key: readFileSync(cert.key), rejectUnauthorized: true };
 }
 
-function exited(proc: Proc, timeoutMs = 30_000): Promise<number | null> {
-  if (proc.child.exitCode !== null) return Promise.resolve(proc.child.exitCode);
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`process did not exit: ${proc.output()}`)), timeoutMs);
-    proc.child.once("exit", (code) => {
-      clearTimeout(t);
-      resolve(code);
-    });
-  });
-}
-
-async function instanceNames(client: ControllerClient): Promise<string[]> {
-  return (resultInstances(await client.getInstances()) ?? []).map((i) => i.name).sort();
-}
-
 function config(instances: string[]): Configuration {
   return {
     id: randomUUID(),
@@ -220,8 +205,8 @@ describe("agent identity by client certificate", () => {
     // A valid certificate for agent-b, used to claim agent-a; and agent-a's, used to claim agent-c.
     const impostor = await startAgent("agent-a", port, certs.agentBSan, "impostor", false);
     const misnamed = await startAgent("agent-c", port, certs.agentA, "agent-c", false);
-    expect(await exited(impostor)).toBe(AGENT_REFUSED_EXIT_CODE);
-    expect(await exited(misnamed)).toBe(AGENT_REFUSED_EXIT_CODE);
+    expect(await exitCode(impostor)).toBe(AGENT_REFUSED_EXIT_CODE);
+    expect(await exitCode(misnamed)).toBe(AGENT_REFUSED_EXIT_CODE);
     expect(impostor.output()).toMatch(/the controller refused this agent: the controller does not accept agent "agent-a"/);
     expect(impostor.output()).toMatch(/client certificate names "sensor host 2", "agent-b"/);
     expect(misnamed.output()).toMatch(/does not accept agent "agent-c".*client certificate names "agent-a"/);

@@ -12,7 +12,7 @@ import { CONTROLLER_TOPIC } from "../src/controller/api.js";
 import { AGENT_REFUSED_EXIT_CODE, agentHeaders, instanceSecret } from "../src/management/agent-auth.js";
 import type { Configuration, NodeStatus } from "../src/management/types.js";
 import { Inspector, memoryAfterGc, type MemoryBreakdown } from "../bench/lib/inspector.js";
-import { TEST_AGENT_MASTER_SECRET, TestEnv, freePort, type Proc } from "./helpers/cluster.js";
+import { TEST_AGENT_MASTER_SECRET, TestEnv, exitCode, freePort, instanceNames, type Proc } from "./helpers/cluster.js";
 import { RawClient, eventually } from "./helpers/ws.js";
 import { locateZeekClient, runZeekClient } from "./helpers/zeek-client.js";
 
@@ -53,21 +53,6 @@ async function raw(port: number, headers?: Record<string, string>): Promise<RawC
   const r = await RawClient.open(`ws://127.0.0.1:${port}/v1/messages/json`, headers);
   closers.push(() => r.close());
   return r;
-}
-
-function exited(proc: Proc, timeoutMs = 30_000): Promise<number | null> {
-  if (proc.child.exitCode !== null) return Promise.resolve(proc.child.exitCode);
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`process did not exit: ${proc.output()}`)), timeoutMs);
-    proc.child.once("exit", (code) => {
-      clearTimeout(t);
-      resolve(code);
-    });
-  });
-}
-
-async function instanceNames(client: ControllerClient): Promise<string[]> {
-  return (resultInstances(await client.getInstances()) ?? []).map((i) => i.name);
 }
 
 function config(): Configuration {
@@ -180,7 +165,7 @@ describe("agent identity", () => {
       extraArgs: AGENT_ARGS,
       stateDir: `${env!.dir}/state-second`,
     });
-    expect(await exited(second.proc)).toBe(AGENT_REFUSED_EXIT_CODE);
+    expect(await exitCode(second.proc)).toBe(AGENT_REFUSED_EXIT_CODE);
     expect(second.proc.output()).toMatch(/instance agent-a already has a live agent/);
 
     expect(agent.child.exitCode).toBeNull();

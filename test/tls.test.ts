@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import WebSocket from "ws";
@@ -14,31 +14,11 @@ import { ControllerClient, resultInstances, resultNodeStatuses } from "../src/cl
 import type { PeerTlsOptions } from "../src/broker/peer.js";
 import type { Configuration } from "../src/management/types.js";
 import { TestEnv, freePort, type Proc } from "./helpers/cluster.js";
+import { TestPki } from "./helpers/pki.js";
 import { eventually } from "./helpers/ws.js";
 
 // ---------------------------------------------------------------------------------------
 // Certificates
-
-const OPENSSL_CONFIG = `
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = unused
-[ca_ext]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[server_ext]
-basicConstraints = CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth,clientAuth
-subjectAltName = IP:127.0.0.1
-[client_ext]
-basicConstraints = CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = clientAuth
-`;
 
 interface Pki {
   dir: string;
@@ -61,89 +41,33 @@ interface Pki {
 
 function makePki(): Pki {
   const dir = mkdtempSync(join(tmpdir(), "zmgmt-tls-"));
-  const f = (name: string): string => join(dir, name);
-  writeFileSync(f("openssl.cnf"), OPENSSL_CONFIG);
-  const ssl = (...args: string[]): void => {
-    execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
-  };
-  const newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  const ca = (name: string): void =>
-    ssl(
-      "req",
-      "-x509",
-      "-new",
-      "-config",
-      f("openssl.cnf"),
-      "-extensions",
-      "ca_ext",
-      ...newKey,
-      "-keyout",
-      f(`${name}.key`),
-      "-out",
-      f(`${name}.pem`),
-      "-days",
-      "2",
-      "-subj",
-      `/CN=${name}`,
-    );
-  let serial = 1000;
-  const leaf = (name: string, caName: string, ext: string): void => {
-    ssl(
-      "req",
-      "-new",
-      "-config",
-      f("openssl.cnf"),
-      ...newKey,
-      "-keyout",
-      f(`${name}.key`),
-      "-out",
-      f(`${name}.csr`),
-      "-subj",
-      `/CN=${name}`,
-    );
-    ssl(
-      "x509",
-      "-req",
-      "-in",
-      f(`${name}.csr`),
-      "-CA",
-      f(`${caName}.pem`),
-      "-CAkey",
-      f(`${caName}.key`),
-      "-set_serial",
-      String(serial++),
-      "-days",
-      "2",
-      "-extfile",
-      f("openssl.cnf"),
-      "-extensions",
-      ext,
-      "-out",
-      f(`${name}.pem`),
-    );
-  };
-  ca("ca");
-  ca("other-ca");
-  leaf("server", "ca", "server_ext");
-  leaf("client", "ca", "client_ext");
-  leaf("rogue", "other-ca", "client_ext");
+  const certs = new TestPki(dir);
+  const ca = certs.ca("ca");
+  const otherCa = certs.ca("other-ca");
+  const server = certs.leaf("server", ca, { cn: "server", san: ["IP:127.0.0.1"], server: true });
+  const client = certs.leaf("client", ca, { cn: "client" });
+  const rogue = certs.leaf("rogue", otherCa, { cn: "rogue" });
   const passphrase = "correct horse";
-  ssl("pkey", "-in", f("server.key"), "-aes256", "-passout", `pass:${passphrase}`, "-out", f("server-encrypted.key"));
-  mkdirSync(f("ca-dir"));
-  copyFileSync(f("ca.pem"), join(f("ca-dir"), "ca.pem"));
+  const serverKeyEncrypted = join(dir, "server-encrypted.key");
+  execFileSync("openssl", ["pkey", "-in", server.key, "-aes256", "-passout", `pass:${passphrase}`, "-out", serverKeyEncrypted], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const caDir = join(dir, "ca-dir");
+  mkdirSync(caDir);
+  copyFileSync(ca, join(caDir, "ca.pem"));
   return {
     dir,
-    ca: f("ca.pem"),
-    otherCa: f("other-ca.pem"),
-    serverCert: f("server.pem"),
-    serverKey: f("server.key"),
-    serverKeyEncrypted: f("server-encrypted.key"),
+    ca,
+    otherCa,
+    serverCert: server.cert,
+    serverKey: server.key,
+    serverKeyEncrypted,
     passphrase,
-    caDir: f("ca-dir"),
-    clientCert: f("client.pem"),
-    clientKey: f("client.key"),
-    rogueCert: f("rogue.pem"),
-    rogueKey: f("rogue.key"),
+    caDir,
+    clientCert: client.cert,
+    clientKey: client.key,
+    rogueCert: rogue.cert,
+    rogueKey: rogue.key,
   };
 }
 

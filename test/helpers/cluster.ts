@@ -12,6 +12,7 @@ import type { ZeekEvent } from "../../src/broker/messages.js";
 import { agentTopic } from "../../src/agent/api.js";
 import { eventually } from "./ws.js";
 import { controllerHeaders, instanceSecret, writeSecretFile } from "../../src/management/agent-auth.js";
+import { resultInstances, type ControllerClient } from "../../src/client/controller-client.js";
 
 /** The agent master secret of every controller a TestEnv starts; agents get secrets derived from it. */
 export const TEST_AGENT_MASTER_SECRET = "test-agent-master-secret-0123456789abcdef";
@@ -297,4 +298,21 @@ export function killGroup(pid: number, signal: NodeJS.Signals): void {
 import { createConnection } from "node:net";
 function createConnectionSafe(port: number) {
   return createConnection({ port, host: "127.0.0.1" });
+}
+
+/** The process's exit code once it has exited (null after a signal); rejects after `timeoutMs`. */
+export function exitCode(proc: Proc, timeoutMs = 30_000): Promise<number | null> {
+  if (proc.child.exitCode !== null) return Promise.resolve(proc.child.exitCode);
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`process did not exit: ${proc.output()}`)), timeoutMs);
+    proc.child.once("exit", (code) => {
+      clearTimeout(t);
+      resolve(code);
+    });
+  });
+}
+
+/** The names get-instances lists, sorted. */
+export async function instanceNames(client: ControllerClient): Promise<string[]> {
+  return (resultInstances(await client.getInstances()) ?? []).map((i) => i.name).sort();
 }
