@@ -6,12 +6,17 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { DAEMON_NODE_FLAGS } from "../src/management/paths.js";
+import { DAEMON_NODE_FLAGS, zmgmtCommand } from "../src/management/paths.js";
 
 describe("daemon heap flags", () => {
   it("the launcher's shebang carries exactly DAEMON_NODE_FLAGS", () => {
     const shebang = readFileSync(join(import.meta.dirname, "../bin/zmgmt.js"), "utf8").split("\n")[0]!;
     expect(shebang).toBe(`#!/usr/bin/env -S node ${DAEMON_NODE_FLAGS.join(" ")}`);
+  });
+
+  it("daemons start their children with them, cluster nodes with Node's defaults", () => {
+    expect(zmgmtCommand("agent-process").slice(1, 1 + DAEMON_NODE_FLAGS.length)).toEqual([...DAEMON_NODE_FLAGS]);
+    expect(zmgmtCommand("node")[1]).not.toMatch(/^--/);
   });
 
   it("this Node.js accepts them (an unknown V8 flag exits with 'bad option')", () => {
