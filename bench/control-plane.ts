@@ -314,7 +314,14 @@ async function bringUp(agents: number, nodeArgs: string[] = []): Promise<SizeRun
   const scratch = new Scratch(`control-${agents}`);
   try {
     const names = simNames(agents);
-    const controller = await startController(scratch, { requestTimeoutSec: 300, portsNeeded: agents + 8, nodeArgs });
+    // One client measures the controller's capacity here: at small sizes it sends far more
+    // than the per-client rate limit (200 messages/s by default) lets any one client send.
+    const controller = await startController(scratch, {
+      requestTimeoutSec: 300,
+      portsNeeded: agents + 8,
+      nodeArgs,
+      args: ["--client-rate-limit", "1000000"],
+    });
     const client = await connectClient(controller.port, 180_000);
     const sim = scratch.forkTs("sim-agents", SIM_AGENTS);
     const t0 = performance.now();

@@ -24,7 +24,7 @@ export interface RunningController {
 
 export async function startController(
   scratch: Scratch,
-  opts: { requestTimeoutSec: number; portsNeeded: number; nodeArgs?: string[]; name?: string },
+  opts: { requestTimeoutSec: number; portsNeeded: number; nodeArgs?: string[]; name?: string; args?: string[] },
 ): Promise<RunningController> {
   const port = await freePort();
   const taken = new Set<number>([port]);
@@ -53,6 +53,7 @@ export async function startController(
       String(opts.requestTimeoutSec),
       "--agent-master-secret-file",
       masterSecretFile,
+      ...(opts.args ?? []),
     ],
     opts.nodeArgs ? { nodeArgs: opts.nodeArgs } : {},
   );
