@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { Hub } from "../broker/hub.js";
 import { Peer } from "../broker/peer.js";
-import { isConnectError } from "../broker/connection.js";
+import { connectRefusal, isConnectError } from "../broker/connection.js";
 import type { IncomingMessage } from "node:http";
 import { HubServer, chainHttpHandlers, clientRate, type HttpHandler, type HubServerOptions, type Refusal } from "../broker/server.js";
 import { WEBSOCKET_PATH } from "../broker/messages.js";
@@ -288,13 +288,7 @@ function exitWhenRefused(peer: Peer, log: Logger): void {
     if (codes.includes(code)) give(context);
   });
   peer.on("connect-error", (err) => {
-    const frame = (err as { frame?: unknown }).frame;
-    if (typeof frame !== "string") return;
-    try {
-      const parsed = JSON.parse(frame) as { type?: unknown; code?: unknown; context?: unknown };
-      if (parsed.type === "error" && typeof parsed.code === "string" && codes.includes(parsed.code)) give(String(parsed.context));
-    } catch {
-      // Not a Broker message: an ordinary failure, retried.
-    }
+    const refusal = connectRefusal(err);
+    if (refusal && codes.includes(refusal.code)) give(refusal.context);
   });
 }

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import WebSocket from "ws";
 import type { BrokerData } from "./data.js";
 import type { ProtocolError } from "./errors.js";
-import { type ZeekEvent, dataToEvent, eventToData } from "./messages.js";
+import { type ZeekEvent, dataToEvent, decodeServerFrame, eventToData } from "./messages.js";
 import { type AckInfo, PeerSession } from "./session.js";
 
 export interface PeerTlsOptions {
@@ -106,6 +106,18 @@ export class ConnectError extends Error {
 
 export function isConnectError(err: unknown): err is ConnectError {
   return err instanceof ConnectError;
+}
+
+/** The Broker error the endpoint sent in place of the ack, when that is why connecting failed. */
+export function connectRefusal(err: unknown): { code: string; context: string } | undefined {
+  if (!isConnectError(err) || err.frame === undefined) return undefined;
+  try {
+    const frame = decodeServerFrame(err.frame);
+    return frame.kind === "error" ? { code: frame.code, context: frame.context } : undefined;
+  } catch {
+    // Not a Broker message: an ordinary failure.
+    return undefined;
+  }
 }
 
 const TLS_CODE = /^(ERR_SSL|ERR_TLS|ERR_OSSL|EPROTO|CERT_|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO_|HOSTNAME_MISMATCH)/;

@@ -4,6 +4,7 @@
 import type { Origin } from "../broker/hub.js";
 import { WEBSOCKET_PATH, type ZeekEvent } from "../broker/messages.js";
 import { Peer, type PeerTlsOptions } from "../broker/peer.js";
+import { connectRefusal } from "../broker/connection.js";
 import { CONTROLLER_UNAUTHORIZED, controllerHeaders } from "../management/agent-auth.js";
 
 /** Where the controller dials an instance that has a listen port. */
@@ -31,17 +32,6 @@ export interface DialedAgent {
 
 export type AgentDialer = (target: DialTarget, handlers: DialHandlers) => DialedAgent;
 
-/** The context of a Broker error frame with `code`, if `frame` is one. */
-function errorFrameContext(frame: unknown, code: string): string | undefined {
-  if (typeof frame !== "string") return undefined;
-  try {
-    const parsed = JSON.parse(frame) as { type?: unknown; code?: unknown; context?: unknown };
-    return parsed.type === "error" && parsed.code === code ? String(parsed.context) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Dials agents over the WebSocket JSON API, retrying about once a second like upstream.
  * With `tls` every agent is dialed over wss:// and must present a certificate that is valid
@@ -60,8 +50,8 @@ export function createWebSocketAgentDialer(options: { tls?: PeerTlsOptions; mast
       ...(options.tls ? { tls: options.tls } : {}),
     });
     peer.on("connect-error", (err) => {
-      const why = errorFrameContext((err as { frame?: unknown }).frame, CONTROLLER_UNAUTHORIZED);
-      if (why !== undefined) handlers.refused?.(why);
+      const refusal = connectRefusal(err);
+      if (refusal?.code === CONTROLLER_UNAUTHORIZED) handlers.refused?.(refusal.context);
     });
     peer.on("server-error", (code, context) => {
       if (code === CONTROLLER_UNAUTHORIZED) handlers.refused?.(context);

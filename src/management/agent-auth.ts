@@ -59,11 +59,13 @@ export function instanceSecret(master: string, instance: string): string {
   return createHmac("sha256", master).update(`zmgmt agent ${instance}`).digest("hex");
 }
 
-/** Constant-time, also in the length of what the peer sent. */
+/** Constant-time, also in the length of what the peer sent (both sides are hashed first). */
+function sameSecret(expected: string, presented: string): boolean {
+  return timingSafeEqual(createHash("sha256").update(expected).digest(), createHash("sha256").update(presented).digest());
+}
+
 export function secretMatches(master: string, instance: string, presented: string): boolean {
-  const expected = createHash("sha256").update(instanceSecret(master, instance)).digest();
-  const given = createHash("sha256").update(presented).digest();
-  return timingSafeEqual(expected, given);
+  return sameSecret(instanceSecret(master, instance), presented);
 }
 
 /**
@@ -81,11 +83,8 @@ export function controllerHeaders(master: string, instance: string): Record<stri
   return { [CONTROLLER_PROOF_HEADER]: controllerProof(instanceSecret(master, instance)) };
 }
 
-/** Constant-time, also in the length of what the peer sent. */
 export function controllerProofMatches(secret: string, presented: string): boolean {
-  const expected = createHash("sha256").update(controllerProof(secret)).digest();
-  const given = createHash("sha256").update(presented).digest();
-  return timingSafeEqual(expected, given);
+  return sameSecret(controllerProof(secret), presented);
 }
 
 /** First line of a secret file; refuses empty files, since an empty secret proves nothing. */
@@ -139,7 +138,7 @@ export function agentHeaders(instance: string, secret: string | undefined): Reco
 /** CN and DNS subject alternative names of a verified client certificate. */
 export function certificateNames(req: IncomingMessage): string[] {
   const socket = req.socket as Partial<TLSSocket>;
-  if (socket.authorized !== true || typeof socket.getPeerCertificate !== "function") return [];
+  if (!clientCertificateVerified(req) || typeof socket.getPeerCertificate !== "function") return [];
   const cert = socket.getPeerCertificate();
   const names: string[] = [];
   const cn = (cert.subject as { CN?: unknown } | undefined)?.CN as string | string[] | undefined;
