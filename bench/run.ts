@@ -52,7 +52,7 @@ const deployOptions: DeployOptions = QUICK
 const zeekOptions: ZeekDeployOptions = {
   workers: process.env["BENCH_ZEEK_WORKERS"]?.split(",").map(Number) ?? (QUICK ? [4] : [4, 16]),
   // Each N=16 run starts 60 Zeek processes across the three variants (about 1 s of CPU each).
-  iterations: QUICK ? () => 2 : () => 3,
+  iterations: QUICK ? () => 2 : () => 5,
   ...((): { zeek?: string } => {
     const z = flag("--zeek");
     return z ? { zeek: z } : {};

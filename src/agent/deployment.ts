@@ -11,6 +11,7 @@ import type { Configuration, Result } from "../management/types.js";
 import { AgentApi } from "./api.js";
 import type { AgentContext, AgentRequestOf } from "./context.js";
 import { clusterLayout, nodeLaunch } from "./launch.js";
+import { MANAGEMENT_LISTENING_FILE } from "./zeek.js";
 import { deploymentFingerprint, sameDeployment } from "./config-equality.js";
 import { decodeNodeMeta } from "./node-meta.js";
 import { AGENT_STATE_FILE, loadAgentState, saveAgentState } from "./state-file.js";
@@ -62,7 +63,9 @@ export class Deployments {
         ...(s.pid !== undefined ? { pid: s.pid } : {}),
         ...(managementPort !== undefined ? { managementPort } : {}),
       });
-      if (managementPort !== undefined) ctx.zeekLinks.open(node.name, managementPort);
+      if (managementPort !== undefined) {
+        ctx.zeekLinks.open(node.name, managementPort, join(s.config.directory, MANAGEMENT_LISTENING_FILE));
+      }
     }
     if (persisted) {
       this.config = persisted;
@@ -214,7 +217,7 @@ export class Deployments {
           if (rec && launch.managementPort !== undefined) rec.managementPort = launch.managementPort;
           error = await ctx.supervisor.create(launch.config);
           const port = ctx.nodes.get(node.name)?.managementPort;
-          if (error === "" && port !== undefined) ctx.zeekLinks.open(node.name, port);
+          if (error === "" && port !== undefined) ctx.zeekLinks.open(node.name, port, launch.listeningFile);
         } catch (err) {
           error = errorMessage(err);
         }

@@ -2,7 +2,7 @@
 // node program (Zeek, the built-in node or a per-node override), its directory and the
 // environment that tells it who it is and how to reach its agent.
 
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { ensurePrivateDir } from "../management/private-files.js";
 import { join } from "node:path";
 import { shlexSplit } from "../management/shlex.js";
@@ -14,7 +14,7 @@ import { deploymentFingerprint } from "./config-equality.js";
 import { encodeNodeMeta } from "./node-meta.js";
 import type { AgentOptions } from "./options.js";
 import { pickFreePort } from "../management/free-port.js";
-import { CLUSTER_LAYOUT_FILE, clusterLayoutScript, zeekLaunch } from "./zeek.js";
+import { CLUSTER_LAYOUT_FILE, MANAGEMENT_LISTENING_FILE, clusterLayoutScript, zeekLaunch } from "./zeek.js";
 
 export type LaunchOptions = Pick<AgentOptions, "name" | "stateDir" | "nodeCommand" | "nodeUrl" | "nodeToken" | "nodeBaseEnv" | "zeek">;
 
@@ -22,6 +22,8 @@ export interface NodeLaunch {
   config: SupervisedNodeConfig;
   /** Zeek nodes: the loopback port their management endpoint will listen on. */
   managementPort?: number;
+  /** Zeek nodes: the file the node writes once that endpoint listens. */
+  listeningFile?: string;
 }
 
 export async function nodeLaunch(options: LaunchOptions, node: Node, config: Configuration, layout: ClusterLayout): Promise<NodeLaunch> {
@@ -31,6 +33,9 @@ export async function nodeLaunch(options: LaunchOptions, node: Node, config: Con
   if (zeek && !override) {
     ensurePrivateDir(directory);
     writeFileSync(join(directory, CLUSTER_LAYOUT_FILE), clusterLayoutScript(config));
+    // The previous process's word that it listened is no news about this one.
+    const listeningFile = join(directory, MANAGEMENT_LISTENING_FILE);
+    rmSync(listeningFile, { force: true });
     const managementPort = await pickFreePort("127.0.0.1");
     const launch = zeekLaunch(zeek, node, config, directory, managementPort, { ...process.env, ...node.env });
     return {
@@ -44,6 +49,7 @@ export async function nodeLaunch(options: LaunchOptions, node: Node, config: Con
         meta: encodeNodeMeta({ node, managementPort, deployment: deploymentFingerprint(config) }),
       },
       managementPort,
+      listeningFile,
     };
   }
   const env: Record<string, string> = {

@@ -8,6 +8,7 @@ import { execFileSync } from "node:child_process";
 import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 import type { Configuration, Node } from "../management/types.js";
+import { compareText } from "../management/validation.js";
 import { NodeEnv } from "../node/api.js";
 
 /** zmgmt's Zeek script, loaded into every Zeek node (kept beside the compiled code's root). */
@@ -15,6 +16,13 @@ export const ZEEK_NODE_SCRIPT = resolve(import.meta.dirname, "../../zeek/zmgmt/n
 
 /** The file Zeek's cluster framework loads (`@load cluster-layout`) when Cluster::nodes is empty. */
 export const CLUSTER_LAYOUT_FILE = "cluster-layout.zeek";
+
+/**
+ * Written by zeek/zmgmt/node.zeek into the node's directory once its management endpoint
+ * listens, so the agent dials at that moment instead of on a retry schedule (Zeek takes
+ * seconds to start, and a retry that just missed it cost up to half a second).
+ */
+export const MANAGEMENT_LISTENING_FILE = ".zmgmt-listening";
 
 /** Zeek's cluster framework refuses to run a node without a cluster backend; zmgmt uses Broker's. */
 const CLUSTER_BACKEND_SCRIPT = "frameworks/cluster/backend/broker";
@@ -119,7 +127,7 @@ export function clusterLayoutScript(config: Configuration): string {
   const manager = config.nodes.find((n) => n.role === "MANAGER")?.name;
   const hasLoggers = config.nodes.some((n) => n.role === "LOGGER");
   const entries = [...config.nodes]
-    .sort((a, b) => a.name.localeCompare(b.name))
+    .sort((a, b) => compareText(a.name, b.name))
     .map((n) => {
       const fields = [`$node_type=${NODE_TYPES[n.role]}`, `$ip=${zeekAddr(reachableHost(hosts.get(n.instance)))}`];
       if (n.port !== undefined) fields.push(`$p=${n.port}/tcp`);

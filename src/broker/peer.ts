@@ -47,6 +47,7 @@ export class Peer extends EventEmitter<PeerEvents> {
   private delay: number;
   private retryTimer: NodeJS.Timeout | undefined;
   private lastAck: AckInfo | undefined;
+  private retryPromptly = false;
 
   constructor(private readonly options: PeerOptions) {
     super();
@@ -65,9 +66,11 @@ export class Peer extends EventEmitter<PeerEvents> {
     return this.options.url;
   }
 
-  start(): this {
+  /** Connects, after `delayMs` if given (retryNow() cuts that wait short). */
+  start(delayMs = 0): this {
     this.stopped = false;
-    this.connect();
+    if (delayMs > 0) this.scheduleConnect(delayMs);
+    else this.connect();
     return this;
   }
 
@@ -93,6 +96,20 @@ export class Peer extends EventEmitter<PeerEvents> {
 
   publishEvent(topic: string, event: ZeekEvent): boolean {
     return this.publish(topic, eventToData(event));
+  }
+
+  /**
+   * The other side says it is listening now: a pending retry starts at once (and the
+   * backoff starts over), and an attempt under way that fails is retried without a wait.
+   */
+  retryNow(): void {
+    if (this.stopped || this.connected) return;
+    this.delay = this.options.initialDelayMs ?? 250;
+    if (this.retryTimer !== undefined && this.conn === undefined) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
+      this.connect();
+    } else this.retryPromptly = true;
   }
 
   async close(): Promise<void> {
@@ -121,6 +138,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     conn.on("ready", (info) => {
       this.lastAck = info;
       this.delay = o.initialDelayMs ?? 250;
+      this.retryPromptly = false;
       this.emit("ready", info);
     });
     conn.on("data", (topic, data) => this.emit("data", topic, data));
@@ -142,8 +160,16 @@ export class Peer extends EventEmitter<PeerEvents> {
 
   private scheduleRetry(): void {
     if (this.stopped || this.options.reconnect === false) return;
-    const wait = this.delay;
+    const wait = this.retryPromptly ? 0 : this.delay;
+    this.retryPromptly = false;
     this.delay = Math.min(this.delay * 2, this.options.maxDelayMs ?? 5000);
-    this.retryTimer = setTimeout(() => this.connect(), wait);
+    this.scheduleConnect(wait);
+  }
+
+  private scheduleConnect(wait: number): void {
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.connect();
+    }, wait);
   }
 }

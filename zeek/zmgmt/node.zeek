@@ -20,6 +20,10 @@ export {
 	## Environment variable carrying the loopback port of the management endpoint.
 	const port_env = "ZMGMT_NODE_MANAGEMENT_PORT" &redef;
 
+	## Written into the working directory once the endpoint listens, so that the agent
+	## dials at that moment; see MANAGEMENT_LISTENING_FILE in zmgmt.
+	const listening_file = ".zmgmt-listening" &redef;
+
 	## Topic prefix shared with the agent; see nodeRequestTopic() in zmgmt.
 	const topic_prefix = "zeek/management/node" &redef;
 
@@ -122,7 +126,7 @@ event Cluster::websocket_client_added(endpoint: Cluster::EndpointInfo, subscript
 		}
 	}
 
-event zeek_init() &priority=5
+event zeek_init() &priority=50
 	{
 	if ( Cluster::node == "" )
 		return;
@@ -136,6 +140,10 @@ event zeek_init() &priority=5
 		Reporter::fatal(fmt("cannot listen for the agent on 127.0.0.1:%s", p));
 
 	Cluster::subscribe(request_topic());
+
+	local f = open(listening_file);
+	print f, getpid();
+	close(f);
 	}
 
 @if ( Cluster::is_enabled() && Cluster::node in Cluster::nodes &&
