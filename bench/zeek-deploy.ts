@@ -701,6 +701,17 @@ export function zeekDeployTarget(r: ZeekDeployReport | undefined): TargetResult 
   const notes: string[] = [
     `zmgmt without its come-up check (--no-deploy-rollback), which upstream does not have; with it, a deploy answers ${DEFAULT_DEPLOY_CHECK_DELAY_MS} ms and a get-nodes round later`,
   ];
+  const belowFloor = r.cases.filter((c) => c.upstreamMs && c.upstreamMs.p50 < c.floorMs.p50);
+  if (belowFloor.length) {
+    // Zeek's supervisor forks each node from its stem, a process already past Zeek's own
+    // start-up (binary loaded and linked); zmgmt, like the floor, starts each node as a new
+    // zeek process, and on a CPU-bound host that start-up is paid once per node.
+    notes.push(
+      `upstream answers below the floor at ${belowFloor.map((c) => `N=${c.workers} (${c.ratios.upstreamToFloor}x)`).join(", ")}: ` +
+        "Zeek's supervisor forks its nodes from its stem process, which is past Zeek's process start-up, while zmgmt, " +
+        `like the floor, starts each node as a new zeek process (zmgmt/floor ${r.cases.map((c) => `${c.ratios.zmgmtToFloor} at N=${c.workers}`).join(", ")})`,
+    );
+  }
   if (!complete) notes.push("not every N of the target was measured");
   const failed = r.cases.flatMap((c) => c.failures.map((x) => `${x.plane} at N=${c.workers}, run ${x.run}`));
   if (failed.length) notes.push(`failed deploys (no sample): ${failed.join(", ")}`);
