@@ -39,11 +39,6 @@ export interface DeployState {
   readonly rollback: boolean;
   readonly rollbackOf?: RollbackOf;
   phase: DeployPhase;
-  /**
-   * DEPLOYING on disk names this configuration, so a controller restarted before DEPLOYED
-   * is written finishes this deployment: the answer need not wait for that write.
-   */
-  recorded: boolean;
   /** Instances the config was sent to (in this deployment) and that are still expected to answer or did. */
   readonly sentTo: Set<string>;
   readonly answered: Set<string>;

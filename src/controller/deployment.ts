@@ -208,7 +208,6 @@ export class Deployment {
         config: structuredClone(config),
         ...kind,
         phase: "waiting",
-        recorded: false,
         sentTo: new Set<string>(),
         answered: new Set<string>(),
         observed: new Map(),
@@ -243,9 +242,8 @@ export class Deployment {
     req.state.phase = "recording";
     const { config } = req.state;
     // Recorded before anything goes out: a restart must know what the agents may run.
-    const recorded = req.state.redeploy ? Promise.resolve(undefined) : this.ctx.configs.persist({ DEPLOYING: config });
-    void recorded.then((error) => {
-      req.state.recorded = !req.state.redeploy && error === undefined;
+    const recorded = req.state.redeploy ? Promise.resolve() : this.ctx.configs.persist({ DEPLOYING: config });
+    void recorded.then(() => {
       if (req.finished || this.pending() !== req) return;
       req.state.phase = "sent";
       this.agents.applyInstances(config.instances);
@@ -343,10 +341,7 @@ export class Deployment {
     this.recordEnd(req, firstFailure(req.results));
     // A redeploy re-sends what is already stored.
     const stored = redeploy ? Promise.resolve(undefined) : this.ctx.configs.persist({ DEPLOYED: config, DEPLOYING: config });
-    // With DEPLOYING recorded, a failed or unfinished write of DEPLOYED loses nothing (a
-    // restart finishes the deployment, and its agents already run it), so the answer does
-    // not wait for the disk; without it, the client must hear whether the store worked.
-    void (req.state.recorded ? Promise.resolve(undefined) : stored).then((error) => {
+    void stored.then((error) => {
       // The nodes run it, but a restarted controller would not know: the client must hear that.
       if (error !== undefined) req.results.push(makeResult(req.id, { success: false, error }));
       if (rollbackOf) {
