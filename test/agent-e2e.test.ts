@@ -13,6 +13,7 @@ import { NodeOutputsCodec, NodeStatusVecCodec } from "../src/management/records.
 import type { Configuration, Node, NodeStatus, Result } from "../src/management/types.js";
 import { TestEnv, freePort, pidAlive } from "./helpers/cluster.js";
 import { eventually } from "./helpers/ws.js";
+import { QUICK_AGENT_ARGS as FAST } from "./helpers/scope.js";
 
 let env: TestEnv;
 afterEach(async () => {
@@ -20,7 +21,6 @@ afterEach(async () => {
 });
 
 const AGENT = "instance-1";
-const FAST = ["--request-timeout", "4", "--restart-delay", "0.2", "--stop-timeout", "3"];
 
 function node(name: string, role: Node["role"], extra: Partial<Node> = {}): Node {
   return { name, instance: AGENT, role, state: "RUNNING", env: {}, ...extra };

@@ -3,7 +3,7 @@
 // controller. Real controller and agent processes on ephemeral loopback ports; the
 // impostor is a raw WebSocket client on the agent's port.
 
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { encodeEventMessage, encodeHandshake } from "../src/broker/messages.js";
@@ -11,31 +11,19 @@ import { AgentApi, ZmgmtAgentApi, agentTopic } from "../src/agent/api.js";
 import { ControllerClient, resultInstances, resultNodeStatuses } from "../src/client/controller-client.js";
 import { CONTROLLER_PROOF_HEADER, CONTROLLER_UNAUTHORIZED, controllerHeaders, writeSecretFile } from "../src/management/agent-auth.js";
 import type { Configuration, NodeStatus } from "../src/management/types.js";
-import { TEST_AGENT_MASTER_SECRET, TestEnv, freePort, type Proc } from "./helpers/cluster.js";
+import { TEST_AGENT_MASTER_SECRET, freePort, type Proc } from "./helpers/cluster.js";
+import { QUICK_AGENT_ARGS as AGENT_ARGS, useTestScope } from "./helpers/scope.js";
 import { RawClient, eventually } from "./helpers/ws.js";
 
-let env: TestEnv | undefined;
-const closers: Array<() => Promise<void> | void> = [];
-
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-  await env?.cleanup();
-  env = undefined;
-});
+const scope = useTestScope();
 
 const AGENT = "agent-c";
-const AGENT_ARGS = ["--request-timeout", "4", "--restart-delay", "0.2", "--stop-timeout", "3"];
 
-async function connect(port: number): Promise<ControllerClient> {
-  const c = await ControllerClient.connect({ url: `127.0.0.1:${port}`, requestTimeoutMs: 20_000 });
-  closers.push(() => c.close());
-  return c;
-}
+const connect = (port: number): Promise<ControllerClient> => scope.connect(port, { requestTimeoutMs: 20_000 });
 
 /** A raw client on the agent's port that completed the Broker handshake on the agent's topic. */
 async function impostor(port: number, headers?: Record<string, string>): Promise<RawClient> {
-  const r = await RawClient.open(`ws://127.0.0.1:${port}/v1/messages/json`, headers);
-  closers.push(() => r.close());
+  const r = await scope.raw(port, headers);
   r.send(encodeHandshake([agentTopic(AGENT)]));
   await r.waitFrames(1);
   expect(JSON.parse(r.frames[0]!)).toMatchObject({ type: "ack" });
@@ -66,12 +54,13 @@ const pids = (nodes: NodeStatus[]): Array<[string, number | undefined]> =>
 
 /** Messages of a process's management log. */
 function messages(stateDir: string, name: string): string {
-  return env!
-    .readFile(stateDir, "nodes", name, `management-${name}.log`)
-    .split("\n")
-    .filter((line) => line.trim() !== "")
-    .map((line) => (JSON.parse(line) as { message: string }).message)
-    .join("\n");
+  return scope.env.logMessages(stateDir, name);
+}
+
+/** Sends the agent a get_nodes_request and waits for its answer to that request. */
+async function answersGetNodes(r: RawClient, reqid: string): Promise<void> {
+  r.send(encodeEventMessage(agentTopic(AGENT), AgentApi.get_nodes_request.make(reqid)));
+  await eventually(() => r.frames.some((f) => f.includes(AgentApi.get_nodes_response.name) && f.includes(reqid)), 5000, "an answer");
 }
 
 function errorFrames(r: RawClient): Array<{ code: string; context: string }> {
@@ -87,7 +76,7 @@ function exited(proc: Proc): boolean {
 
 describe("an agent waiting for its controller (c2a) with its instance secret", () => {
   it("is deployed to by its controller, and a raw client on its port gets controller_unauthorized for every request while nothing is deployed or restarted", async () => {
-    env = new TestEnv("zmgmt-c2a-");
+    const env = scope.newEnv("zmgmt-c2a-");
     const controller = await env.startController({ requestTimeoutSec: 8 });
     const agent = await env.startAgent({ name: AGENT, extraArgs: AGENT_ARGS });
     const client = await connect(controller.port);
@@ -150,14 +139,10 @@ describe("an agent waiting for its controller (c2a) with its instance secret", (
   });
 
   it("refuses a connection presenting a wrong proof at the upgrade, and takes one presenting the right proof as its controller", async () => {
-    env = new TestEnv("zmgmt-c2a-");
+    const env = scope.newEnv("zmgmt-c2a-");
     const agent = await env.startAgent({ name: AGENT, extraArgs: AGENT_ARGS });
 
-    const wrong = await RawClient.open(
-      `ws://127.0.0.1:${agent.port}/v1/messages/json`,
-      controllerHeaders("another-master-secret-0123456789", AGENT),
-    );
-    closers.push(() => wrong.close());
+    const wrong = await scope.raw(agent.port, controllerHeaders("another-master-secret-0123456789", AGENT));
     await wrong.waitClosed(5000);
     const [refusal] = errorFrames(wrong);
     expect(refusal?.code).toBe(CONTROLLER_UNAUTHORIZED);
@@ -166,28 +151,19 @@ describe("an agent waiting for its controller (c2a) with its instance secret", (
     expect(wrong.frames.join("")).not.toContain(controllerHeaders("another-master-secret-0123456789", AGENT)[CONTROLLER_PROOF_HEADER]!);
 
     // A proof for another instance is just as wrong.
-    const otherInstance = await RawClient.open(
-      `ws://127.0.0.1:${agent.port}/v1/messages/json`,
-      controllerHeaders(TEST_AGENT_MASTER_SECRET, "agent-other"),
-    );
-    closers.push(() => otherInstance.close());
+    const otherInstance = await scope.raw(agent.port, controllerHeaders(TEST_AGENT_MASTER_SECRET, "agent-other"));
     await otherInstance.waitClosed(5000);
     expect(errorFrames(otherInstance)[0]?.code).toBe(CONTROLLER_UNAUTHORIZED);
 
     const right = await impostor(agent.port, controllerHeaders(TEST_AGENT_MASTER_SECRET, AGENT));
-    right.send(encodeEventMessage(agentTopic(AGENT), AgentApi.get_nodes_request.make("proven-nodes")));
-    await eventually(
-      () => right.frames.some((f) => f.includes(AgentApi.get_nodes_response.name) && f.includes("proven-nodes")),
-      5000,
-      "an answer",
-    );
+    await answersGetNodes(right, "proven-nodes");
     expect(errorFrames(right)).toEqual([]);
     expect(messages(agent.stateDir, AGENT)).toContain("refused a controller connection from 127.0.0.1");
     expect(exited(agent.proc)).toBe(false);
   });
 
   it("cannot be driven by a controller with another master secret, which says why in deploy errors and its log", async () => {
-    env = new TestEnv("zmgmt-c2a-");
+    const env = scope.newEnv("zmgmt-c2a-");
     const agent = await env.startAgent({ name: AGENT, extraArgs: AGENT_ARGS });
     const otherMaster = join(env.dir, "other-master-secret");
     writeSecretFile(otherMaster, "a-different-master-secret-0123456789abcdef");
@@ -212,7 +188,7 @@ describe("an agent waiting for its controller (c2a) with its instance secret", (
 
 describe("an agent waiting for its controller without a secret or client verification", () => {
   it("warns at start that anyone reaching its port can control it, and keeps taking requests from anyone", async () => {
-    env = new TestEnv("zmgmt-c2a-");
+    const env = scope.newEnv("zmgmt-c2a-");
     const port = await freePort();
     const stateDir = join(env.dir, "state-open");
     const proc = env.spawnCli([
@@ -227,14 +203,9 @@ describe("an agent waiting for its controller without a secret or client verific
       "--no-zeek",
       ...AGENT_ARGS,
     ]);
-    await eventually(() => env!.canConnect(port), 15_000, "the agent to listen");
+    await eventually(() => scope.env.canConnect(port), 15_000, "the agent to listen");
     const raw = await impostor(port);
-    raw.send(encodeEventMessage(agentTopic(AGENT), AgentApi.get_nodes_request.make("open-nodes")));
-    await eventually(
-      () => raw.frames.some((f) => f.includes(AgentApi.get_nodes_response.name) && f.includes("open-nodes")),
-      5000,
-      "an answer",
-    );
+    await answersGetNodes(raw, "open-nodes");
     expect(errorFrames(raw)).toEqual([]);
     const log = messages(stateDir, AGENT);
     expect(log.match(/anyone who reaches its port can control it/g)).toHaveLength(1);

@@ -3,7 +3,7 @@
 // certificate for another name, a client's certificate or one from a CA the controller does
 // not trust never makes its holder that instance, nor detaches the instance's real agent.
 
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,8 +14,9 @@ import { ControllerClient, resultNodeStatuses } from "../src/client/controller-c
 import { CONTROLLER_TOPIC } from "../src/controller/api.js";
 import { AGENT_REFUSED_EXIT_CODE, agentHeaders } from "../src/management/agent-auth.js";
 import type { Configuration, NodeStatus } from "../src/management/types.js";
-import { TestEnv, exitCode, freePort, instanceNames, type Proc } from "./helpers/cluster.js";
+import { exitCode, freePort, instanceNames, type Proc } from "./helpers/cluster.js";
 import { TestPki, type CertFiles } from "./helpers/pki.js";
+import { QUICK_AGENT_ARGS as AGENT_ARGS, useTestScope } from "./helpers/scope.js";
 import { RawClient, eventually } from "./helpers/ws.js";
 
 interface Certs {
@@ -51,19 +52,11 @@ afterAll(() => {
   if (pkiDir) rmSync(pkiDir, { recursive: true, force: true });
 });
 
-let env: TestEnv | undefined;
-const closers: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-  await env?.cleanup();
-  env = undefined;
-});
-
-const AGENT_ARGS = ["--request-timeout", "4", "--restart-delay", "0.2", "--stop-timeout", "3"];
+const scope = useTestScope();
 
 /** A controller that requires client certificates from the test CA. */
 async function mtlsController(): Promise<{ port: number; proc: Proc }> {
-  env = new TestEnv("zmgmt-certid-");
+  const env = scope.newEnv("zmgmt-certid-");
   const { port, proc } = await env.startController({
     requestTimeoutSec: 5,
     extraArgs: ["--tls-cert", certs.server.cert, "--tls-key", certs.server.key, "--tls-ca", certs.ca, "--tls-verify-clients"],
@@ -74,12 +67,12 @@ async function mtlsController(): Promise<{ port: number; proc: Proc }> {
 /** `zmgmt agent` dialing the controller with a client certificate and no secret file. */
 async function startAgent(name: string, port: number, cert: CertFiles, stateName = name, waitListening = true): Promise<Proc> {
   const listen = await freePort();
-  const proc = env!.spawnCli([
+  const proc = scope.env.spawnCli([
     "agent",
     "--name",
     name,
     "--state-dir",
-    join(env!.dir, `state-${stateName}`),
+    join(scope.env.dir, `state-${stateName}`),
     "--listen",
     `127.0.0.1:${listen}`,
     "--no-zeek",
@@ -93,18 +86,15 @@ async function startAgent(name: string, port: number, cert: CertFiles, stateName
     "--controller-key",
     cert.key,
   ]);
-  if (waitListening) await eventually(() => env!.canConnect(listen), 15_000, `agent ${name} on port ${listen}`);
+  if (waitListening) await eventually(() => scope.env.canConnect(listen), 15_000, `agent ${name} on port ${listen}`);
   return proc;
 }
 
-async function connect(port: number, cert: CertFiles = certs.operator): Promise<ControllerClient> {
-  const c = await ControllerClient.connect({
-    url: `127.0.0.1:${port}`,
+function connect(port: number, cert: CertFiles = certs.operator): Promise<ControllerClient> {
+  return scope.connect(port, {
     requestTimeoutMs: 15_000,
     tls: { caFile: certs.ca, certFile: cert.cert, keyFile: cert.key, rejectUnauthorized: true },
   });
-  closers.push(() => c.close());
-  return c;
 }
 
 function tlsOptions(cert: CertFiles, ca = certs.ca): { ca: Buffer; cert: Buffer; key: Buffer; rejectUnauthorized: true } {
@@ -168,12 +158,7 @@ async function stillAttached(client: ControllerClient, agent: Proc, before: Node
 
 /** Messages of the controller's management log. */
 function controllerLog(): string {
-  const text = env!.readFile(env!.dir, "state", "nodes", "controller", "management-controller.log");
-  return text
-    .split("\n")
-    .filter((line) => line.trim() !== "")
-    .map((line) => (JSON.parse(line) as { message: string }).message)
-    .join("\n");
+  return scope.env.logMessages(join(scope.env.dir, "state"), "controller");
 }
 
 describe("agent identity by client certificate", () => {
@@ -221,7 +206,7 @@ describe("agent identity by client certificate", () => {
       const c = await connect(port, cert);
       expect(await instanceNames(c)).toEqual(["agent-a"]);
       const raw = await RawClient.open(`wss://127.0.0.1:${port}/v1/messages/json`, undefined, tlsOptions(cert));
-      closers.push(() => raw.close());
+      scope.onCleanup(() => raw.close());
       raw.send(JSON.stringify([CONTROLLER_TOPIC, agentTopic("agent-a")]));
       const [ack] = await raw.waitFrames(1);
       expect(JSON.parse(ack!)).toMatchObject({ type: "ack" });
@@ -252,7 +237,7 @@ describe("agent identity by client certificate", () => {
     expect(`${err!.code ?? ""} ${err!.message}`).toMatch(/unknown ca|ECONNRESET|socket hang up/i);
     // A real agent with that certificate gets nowhere either, and says why.
     const rogue = await startAgent("agent-a", port, certs.rogueA, "rogue");
-    const rogueLog = (): string => env!.readFile(env!.dir, "state-rogue", "nodes", "agent-a", "management-agent-a.log");
+    const rogueLog = (): string => scope.env.readFile(scope.env.dir, "state-rogue", "nodes", "agent-a", "management-agent-a.log");
     await eventually(
       () => /cannot connect to the controller, retrying: .*(unknown ca|does not trust this agent's certificate)/i.test(rogueLog()),
       15_000,

@@ -3,7 +3,7 @@
 // take an instance over, detach its agent or be sent its configuration, and a second agent
 // with a taken name is refused and exits with the reason.
 
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { randomUUID } from "node:crypto";
 import { encodeEventMessage } from "../src/broker/messages.js";
 import { AgentApi, agentTopic } from "../src/agent/api.js";
@@ -12,7 +12,8 @@ import { CONTROLLER_TOPIC } from "../src/controller/api.js";
 import { AGENT_REFUSED_EXIT_CODE, agentHeaders, instanceSecret } from "../src/management/agent-auth.js";
 import type { Configuration, NodeStatus } from "../src/management/types.js";
 import { Inspector, memoryAfterGc, type MemoryBreakdown } from "../bench/lib/inspector.js";
-import { TEST_AGENT_MASTER_SECRET, TestEnv, exitCode, freePort, instanceNames, type Proc } from "./helpers/cluster.js";
+import { TEST_AGENT_MASTER_SECRET, exitCode, freePort, instanceNames, type Proc } from "./helpers/cluster.js";
+import { QUICK_AGENT_ARGS as AGENT_ARGS, useTestScope } from "./helpers/scope.js";
 import { RawClient, eventually } from "./helpers/ws.js";
 import { locateZeekClient, runZeekClient } from "./helpers/zeek-client.js";
 
@@ -32,28 +33,10 @@ async function stockGetInstances(port: number): Promise<{ code: number | null; s
   ]);
 }
 
-let env: TestEnv | undefined;
-const closers: Array<() => Promise<void> | void> = [];
+const scope = useTestScope();
 
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-  await env?.cleanup();
-  env = undefined;
-});
-
-const AGENT_ARGS = ["--request-timeout", "4", "--restart-delay", "0.2", "--stop-timeout", "3"];
-
-async function connect(port: number): Promise<ControllerClient> {
-  const c = await ControllerClient.connect({ url: `127.0.0.1:${port}`, requestTimeoutMs: 15_000 });
-  closers.push(() => c.close());
-  return c;
-}
-
-async function raw(port: number, headers?: Record<string, string>): Promise<RawClient> {
-  const r = await RawClient.open(`ws://127.0.0.1:${port}/v1/messages/json`, headers);
-  closers.push(() => r.close());
-  return r;
-}
+const connect = (port: number): Promise<ControllerClient> => scope.connect(port, { requestTimeoutMs: 15_000 });
+const raw = (port: number, headers?: Record<string, string>): Promise<RawClient> => scope.raw(port, headers);
 
 function config(): Configuration {
   return {
@@ -79,7 +62,7 @@ async function cluster(
   controllerArgs: string[] = [],
   controllerEnv?: Record<string, string>,
 ): Promise<{ port: number; client: ControllerClient; agent: Proc; controller: Proc }> {
-  env = new TestEnv("zmgmt-identity-");
+  const env = scope.newEnv("zmgmt-identity-");
   const { port, proc: controller } = await env.startController({
     requestTimeoutSec: 5,
     extraArgs: controllerArgs,
@@ -159,11 +142,11 @@ describe("agent identity", () => {
     expect((await client.deploy()).filter((r) => !r.success)).toEqual([]);
     const before = await runningNodes(client);
 
-    const second = await env!.startAgent({
+    const second = await scope.env.startAgent({
       name: "agent-a",
       controllerPort: port,
       extraArgs: AGENT_ARGS,
-      stateDir: `${env!.dir}/state-second`,
+      stateDir: `${scope.env.dir}/state-second`,
     });
     expect(await exitCode(second.proc)).toBe(AGENT_REFUSED_EXIT_CODE);
     expect(second.proc.output()).toMatch(/instance agent-a already has a live agent/);
@@ -179,7 +162,7 @@ describe("agent identity", () => {
     const { port, client, agent } = await cluster();
     process.kill(-agent.pid, "SIGKILL");
     await eventually(async () => (await instanceNames(client)).length === 0, 15_000, "agent-a to be dropped");
-    await env!.startAgent({ name: "agent-a", controllerPort: port, extraArgs: AGENT_ARGS, stateDir: `${env!.dir}/state-new` });
+    await scope.env.startAgent({ name: "agent-a", controllerPort: port, extraArgs: AGENT_ARGS, stateDir: `${scope.env.dir}/state-new` });
     await eventually(async () => (await instanceNames(client)).includes("agent-a"), 15_000, "the new agent-a to check in");
   });
 });
@@ -202,7 +185,7 @@ describe("connection limits", () => {
       expect(refused.stderr).toContain("connection limit of 4 clients reached");
     }
     // Agents are not counted: one joins while clients fill every slot.
-    await env!.startAgent({ name: "agent-b", controllerPort: port, extraArgs: AGENT_ARGS });
+    await scope.env.startAgent({ name: "agent-b", controllerPort: port, extraArgs: AGENT_ARGS });
     await eventually(async () => (await instanceNames(client)).join() === "agent-a,agent-b", 15_000, "agent-b to check in");
     idle[0]!.close();
     const later = await eventually(
@@ -213,7 +196,7 @@ describe("connection limits", () => {
       10_000,
       "a free slot",
     );
-    closers.push(() => later.close());
+    scope.onCleanup(() => later.close());
     expect((resultInstances(await later.getInstances()) ?? []).map((i) => i.name)).toEqual(["agent-a", "agent-b"]);
     await later.close();
     const served = await eventually(
@@ -262,7 +245,7 @@ describe.skipIf(process.platform !== "linux")("connection storm", () => {
       NODE_OPTIONS: `--inspect=127.0.0.1:${inspectPort}`,
     });
     const inspector = await Inspector.connect(inspectPort);
-    closers.push(() => inspector.close());
+    scope.onCleanup(() => inspector.close());
     // Warm up once, so lazily allocated buffers count as baseline.
     for (const r of await openIdle(port, 300)) r.close();
     await new Promise((r) => setTimeout(r, 1000));

@@ -13,6 +13,7 @@ import { ControllerApi } from "../src/controller/api.js";
 import { AgentApi } from "../src/agent/api.js";
 import { InstanceVecCodec, makeResult } from "../src/management/records.js";
 import { CLI, TestEnv, freePort } from "./helpers/cluster.js";
+import { QUICK_AGENT_ARGS } from "./helpers/scope.js";
 
 interface Run {
   code: number | null;
@@ -609,7 +610,7 @@ describe("against a real cluster", () => {
     await env.startAgent({
       name: "agent-a",
       controllerPort: port,
-      extraArgs: ["--request-timeout", "4", "--restart-delay", "0.2", "--stop-timeout", "3"],
+      extraArgs: QUICK_AGENT_ARGS,
     });
   }, 60_000);
 

@@ -14,6 +14,7 @@ import {
 import type { Configuration, Node, NodeStatus, Result } from "../src/management/types.js";
 import { TestEnv, freePort, pidAlive } from "./helpers/cluster.js";
 import { eventually } from "./helpers/ws.js";
+import { QUICK_AGENT_ARGS as AGENT_ARGS } from "./helpers/scope.js";
 
 let env: TestEnv;
 const clients: ControllerClient[] = [];
@@ -21,8 +22,6 @@ afterEach(async () => {
   for (const c of clients.splice(0)) await c.close();
   await env?.cleanup();
 });
-
-const AGENT_ARGS = ["--request-timeout", "4", "--restart-delay", "0.2", "--stop-timeout", "3"];
 
 function node(name: string, instance: string, role: Node["role"], extra: Partial<Node> = {}): Node {
   return { name, instance, role, state: "RUNNING", env: {}, ...extra };

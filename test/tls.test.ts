@@ -16,6 +16,7 @@ import type { Configuration } from "../src/management/types.js";
 import { TestEnv, freePort, type Proc } from "./helpers/cluster.js";
 import { TestPki } from "./helpers/pki.js";
 import { eventually } from "./helpers/ws.js";
+import { QUICK_AGENT_ARGS as AGENT_ARGS } from "./helpers/scope.js";
 
 // ---------------------------------------------------------------------------------------
 // Certificates
@@ -157,8 +158,6 @@ function managerConfig(instance: Configuration["instances"][number]): Configurat
     nodes: [{ name: "manager", instance: instance.name, role: "MANAGER", state: "RUNNING", env: {} }],
   };
 }
-
-const AGENT_ARGS = ["--request-timeout", "4", "--restart-delay", "0.2", "--stop-timeout", "3"];
 
 async function startAgent(name: string, args: string[]): Promise<{ proc: Proc; port: number }> {
   const port = await freePort();

@@ -245,10 +245,19 @@ export class TestEnv {
     });
   }
 
-  /** Pids of the agent process the supervisor runs, from its state file listing. */
+  /** A file's text, or "" while it does not exist. */
   readFile(...parts: string[]): string {
     const p = join(...parts);
     return existsSync(p) ? readFileSync(p, "utf8") : "";
+  }
+
+  /** The messages of a process's management log (`<stateDir>/nodes/<name>/management-<name>.log`), a line each. */
+  logMessages(stateDir: string, name: string): string {
+    return this.readFile(stateDir, "nodes", name, `management-${name}.log`)
+      .split("\n")
+      .filter((line) => line.trim() !== "")
+      .map((line) => (JSON.parse(line) as { message: string }).message)
+      .join("\n");
   }
 
   async cleanup(): Promise<void> {
