@@ -93,9 +93,16 @@ describe("controller + agents + nodes", () => {
     await client.stageConfiguration(twoInstanceConfig());
     expect((await client.deploy()).filter((r) => !r.success)).toEqual([]);
     const victim = (await allRunning(client, 5)).get("worker-02")!;
+    // The crash must come after monitor has subscribed: the controller counts completed
+    // handshakes (a fixed wait was sometimes shorter than a CLI start on a loaded CI host).
+    const handshakes = async (): Promise<number> => {
+      const text = await (await fetch(`http://127.0.0.1:${controllerPort}/metrics`)).text();
+      return Number(/^zmgmt_websocket_connections_total (\d+)$/m.exec(text)?.[1]);
+    };
+    const before = await handshakes();
+    expect(before).toBeGreaterThan(0);
     const monitor = env.spawnCli(["--controller", `127.0.0.1:${controllerPort}`, "monitor", "--json"]);
-    // Give monitor its connection before the crash it is to see.
-    await new Promise((r) => setTimeout(r, 1500));
+    await eventually(async () => (await handshakes()) > before, 15_000, "monitor's handshake with the controller");
     process.kill(victim.pid!, "SIGKILL");
     const lines = await eventually(
       () => {
